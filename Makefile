@@ -1,0 +1,45 @@
+# RecIS developer commands. Every target sets up .venv on first use.
+#   make demo   train a small model on generated data
+#   make test   lint + the whole test suite (CPU)
+#   make bench  benchmarks (JSON on stdout)
+#
+# torch is installed from TORCH_SPEC. The default is the CPU build that ships on our CI machines;
+# for a CUDA build pass e.g.  make test TORCH_SPEC="torch==2.13.0 --index-url <your CUDA wheel index>"
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= test,jax,bench
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(EXTRAS)
+
+.PHONY: demo test test-gpu lint format bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/engine_demo.py
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest --doctest-modules recis tests -q
+
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -m gpu tests -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/hashtable.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

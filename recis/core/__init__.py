@@ -1,0 +1,1 @@
+"""Backend-neutral sparse engine over NumPy (CPU) and CuPy (GPU)."""

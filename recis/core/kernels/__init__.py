@@ -1,0 +1,1 @@
+"""Numba CPU kernels, each with a NumPy reference twin."""

@@ -1,0 +1,115 @@
+"""``EmbeddingTable``: a growable embedding table keyed by raw int64 ids.
+
+An :class:`~recis.core.id_map.IdMap` maps ids to rows of a :class:`~recis.core.row_store.RowStore`.
+A row created for a new id starts at the initializer's value for (seed, table name, id), whatever
+the order in which ids arrive; its slots (optimizer state) start at their fill values.
+
+>>> import numpy as np
+>>> from recis.core.initializers import NormalInitializer
+>>> table = EmbeddingTable("item", dim=4, initializer=NormalInitializer(std=0.1), seed=7)
+>>> rows = table.find_or_insert(np.array([10, 11, 10])).rows
+>>> values = table.gather(rows)
+>>> values.shape, bool((values[0] == values[2]).all())
+((3, 4), True)
+>>> table.gather(table.find(np.array([12]))).tolist()  # a missing id reads as zeros
+[[0.0, 0.0, 0.0, 0.0]]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recis.core import interop
+from recis.core.id_map import IdMap, Inserted
+from recis.core.initializers import ConstantInitializer, Initializer
+from recis.core.row_store import EMBEDDING, RowPlan, RowStore
+
+
+class EmbeddingTable:
+    """Ids → rows of ``dim`` values, created on first sight and initialised per id.
+
+    Args:
+        name: the table's name (errors, checkpoints, and the per-id initial values).
+        dim: values per row.
+        initializer: initial values of new rows (default: zeros, as RecIS).
+        seed: seed of the initializer's counter-based generator.
+        dtype: storage dtype of the rows; lookups return float32.
+        block_rows: rows per storage block.
+        capacity: initial id-map slots; pass the expected id count to avoid rehashing.
+        max_size: optional cap on the number of ids (an insert past it raises).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        dim: int,
+        initializer: Initializer | None = None,
+        seed: int = 0,
+        dtype=np.float32,
+        block_rows: int = 16384,
+        capacity: int = 1024,
+        max_size: int | None = None,
+    ) -> None:
+        self.name = name
+        self.dim = dim
+        self.initializer = initializer if initializer is not None else ConstantInitializer()
+        self.seed = seed
+        self.ids = IdMap(name, capacity=capacity, max_size=max_size)
+        self.store = RowStore(dim, dtype, block_rows, name)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"EmbeddingTable({self.name!r}, dim={self.dim}, ids={len(self)})"
+
+    def find(self, ids: np.ndarray) -> np.ndarray:
+        """Rows of ``ids``; -1 for ids the table does not hold."""
+        return self.ids.find(ids)
+
+    def find_or_insert(self, ids: np.ndarray) -> Inserted:
+        """Rows of ``ids``, creating and initialising rows for new ids."""
+        inserted = self.ids.find_or_insert(ids)
+        if inserted.new_rows.size:
+            self.store.ensure_rows(self.ids.rows.high_water)
+            plan = self.store.plan(inserted.new_rows)
+            self.store.scatter(plan, self.initial_values(inserted.new_keys))
+            self.store.reset(plan)
+        return inserted
+
+    def initial_values(self, ids: np.ndarray) -> np.ndarray:
+        """The values a row for each of ``ids`` starts with (float32 ``[n, dim]``)."""
+        return self.initializer(np.asarray(ids, np.int64), self.dim, self.seed, self.name)
+
+    def gather(self, rows: np.ndarray | RowPlan, field: str = EMBEDDING) -> np.ndarray:
+        """float32 copy of ``field`` at ``rows``; a row of -1 reads as zeros."""
+        if isinstance(rows, RowPlan) or rows.size == 0 or rows.min() >= 0:
+            return np.asarray(self.store.gather(rows, field), np.float32)
+        present = rows >= 0
+        shape = self.store.fields[field].shape
+        out = interop.zeros((rows.size, *shape), np.float32)
+        out[present] = self.store.gather(rows[present], field)
+        return out
+
+    def erase(self, ids: np.ndarray) -> np.ndarray:
+        """Remove ``ids``; their rows (returned, -1 for absent ids) are reused by later inserts."""
+        return self.ids.erase(ids)
+
+    def export(self) -> dict[str, np.ndarray]:
+        """Every id with its row values and slots, ordered by row: ``{"id": ..., field: ...}``."""
+        keys, rows = self.ids.export()
+        order = np.argsort(rows, kind="stable")
+        keys, rows = keys[order], rows[order]
+        plan = self.store.plan(rows)
+        fields = {name: self.store.gather(plan, name) for name in self.store.fields}
+        return {"id": keys, **fields}
+
+    def stats(self) -> dict:
+        """Sizes and memory of the id map and the row store."""
+        return {
+            **self.ids.stats(),
+            "dim": self.dim,
+            "row_blocks": self.store.num_blocks,
+            "row_bytes": self.store.nbytes,
+            "bytes": self.ids.nbytes + self.store.nbytes,
+        }

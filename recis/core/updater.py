@@ -1,0 +1,150 @@
+"""``SparseUpdater``: applies a sparse optimizer rule to the rows that received gradients.
+
+Gradients arrive as (rows, grads) pairs per table, possibly with repeated rows and over several
+micro-steps. At each optimizer step the updater sums the gradients of each row, divides by the
+number of accumulated micro-steps, checks them for NaN/inf, and runs the rule on exactly those
+rows and their slots (lazy: other rows do not change).
+
+>>> import numpy as np
+>>> from recis.core.optim import SGD
+>>> from recis.core.table import EmbeddingTable
+>>> table = EmbeddingTable("t", dim=2)
+>>> updater = SparseUpdater(SGD(), [table])
+>>> rows = table.find_or_insert(np.array([5, 5])).rows
+>>> updater.accumulate(table, rows, np.ones((2, 2), np.float32))
+>>> updater.step(lr=0.5)
+>>> table.gather(rows[:1]).tolist()  # the two gradients of id 5 were summed
+[[-1.0, -1.0]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from recis.core.dedupe import sum_by_index, unique_inverse
+from recis.core.errors import NonFiniteGradientError
+from recis.core.optim.rule import Rule
+from recis.core.table import EmbeddingTable
+
+NONFINITE_POLICIES = ("raise", "skip")
+
+
+class SparseUpdater:
+    """Accumulates per-row gradients of tables and applies ``rule`` to them.
+
+    Args:
+        rule: the row-wise optimizer rule; its slots are added to each table's row store.
+        tables: tables to update (more can be added with :meth:`add_table`).
+        accumulation_steps: micro-steps per update; gradients are summed and divided by it.
+        on_nonfinite: ``"raise"`` a :class:`NonFiniteGradientError` naming the table, or
+            ``"skip"`` the rows whose gradient is not finite, counting them in ``skipped_rows``.
+    """
+
+    def __init__(
+        self,
+        rule: Rule,
+        tables: Iterable[EmbeddingTable] = (),
+        accumulation_steps: int = 1,
+        on_nonfinite: str = "raise",
+    ) -> None:
+        if accumulation_steps < 1:
+            raise ValueError(f"accumulation_steps must be >= 1, got {accumulation_steps}")
+        if on_nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"on_nonfinite must be one of {NONFINITE_POLICIES}: {on_nonfinite!r}")
+        self.rule = rule
+        self.accumulation_steps = accumulation_steps
+        self.on_nonfinite = on_nonfinite
+        self.tables: dict[str, EmbeddingTable] = {}
+        self.steps: dict[str, int] = {}
+        self.skipped_rows: dict[str, int] = {}
+        self.micro_step = 0
+        self._pending: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for table in tables:
+            self.add_table(table)
+
+    def add_table(self, table: EmbeddingTable) -> None:
+        """Start updating ``table``, adding the rule's slots to its rows."""
+        if table.name in self.tables:
+            raise ValueError(f"table {table.name!r} is already updated by this optimizer")
+        for name, spec in self.rule.slots(table.dim).items():
+            table.store.add_slot(name, spec.shape, spec.dtype, spec.init)
+        self.tables[table.name] = table
+        self.steps[table.name] = 0
+        self.skipped_rows[table.name] = 0
+        self._pending[table.name] = []
+
+    def accumulate(self, table: EmbeddingTable, rows: np.ndarray, grads: np.ndarray) -> None:
+        """Record ``grads[n, dim]`` of ``rows[n]``; rows of -1 (absent ids) are dropped."""
+        if table.name not in self.tables:
+            raise KeyError(f"table {table.name!r} is not updated by this optimizer")
+        rows = np.asarray(rows, np.int64)
+        grads = np.asarray(grads, np.float32)
+        if grads.shape != (rows.size, table.dim):
+            raise ValueError(
+                f"table {table.name!r}: gradients must be [{rows.size}, {table.dim}], "
+                f"got {list(grads.shape)}"
+            )
+        kept = rows >= 0
+        self._pending[table.name].append((rows[kept], grads[kept]))
+
+    def step(self, lr: float) -> None:
+        """Count a micro-step; on every ``accumulation_steps``-th, update and clear gradients."""
+        self.micro_step += 1
+        if self.micro_step % self.accumulation_steps:
+            return
+        for name, table in self.tables.items():
+            if self._pending[name]:
+                self._apply(table, lr)
+        self.zero_grad()
+
+    def zero_grad(self) -> None:
+        """Drop accumulated gradients."""
+        for pending in self._pending.values():
+            pending.clear()
+
+    def _apply(self, table: EmbeddingTable, lr: float) -> None:
+        rows, grads = self._summed_gradients(table)
+        plan = table.store.plan(rows)
+        params = table.gather(plan)
+        slots = {name: table.store.gather(plan, name) for name in self.rule.slots(table.dim)}
+        self.steps[table.name] += 1
+        params, slots = self.rule.update(params, grads, slots, self.steps[table.name], lr)
+        table.store.scatter(plan, params)
+        for name, values in slots.items():
+            table.store.scatter(plan, values, name)
+
+    def _summed_gradients(self, table: EmbeddingTable) -> tuple[np.ndarray, np.ndarray]:
+        pending = self._pending[table.name]
+        rows = np.concatenate([rows for rows, _ in pending])
+        unique_rows, inverse = unique_inverse(rows)
+        grads = sum_by_index(np.concatenate([g for _, g in pending]), inverse, unique_rows.size)
+        grads /= np.float32(self.accumulation_steps)
+        finite = np.isfinite(grads).all(axis=1)
+        if finite.all():
+            return unique_rows, grads
+        if self.on_nonfinite == "raise":
+            raise NonFiniteGradientError(
+                f"table {table.name!r}: {int((~finite).sum())} of {finite.size} rows have NaN "
+                f"or infinite gradients (use on_nonfinite='skip' to skip such rows)"
+            )
+        self.skipped_rows[table.name] += int((~finite).sum())
+        return unique_rows[finite], grads[finite]
+
+    def state_dict(self) -> dict:
+        """Per-table step counts, skipped-row counts and the micro-step counter."""
+        return {
+            "steps": dict(self.steps),
+            "skipped_rows": dict(self.skipped_rows),
+            "micro_step": self.micro_step,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (tables must already be added)."""
+        missing = set(state["steps"]) - set(self.tables)
+        if missing:
+            raise KeyError(f"state holds tables this optimizer does not update: {sorted(missing)}")
+        self.steps.update(state["steps"])
+        self.skipped_rows.update(state["skipped_rows"])
+        self.micro_step = int(state["micro_step"])

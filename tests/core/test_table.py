@@ -1,0 +1,88 @@
+"""EmbeddingTable: per-id initial values, reuse of erased rows, export."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from recis.core.errors import TableFullError
+from recis.core.initializers import NormalInitializer, UniformInitializer
+from recis.core.table import EmbeddingTable
+
+
+def _table(**kwargs):
+    options = {"initializer": NormalInitializer(std=0.1), "seed": 3, "block_rows": 16}
+    return EmbeddingTable("item", dim=4, **(options | kwargs))
+
+
+def test_initial_values_do_not_depend_on_order_or_batch_split():
+    ids = np.random.default_rng(0).integers(-(2**62), 2**62, 300)
+    whole = _table()
+    expected = whole.gather(whole.find_or_insert(ids).rows)
+    shuffled, split = _table(), _table()
+    order = np.random.default_rng(1).permutation(ids.size)
+    shuffled.find_or_insert(ids[order])
+    for part in np.array_split(ids[::-1], 7):
+        split.find_or_insert(part)
+    for table in (shuffled, split):
+        np.testing.assert_array_equal(table.gather(table.find(ids)), expected)
+    np.testing.assert_array_equal(expected, whole.initial_values(ids))
+
+
+def test_erased_rows_are_reused_with_fresh_values_and_slots():
+    table = _table()
+    table.store.add_slot("count", (), np.int64, fill=0)
+    rows = table.find_or_insert(np.array([1, 2, 3])).rows
+    table.store.scatter(rows, np.full((3, 4), 9.0))
+    table.store.scatter(rows, np.array([5, 6, 7]), "count")
+    assert table.erase(np.array([2])).tolist() == [1]
+    new_row = table.find_or_insert(np.array([42])).rows
+    assert new_row.tolist() == [1]
+    np.testing.assert_array_equal(table.gather(new_row), table.initial_values(np.array([42])))
+    assert table.store.gather(new_row, "count").tolist() == [0]
+    assert table.store.gather(rows[[0, 2]], "count").tolist() == [5, 7]
+
+
+def test_missing_ids_read_as_zeros_without_inserting():
+    table = _table()
+    table.find_or_insert(np.array([1]))
+    values = table.gather(table.find(np.array([1, 99])))
+    assert values[1].tolist() == [0.0] * 4 and np.abs(values[0]).sum() > 0
+    assert len(table) == 1
+
+
+def test_bfloat16_storage_returns_float32_lookups():
+    table = _table(dtype=ml_dtypes.bfloat16, initializer=UniformInitializer(-1, 1))
+    rows = table.find_or_insert(np.arange(10)).rows
+    values = table.gather(rows)
+    assert values.dtype == np.float32
+    exact = table.initial_values(np.arange(10))
+    np.testing.assert_allclose(values, exact, rtol=2**-8)
+    assert not np.array_equal(values, exact)
+
+
+def test_export_lists_ids_with_their_rows_and_slots():
+    table = _table()
+    table.store.add_slot("seen", (), np.int64, fill=-1)
+    ids = np.array([30, -4, 0, 7])
+    table.find_or_insert(ids)
+    table.erase(np.array([-4]))
+    exported = table.export()
+    assert exported["id"].tolist() == [30, 0, 7]
+    np.testing.assert_array_equal(exported["embedding"], table.initial_values(exported["id"]))
+    assert exported["seen"].tolist() == [-1, -1, -1]
+
+
+def test_max_size_error_names_the_table():
+    table = _table(max_size=2)
+    with pytest.raises(TableFullError, match="'item' is full"):
+        table.find_or_insert(np.arange(3))
+
+
+def test_stats_report_memory():
+    table = _table()
+    table.find_or_insert(np.arange(100))
+    stats = table.stats()
+    assert stats["size"] == 100 and stats["row_blocks"] == 7
+    assert stats["bytes"] == table.ids.nbytes + 7 * 16 * 4 * 4
