@@ -1,9 +1,14 @@
 """Deduplication of id batches: unique ids with inverse index, and per-id gradient sums.
 
+Ids may carry a *tag* (the logical table of a merged table, see :mod:`recis.core.id_map`):
+(id, tag) pairs are then what is deduplicated.
+
 >>> import numpy as np
 >>> unique, inverse = unique_inverse(np.array([7, 3, 7, 0, 3]))
 >>> unique.tolist(), inverse.tolist()
 ([7, 3, 0], [0, 1, 0, 2, 1])
+>>> first_occurrences(np.array([7, 7, 7]), tags=np.array([1, 2, 1]))[0].tolist()
+[0, 1]
 >>> sum_by_index(np.ones((5, 2), np.float32), inverse, 3).tolist()
 [[2.0, 2.0], [2.0, 2.0], [1.0, 1.0]]
 """
@@ -14,30 +19,33 @@ import numpy as np
 
 from recis.core import interop
 from recis.core.kernels import dedupe as kernels
-from recis.core.kernels.id_map import region_count
+from recis.core.kernels.id_map import MAX_TAG, region_count
 
 
-def scratch_capacity(n: int) -> int:
-    """Power-of-two slot count for a scratch table holding ``n`` keys at load ≤ 0.5."""
-    return 1 << max(4, (2 * max(n, 1) - 1).bit_length())
-
-
-def unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unique int64 keys in order of first occurrence, and each key's index into them."""
-    keys = _int64_vector(keys, "keys")
+def first_occurrences(keys: np.ndarray, tags=None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the first occurrence of each distinct (key, tag), in order, and for every
+    position the index of its pair among them."""
+    keys = int64_vector(keys, "keys")
+    tag_array, stride = tag_vector(tags, keys.size)
     capacity = scratch_capacity(keys.size)
     scratch = np.zeros((capacity, 2), np.int64)
-    unique = interop.empty(keys.size, np.int64)
+    first = interop.empty(keys.size, np.int64)
     inverse = interop.empty(keys.size, np.int64)
-    shift = 65 - capacity.bit_length()
-    regions = region_count(capacity)
-    count = kernels.unique_inverse(keys, scratch, shift, regions, unique, inverse)
-    return unique[:count], inverse
+    shift, regions = 65 - capacity.bit_length(), region_count(capacity)
+    count = kernels.unique_inverse(keys, tag_array, stride, scratch, shift, regions, first, inverse)
+    return first[:count], inverse
+
+
+def unique_inverse(keys: np.ndarray, tags=None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys in order of first occurrence, and each key's index into them."""
+    keys = int64_vector(keys, "keys")
+    first, inverse = first_occurrences(keys, tags)
+    return keys[first], inverse
 
 
 def sum_by_index(values: np.ndarray, index: np.ndarray, num_rows: int) -> np.ndarray:
     """Sum the rows of ``values[n, d]`` that share an ``index`` into ``float32[num_rows, d]``."""
-    index = _int64_vector(index, "index")
+    index = int64_vector(index, "index")
     if values.ndim != 2 or values.shape[0] != index.size:
         raise ValueError(f"values must be [{index.size}, d], got {values.shape}")
     if index.size and (index.min() < 0 or index.max() >= num_rows):
@@ -47,8 +55,29 @@ def sum_by_index(values: np.ndarray, index: np.ndarray, num_rows: int) -> np.nda
     return out
 
 
-def _int64_vector(array, name: str) -> np.ndarray:
+def scratch_capacity(n: int) -> int:
+    """Power-of-two slot count for a scratch table holding ``n`` keys at load ≤ 0.5."""
+    return 1 << max(4, (2 * max(n, 1) - 1).bit_length())
+
+
+def int64_vector(array, name: str) -> np.ndarray:
+    """A contiguous int64 view or copy of a 1-D integer array (uint64 is reinterpreted)."""
     array = np.asarray(array)
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise TypeError(f"{name} must be a 1-D integer array, got {array.dtype}{list(array.shape)}")
-    return np.ascontiguousarray(array, np.int64)
+    if array.itemsize == 8:
+        return np.ascontiguousarray(array).view(np.int64)
+    return array.astype(np.int64)
+
+
+def tag_vector(tags, size: int) -> tuple[np.ndarray, int]:
+    """Tags as (int64 array, stride): a scalar or None becomes one value read with stride 0."""
+    if tags is None or np.ndim(tags) == 0:
+        tag_array, stride = np.array([0 if tags is None else tags], np.int64), 0
+    else:
+        tag_array, stride = int64_vector(tags, "tags"), 1
+        if tag_array.size != size:
+            raise ValueError(f"tags must have one entry per key ({size}), got {tag_array.size}")
+    if tag_array.size and (tag_array.min() < 0 or tag_array.max() > MAX_TAG):
+        raise ValueError(f"tags must lie in [0, {MAX_TAG}]")
+    return tag_array, stride

@@ -4,6 +4,9 @@ Every int64 value is a valid key (no reserved ids). Rows are numbered densely fr
 erased keys are reused by later inserts. The map grows by doubling when an insert would pass
 ``max_load``; an optional ``max_size`` turns growth past it into a :class:`TableFullError`.
 
+Keys may carry a *tag* in ``[0, 2**15)``: the logical table of a merged physical table. The pair
+(key, tag) is the map's key, so merged tables keep their ids whole. Omitted tags are 0.
+
 >>> import numpy as np
 >>> ids = IdMap(name="user")
 >>> result = ids.find_or_insert(np.array([42, -1, 42]))
@@ -11,6 +14,8 @@ erased keys are reused by later inserts. The map grows by doubling when an inser
 ([0, 1, 0], [True, True, True])
 >>> ids.find(np.array([-1, 7])).tolist()
 [1, -1]
+>>> ids.find(np.array([42]), tags=3).tolist()  # (42, tag 3) is another key
+[-1]
 >>> ids.erase(np.array([42])).tolist()
 [0]
 >>> ids.find_or_insert(np.array([9])).rows.tolist()  # row 0 is reused
@@ -24,29 +29,38 @@ from typing import NamedTuple
 import numpy as np
 
 from recis.core import interop
-from recis.core.dedupe import unique_inverse
+from recis.core.dedupe import first_occurrences, int64_vector, tag_vector
 from recis.core.errors import TableFullError
 from recis.core.kernels import id_map as kernels
 from recis.core.row_allocator import RowAllocator
 
-SLOT_BYTES = 16  # an int64 key and an int64 row
+SLOT_BYTES = 16  # an int64 key and an int64 packing the tag and the row
 
 
 class Inserted(NamedTuple):
     """Result of :meth:`IdMap.find_or_insert`.
 
-    ``rows[i]`` is the row of ``keys[i]``; ``is_new[i]`` tells whether that key was absent before
-    the call; ``new_keys``/``new_rows`` list each inserted key once, in order of first occurrence.
+    ``rows[i]`` is the row of key ``i``; ``is_new[i]`` tells whether that key was absent before
+    the call; ``new_positions`` gives the position of each inserted key's first occurrence (in
+    order), ``new_rows`` its row.
     """
 
     rows: np.ndarray
     is_new: np.ndarray
-    new_keys: np.ndarray
+    new_positions: np.ndarray
     new_rows: np.ndarray
 
 
+class Entries(NamedTuple):
+    """Every entry of an :class:`IdMap`: parallel arrays of keys, tags and rows."""
+
+    keys: np.ndarray
+    tags: np.ndarray
+    rows: np.ndarray
+
+
 class IdMap:
-    """Open-addressing map int64 key → int64 row (see module docstring).
+    """Open-addressing map (int64 key, tag) → int64 row (see module docstring).
 
     Args:
         name: names the table in errors and stats.
@@ -76,9 +90,8 @@ class IdMap:
 
     def _reset_slots(self, capacity: int) -> None:
         self._slots = np.zeros((capacity, 2), np.int64)
-        self._shift = 64 - (capacity.bit_length() - 1)
+        self._shift = 65 - capacity.bit_length()
         self._regions = kernels.region_count(capacity)
-        self._zero_row = -1  # the key 0 lives outside the slots, which use 0 for "empty"
         self._size = 0
 
     def __len__(self) -> int:
@@ -111,29 +124,33 @@ class IdMap:
             "rows_free": self.rows.num_free,
         }
 
-    def find(self, keys: np.ndarray) -> np.ndarray:
+    def find(self, keys: np.ndarray, tags=None) -> np.ndarray:
         """Rows of ``keys`` (-1 where a key is missing); never inserts."""
-        keys = _keys(keys)
+        keys = int64_vector(keys, "keys")
+        tag_array, stride = tag_vector(tags, keys.size)
         out = interop.empty(keys.size, np.int64)
-        kernels.find(self._slots, self._shift, self._zero_row, keys, out)
+        kernels.find(self._slots, self._shift, keys, tag_array, stride, out)
         return out
 
-    def find_or_insert(self, keys: np.ndarray) -> Inserted:
+    def find_or_insert(self, keys: np.ndarray, tags=None) -> Inserted:
         """Rows of ``keys``, inserting missing keys with fresh or reused rows.
 
         New keys get rows in order of first occurrence in ``keys``. Raises
         :class:`TableFullError` (inserting nothing) if ``max_size`` would be exceeded.
         """
-        keys = _keys(keys)
-        rows = self.find(keys)
+        keys = int64_vector(keys, "keys")
+        tag_array, stride = tag_vector(tags, keys.size)
+        rows = self.find(keys, tags)
         is_new = rows < 0
         missing = np.flatnonzero(is_new)
-        new_keys, inverse = unique_inverse(keys[missing])
-        new_rows = self._insert_absent(new_keys)
+        missing_tags = tag_array[missing] if stride else tag_array[0]
+        first, inverse = first_occurrences(keys[missing], missing_tags)
+        positions = missing[first]
+        new_rows = self._insert_absent(keys[positions], tag_array[positions * stride])
         rows[missing] = new_rows[inverse]
-        return Inserted(rows, is_new, new_keys, new_rows)
+        return Inserted(rows, is_new, positions, new_rows)
 
-    def _insert_absent(self, keys: np.ndarray) -> np.ndarray:
+    def _insert_absent(self, keys: np.ndarray, tags: np.ndarray) -> np.ndarray:
         if self.max_size is not None and self._size + keys.size > self.max_size:
             raise TableFullError(
                 f"table {self.name!r} is full: {self._size} ids + {keys.size} new > "
@@ -141,38 +158,27 @@ class IdMap:
             )
         self.reserve(self._size + keys.size)
         rows = self.rows.allocate(keys.size)
-        nonzero = keys != 0
-        if not nonzero.all():
-            self._zero_row = int(rows[~nonzero][0])
-        kernels.insert_new(self._slots, self._shift, keys[nonzero], rows[nonzero], self._regions)
+        kernels.insert_new(self._slots, self._shift, keys, tags, 1, rows, self._regions)
         self._size += keys.size
         return rows
 
-    def erase(self, keys: np.ndarray) -> np.ndarray:
+    def erase(self, keys: np.ndarray, tags=None) -> np.ndarray:
         """Remove ``keys``; return the row each one had (-1 if absent). Rows become reusable."""
-        keys = _keys(keys)
-        keys, inverse = unique_inverse(keys)
-        erased = interop.empty(keys.size, np.int64)
-        nonzero = keys != 0
-        if not nonzero.all():
-            erased[~nonzero] = self._zero_row
-            self._zero_row = -1
-        erased_nonzero = erased[nonzero]
-        kernels.erase(self._slots, self._shift, keys[nonzero], erased_nonzero)
-        erased[nonzero] = erased_nonzero
+        keys = int64_vector(keys, "keys")
+        tag_array, stride = tag_vector(tags, keys.size)
+        first, inverse = first_occurrences(keys, tags)
+        erased = interop.empty(first.size, np.int64)
+        kernels.erase(self._slots, self._shift, keys[first], tag_array[first * stride], 1, erased)
         removed = erased[erased >= 0]
         self._size -= removed.size
         self.rows.release(removed)
         return erased[inverse]
 
-    def export(self) -> tuple[np.ndarray, np.ndarray]:
-        """All (keys, rows), in slot order."""
-        live = self._slots[:, 0] != 0
-        keys, rows = self._slots[live, 0], self._slots[live, 1]
-        if self._zero_row >= 0:
-            keys = np.append(keys, np.int64(0))
-            rows = np.append(rows, np.int64(self._zero_row))
-        return keys, rows
+    def export(self) -> Entries:
+        """All entries, in slot order."""
+        live = self._slots[self._slots[:, 1] != 0]
+        packed = live[:, 1] - 1
+        return Entries(live[:, 0].copy(), packed >> kernels.ROW_BITS, packed & kernels.ROW_MASK)
 
     def clear(self) -> None:
         """Remove every key and forget every row; capacity returns to its initial value."""
@@ -186,19 +192,10 @@ class IdMap:
             capacity *= 2
         if capacity == self.capacity:
             return
-        old_slots, zero_row, count = self._slots, self._zero_row, self._size
+        old_slots, count = self._slots, self._size
         self._reset_slots(capacity)
         kernels.rehash(old_slots, self._slots, self._shift, self._regions)
-        self._zero_row, self._size = zero_row, count
-
-
-def _keys(keys) -> np.ndarray:
-    keys = np.asarray(keys)
-    if keys.ndim != 1 or keys.dtype.kind not in "iu":
-        raise TypeError(f"keys must be a 1-D integer array, got {keys.dtype}{list(keys.shape)}")
-    return (
-        np.ascontiguousarray(keys).view(np.int64) if keys.itemsize == 8 else keys.astype(np.int64)
-    )
+        self._size = count
 
 
 def _power_of_two(n: int) -> int:

@@ -4,6 +4,10 @@ An :class:`~recis.core.id_map.IdMap` maps ids to rows of a :class:`~recis.core.r
 A row created for a new id starts at the initializer's value for (seed, table name, id), whatever
 the order in which ids arrive; its slots (optimizer state) start at their fill values.
 
+One physical table can hold several logical tables of the same dim, dtype and initializer
+(``children``): ids then come with a tag, the index of their logical table, and keep their full
+64 bits; a row's initial value depends on the logical table's name.
+
 >>> import numpy as np
 >>> from recis.core.initializers import NormalInitializer
 >>> table = EmbeddingTable("item", dim=4, initializer=NormalInitializer(std=0.1), seed=7)
@@ -37,6 +41,8 @@ class EmbeddingTable:
         block_rows: rows per storage block.
         capacity: initial id-map slots; pass the expected id count to avoid rehashing.
         max_size: optional cap on the number of ids (an insert past it raises).
+        children: names of the logical tables stored here (default: ``[name]``); tag ``i`` of
+            the lookups below means ``children[i]``.
     """
 
     def __init__(
@@ -49,11 +55,13 @@ class EmbeddingTable:
         block_rows: int = 16384,
         capacity: int = 1024,
         max_size: int | None = None,
+        children: list[str] | None = None,
     ) -> None:
         self.name = name
         self.dim = dim
         self.initializer = initializer if initializer is not None else ConstantInitializer()
         self.seed = seed
+        self.children = list(children) if children is not None else [name]
         self.ids = IdMap(name, capacity=capacity, max_size=max_size)
         self.store = RowStore(dim, dtype, block_rows, name)
 
@@ -63,23 +71,35 @@ class EmbeddingTable:
     def __repr__(self) -> str:
         return f"EmbeddingTable({self.name!r}, dim={self.dim}, ids={len(self)})"
 
-    def find(self, ids: np.ndarray) -> np.ndarray:
-        """Rows of ``ids``; -1 for ids the table does not hold."""
-        return self.ids.find(ids)
+    def find(self, ids: np.ndarray, tags=None) -> np.ndarray:
+        """Rows of ``ids`` (of logical tables ``tags``); -1 for ids the table does not hold."""
+        return self.ids.find(ids, tags)
 
-    def find_or_insert(self, ids: np.ndarray) -> Inserted:
+    def find_or_insert(self, ids: np.ndarray, tags=None) -> Inserted:
         """Rows of ``ids``, creating and initialising rows for new ids."""
-        inserted = self.ids.find_or_insert(ids)
+        inserted = self.ids.find_or_insert(ids, tags)
         if inserted.new_rows.size:
+            new = inserted.new_positions
+            new_tags = None if tags is None or np.ndim(tags) == 0 else np.asarray(tags)[new]
             self.store.ensure_rows(self.ids.rows.high_water)
             plan = self.store.plan(inserted.new_rows)
-            self.store.scatter(plan, self.initial_values(inserted.new_keys))
+            ids = np.asarray(ids)[new]
+            self.store.scatter(
+                plan, self.initial_values(ids, tags if new_tags is None else new_tags)
+            )
             self.store.reset(plan)
         return inserted
 
-    def initial_values(self, ids: np.ndarray) -> np.ndarray:
+    def initial_values(self, ids: np.ndarray, tags=None) -> np.ndarray:
         """The values a row for each of ``ids`` starts with (float32 ``[n, dim]``)."""
-        return self.initializer(np.asarray(ids, np.int64), self.dim, self.seed, self.name)
+        ids = np.asarray(ids).astype(np.int64, copy=False)
+        if tags is None or np.ndim(tags) == 0:
+            return self.initializer(ids, self.dim, self.seed, self.children[int(tags or 0)])
+        out = interop.empty((ids.size, self.dim), np.float32)
+        for tag in np.unique(tags).tolist():
+            chosen = tags == tag
+            out[chosen] = self.initializer(ids[chosen], self.dim, self.seed, self.children[tag])
+        return out
 
     def gather(self, rows: np.ndarray | RowPlan, field: str = EMBEDDING) -> np.ndarray:
         """float32 copy of ``field`` at ``rows``; a row of -1 reads as zeros."""
@@ -91,18 +111,20 @@ class EmbeddingTable:
         out[present] = self.store.gather(rows[present], field)
         return out
 
-    def erase(self, ids: np.ndarray) -> np.ndarray:
+    def erase(self, ids: np.ndarray, tags=None) -> np.ndarray:
         """Remove ``ids``; their rows (returned, -1 for absent ids) are reused by later inserts."""
-        return self.ids.erase(ids)
+        return self.ids.erase(ids, tags)
 
     def export(self) -> dict[str, np.ndarray]:
-        """Every id with its row values and slots, ordered by row: ``{"id": ..., field: ...}``."""
-        keys, rows = self.ids.export()
-        order = np.argsort(rows, kind="stable")
-        keys, rows = keys[order], rows[order]
-        plan = self.store.plan(rows)
+        """Every id with its tag, row values and slots, ordered by row.
+
+        Returns ``{"id": ..., "tag": ..., "embedding": ..., <slot>: ...}``.
+        """
+        entries = self.ids.export()
+        order = np.argsort(entries.rows, kind="stable")
+        plan = self.store.plan(entries.rows[order])
         fields = {name: self.store.gather(plan, name) for name in self.store.fields}
-        return {"id": keys, **fields}
+        return {"id": entries.keys[order], "tag": entries.tags[order], **fields}
 
     def stats(self) -> dict:
         """Sizes and memory of the id map and the row store."""

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recis.core.dedupe import scratch_capacity, sum_by_index, unique_inverse
+from recis.core.dedupe import first_occurrences, scratch_capacity, sum_by_index, unique_inverse
 from recis.core.kernels import dedupe as kernels
 from recis.core.kernels.id_map import region_count
 
@@ -21,9 +21,25 @@ def test_unique_inverse_matches_twin_and_definition(keys):
     unique, inverse = unique_inverse(keys)
     assert unique.tolist() == list(dict.fromkeys(keys.tolist()))
     np.testing.assert_array_equal(unique[inverse], keys)
-    twin_unique, twin_inverse = np.empty_like(keys), np.empty_like(keys)
-    count = kernels.unique_inverse_reference(keys, None, 0, 1, twin_unique, twin_inverse)
-    np.testing.assert_array_equal(twin_unique[:count], unique)
+    twin_first, twin_inverse = np.empty_like(keys), np.empty_like(keys)
+    zero_tag = np.zeros(1, np.int64)
+    count = kernels.unique_inverse_reference(
+        keys, zero_tag, 0, None, 0, 1, twin_first, twin_inverse
+    )
+    np.testing.assert_array_equal(keys[twin_first[:count]], unique)
+    np.testing.assert_array_equal(twin_inverse, inverse)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(0, 3)), max_size=200))
+def test_first_occurrences_of_tagged_keys_match_twin(pairs):
+    keys = np.array([k for k, _ in pairs], np.int64)
+    tags = np.array([t for _, t in pairs], np.int64)
+    first, inverse = first_occurrences(keys, tags)
+    assert [pairs[i] for i in first.tolist()] == list(dict.fromkeys(pairs))
+    twin_first, twin_inverse = np.empty_like(keys), np.empty_like(keys)
+    count = kernels.unique_inverse_reference(keys, tags, 1, None, 0, 1, twin_first, twin_inverse)
+    np.testing.assert_array_equal(twin_first[:count], first)
     np.testing.assert_array_equal(twin_inverse, inverse)
 
 
@@ -33,13 +49,13 @@ def test_unique_inverse_kernel_is_independent_of_regions(regions):
     keys = rng.integers(-5000, 5000, 20_000)
     capacity = scratch_capacity(keys.size)
     outputs = []
+    tags = rng.integers(0, 3, keys.size)
     for parts in (1, regions):
-        unique, inverse = np.empty_like(keys), np.empty_like(keys)
+        first, inverse = np.empty_like(keys), np.empty_like(keys)
         scratch = np.zeros((capacity, 2), np.int64)
-        count = kernels.unique_inverse(
-            keys, scratch, 65 - capacity.bit_length(), parts, unique, inverse
-        )
-        outputs.append((unique[:count].copy(), inverse.copy()))
+        shift = 65 - capacity.bit_length()
+        count = kernels.unique_inverse(keys, tags, 1, scratch, shift, parts, first, inverse)
+        outputs.append((first[:count].copy(), inverse.copy()))
     np.testing.assert_array_equal(outputs[0][0], outputs[1][0])
     np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
     assert region_count(capacity) >= 1

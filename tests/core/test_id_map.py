@@ -42,14 +42,15 @@ class IdMapAgainstDict(RuleBasedStateMachine):
 
     @rule(keys=keys_strategy)
     def find_or_insert(self, keys):
-        result = self.map.find_or_insert(np.array(keys, np.int64))
+        keys_array = np.array(keys, np.int64)
+        result = self.map.find_or_insert(keys_array)
         expected_new = [k not in self.model for k in keys]
         for key in keys:
             if key not in self.model:
                 self.model[key] = self._model_allocate()
         assert result.rows.tolist() == [self.model[k] for k in keys]
         assert result.is_new.tolist() == expected_new
-        assert result.new_keys.tolist() == list(
+        assert keys_array[result.new_positions].tolist() == list(
             dict.fromkeys(k for k, new in zip(keys, expected_new, strict=True) if new)
         )
 
@@ -70,8 +71,9 @@ class IdMapAgainstDict(RuleBasedStateMachine):
     @invariant()
     def same_contents(self):
         assert len(self.map) == len(self.model)
-        keys, rows = self.map.export()
+        keys, tags, rows = self.map.export()
         assert dict(zip(keys.tolist(), rows.tolist(), strict=True)) == self.model
+        assert not tags.any()
         assert self.map.load_factor <= self.map.max_load
 
 
@@ -140,50 +142,79 @@ def test_bad_keys_are_rejected(bad):
         IdMap().find(bad) if not isinstance(bad, list) else IdMap().find(np.array(bad, float))
 
 
-def _filled_slots(capacity, count, seed):
-    rng = np.random.default_rng(seed)
-    keys = np.unique(rng.integers(INT64_MIN, INT64_MAX, count, dtype=np.int64))
-    keys = keys[keys != 0]
-    shift = 65 - capacity.bit_length()
-    slots = np.zeros((capacity, 2), np.int64)
-    kernels.insert_new_reference(slots, shift, keys, np.arange(keys.size), 1)
-    return slots, shift, keys
+def test_tags_keep_merged_tables_apart():
+    table = IdMap("merged", capacity=16)
+    keys = np.array([5, 5, 5, -1, 0, 0])
+    tags = np.array([0, 1, 2, 1, 0, 3])
+    assert table.find_or_insert(keys, tags).rows.tolist() == [0, 1, 2, 3, 4, 5]
+    assert table.find(np.array([5, 5, 0, 0, -1]), np.array([2, 3, 3, 1, 1])).tolist() == [
+        2,
+        -1,
+        5,
+        -1,
+        3,
+    ]
+    assert table.find(np.array([5, -1]), tags=1).tolist() == [1, 3]
+    assert table.erase(np.array([5]), tags=1).tolist() == [1]
+    assert table.find(keys, tags).tolist() == [0, -1, 2, 3, 4, 5]
+    entries = table.export()
+    triples = zip(entries.keys.tolist(), entries.tags.tolist(), entries.rows.tolist(), strict=True)
+    assert sorted(triples) == [
+        (-1, 1, 3), (0, 0, 4), (0, 3, 5), (5, 0, 0), (5, 2, 2),
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="tags must lie in"):
+        table.find(np.array([1]), tags=1 << 15)
+
+
+def _random_pairs(rng, count):
+    keys = rng.integers(-(2**40), 2**40, count)
+    keys[:8] = [INT64_MIN, INT64_MAX, 0, 0, -1, -1, 1, 1]
+    tags = rng.integers(0, 4, count)
+    _, first = np.unique(np.stack([keys, tags], 1), axis=0, return_index=True)
+    first = rng.permutation(first)
+    return keys[first], tags[first]
 
 
 @pytest.mark.parametrize("regions", [1, 2, 4])
-def test_insert_new_kernel_matches_twin(regions):
-    capacity = 1 << 12
+def test_insert_new_and_find_kernels_match_twins(regions):
+    capacity, shift = 1 << 12, 52
     rng = np.random.default_rng(regions)
-    keys = np.unique(rng.integers(-(2**40), 2**40, 1800))
-    keys = rng.permutation(keys[keys != 0])
+    keys, tags = _random_pairs(rng, 1800)
     rows = rng.permutation(keys.size)
     fast, twin = np.zeros((capacity, 2), np.int64), np.zeros((capacity, 2), np.int64)
-    kernels.insert_new(fast, 52, keys, rows, regions)
-    kernels.insert_new_reference(twin, 52, keys, rows, regions)
-    assert _as_dict(fast) == _as_dict(twin) == dict(zip(keys.tolist(), rows.tolist(), strict=True))
-    out_fast, out_twin = np.empty(keys.size, np.int64), np.empty(keys.size, np.int64)
-    kernels.find(fast, 52, -1, keys, out_fast)
-    kernels.find_reference(fast, 52, -1, keys, out_twin)
-    np.testing.assert_array_equal(out_fast, rows)
-    np.testing.assert_array_equal(out_twin, rows)
-
-
-def test_find_erase_and_rehash_kernels_match_twins():
-    slots, shift, keys = _filled_slots(1 << 10, 400, seed=3)
-    probe = np.concatenate([keys[::3], np.array([0, 5, -5])])
-    found = [np.empty(probe.size, np.int64) for _ in range(2)]
-    kernels.find(slots, shift, 77, probe, found[0])
-    kernels.find_reference(slots, shift, 77, probe, found[1])
+    kernels.insert_new(fast, shift, keys, tags, 1, rows, regions)
+    kernels.insert_new_reference(twin, shift, keys, tags, 1, rows, regions)
+    expected = dict(zip(zip(keys.tolist(), tags.tolist(), strict=True), rows.tolist(), strict=True))
+    assert _as_dict(fast) == _as_dict(twin) == expected
+    probe_keys = np.concatenate([keys, keys[:50]])
+    probe_tags = np.concatenate([tags, (tags[:50] + 1) % 5])
+    found = [np.empty(probe_keys.size, np.int64) for _ in range(2)]
+    kernels.find(fast, shift, probe_keys, probe_tags, 1, found[0])
+    kernels.find_reference(fast, shift, probe_keys, probe_tags, 1, found[1])
     np.testing.assert_array_equal(found[0], found[1])
-    assert found[0][-3:].tolist() == [77, -1, -1]
+    np.testing.assert_array_equal(found[0][: keys.size], rows)
 
-    erased, twin_slots = [np.empty(probe.size - 1, np.int64) for _ in range(2)], slots.copy()
-    kernels.erase(slots, shift, probe[:-1][probe[:-1] != 0], erased[0][:-1])
-    kernels.erase_reference(twin_slots, shift, probe[:-1][probe[:-1] != 0], erased[1][:-1])
-    np.testing.assert_array_equal(erased[0][:-1], erased[1][:-1])
-    np.testing.assert_array_equal(slots, twin_slots)
 
-    bigger = [np.zeros((1 << 11, 2), np.int64) for _ in range(2)]
+def test_erase_and_rehash_kernels_match_twins():
+    capacity, shift = 1 << 10, 54
+    rng = np.random.default_rng(3)
+    keys, tags = _random_pairs(rng, 450)
+    slots = np.zeros((capacity, 2), np.int64)
+    kernels.insert_new(slots, shift, keys, tags, 1, np.arange(keys.size), 2)
+    twin_slots = slots.copy()
+    victims = np.concatenate([keys[::3], np.array([12345])])
+    victim_tags = np.concatenate([tags[::3], np.array([0])])
+    erased = [np.empty(victims.size, np.int64) for _ in range(2)]
+    kernels.erase(slots, shift, victims, victim_tags, 1, erased[0])
+    kernels.erase_reference(twin_slots, shift, victims, victim_tags, 1, erased[1])
+    np.testing.assert_array_equal(erased[0], erased[1])
+    assert erased[0][-1] == -1 and _as_dict(slots) == _as_dict(twin_slots)
+    left = [np.empty(keys.size, np.int64) for _ in range(2)]
+    kernels.find(slots, shift, keys, tags, 1, left[0])  # probing still works after back-shifts
+    kernels.find_reference(slots, shift, keys, tags, 1, left[1])
+    np.testing.assert_array_equal(left[0], left[1])
+
+    bigger = [np.zeros((capacity * 2, 2), np.int64) for _ in range(2)]
     kernels.rehash(slots, bigger[0], shift - 1, 2)
     kernels.rehash_reference(slots, bigger[1], shift - 1, 2)
     assert _as_dict(bigger[0]) == _as_dict(bigger[1]) == _as_dict(slots)
@@ -208,5 +239,4 @@ def _hash_scalar(key):
 
 
 def _as_dict(slots):
-    live = slots[:, 0] != 0
-    return dict(zip(slots[live, 0].tolist(), slots[live, 1].tolist(), strict=True))
+    return kernels._as_dict_reference(slots)

@@ -69,7 +69,7 @@ def test_export_lists_ids_with_their_rows_and_slots():
     table.find_or_insert(ids)
     table.erase(np.array([-4]))
     exported = table.export()
-    assert exported["id"].tolist() == [30, 0, 7]
+    assert exported["id"].tolist() == [30, 0, 7] and exported["tag"].tolist() == [0, 0, 0]
     np.testing.assert_array_equal(exported["embedding"], table.initial_values(exported["id"]))
     assert exported["seen"].tolist() == [-1, -1, -1]
 
@@ -86,3 +86,16 @@ def test_stats_report_memory():
     stats = table.stats()
     assert stats["size"] == 100 and stats["row_blocks"] == 7
     assert stats["bytes"] == table.ids.nbytes + 7 * 16 * 4 * 4
+
+
+def test_merged_logical_tables_keep_their_ids_and_initial_values_apart():
+    merged = _table(children=["user", "item"])
+    ids = np.array([2**63 - 1, 2**63 - 1, -5])
+    rows = merged.find_or_insert(ids, tags=np.array([0, 1, 1])).rows
+    assert rows.tolist() == [0, 1, 2]
+    user, item = _table(), _table()
+    user.children, item.children = ["user"], ["item"]
+    expected = np.concatenate([user.initial_values(ids[:1]), item.initial_values(ids[1:])])
+    np.testing.assert_array_equal(merged.gather(rows), expected)
+    assert not np.array_equal(expected[0], expected[1])
+    assert merged.find(np.array([-5]), tags=0).tolist() == [-1]

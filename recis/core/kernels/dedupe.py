@@ -1,4 +1,4 @@
-"""Deduplication kernels: unique keys in first-occurrence order, and sums per unique key.
+"""Deduplication kernels: unique (key, tag) pairs in first-occurrence order, sums per unique row.
 
 Each kernel has a NumPy reference twin ``<name>_reference`` with the same signature.
 """
@@ -8,17 +8,18 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from recis.core.kernels.id_map import EMPTY, hash_key
+from recis.core.kernels.id_map import ROW_BITS, home_slot, pack
 
 
 @numba.njit(parallel=True, cache=True)
-def unique_inverse(keys, scratch, shift, regions, unique, inverse):
-    """Fill ``unique`` (first-occurrence order) and ``inverse``; return the unique count.
+def unique_inverse(keys, tags, tag_stride, scratch, shift, regions, unique, inverse):
+    """Fill ``unique`` with the positions of first occurrences (in order) and ``inverse``; return
+    the unique count.
 
-    ``scratch`` is a zeroed ``int64[capacity, 2]`` table with ``capacity = 2**(64 - shift)``
-    larger than ``len(keys)``, split into ``regions`` parts that threads fill independently (as
-    in :func:`recis.core.kernels.id_map.insert_new`). Each slot holds a key and the position of
-    its first occurrence; ranks of first occurrences then give the inverse index.
+    ``scratch`` is a zeroed ``int64[capacity, 2]`` table laid out like an id map's slots (see
+    :mod:`recis.core.kernels.id_map`), ``capacity = 2**(64 - shift)`` larger than ``len(keys)``,
+    split into ``regions`` parts that threads fill independently. Each slot holds a pair and the
+    position of its first occurrence; ranks of first occurrences then give the inverse index.
     """
     first = inverse  # holds first-occurrence positions until they are turned into ranks
     deferred = np.zeros(keys.shape[0], np.bool_)
@@ -26,57 +27,44 @@ def unique_inverse(keys, scratch, shift, regions, unique, inverse):
     for r in numba.prange(regions):
         low, high = r * size, (r + 1) * size
         for i in range(keys.shape[0]):
-            key = keys[i]
-            home = np.int64(hash_key(key) >> np.uint64(shift))
-            if key != EMPTY and low <= home < high:
-                first[i] = _first_position(scratch, home, high, key, i)
+            tag = tags[i * tag_stride]
+            home = home_slot(keys[i], tag, shift)
+            if low <= home < high:
+                first[i] = _first_position(scratch, home, high, keys[i], tag, i)
                 deferred[i] = first[i] < 0
-    _first_positions_serial(keys, scratch, shift, deferred, first)
-    return _ranks(keys, first, unique)
+    mask = scratch.shape[0] - 1
+    for i in range(keys.shape[0]):
+        if deferred[i]:
+            tag = tags[i * tag_stride]
+            first[i] = _first_position(
+                scratch, home_slot(keys[i], tag, shift), -1, keys[i], tag, i, mask
+            )
+    return _ranks(first, unique)
 
 
 @numba.njit(inline="always")
-def _first_position(scratch, s, end, key, position):
-    """Find or add ``key`` in ``scratch[s:end]``; its first position, or -1 if it ran out."""
-    while s < end:
-        stored = scratch[s, 0]
-        if stored == key:
-            return scratch[s, 1]
-        if stored == EMPTY:
+def _first_position(scratch, s, end, key, tag, position, mask=-1):
+    """Find or add (key, tag) probing from ``s`` up to ``end`` (or all around with ``mask``);
+    return its first position, or -1 if it reached ``end``."""
+    while s != end:
+        packed = scratch[s, 1]
+        if packed == 0:
             scratch[s, 0] = key
-            scratch[s, 1] = position
+            scratch[s, 1] = pack(tag, position)
             return position
-        s += 1
+        if scratch[s, 0] == key and (packed - 1) >> ROW_BITS == tag:
+            return (packed - 1) & ((1 << ROW_BITS) - 1)
+        s = (s + 1) & mask
     return -1
 
 
 @numba.njit(inline="always")
-def _first_positions_serial(keys, scratch, shift, deferred, first):
-    """Resolve the key 0 (which marks empty slots) and keys deferred by the parallel pass."""
-    mask = scratch.shape[0] - 1
-    zero_first = -1
-    for i in range(keys.shape[0]):
-        key = keys[i]
-        if key == EMPTY:
-            zero_first = i if zero_first < 0 else zero_first
-            first[i] = zero_first
-        elif deferred[i]:
-            s = np.int64(hash_key(key) >> np.uint64(shift))
-            while scratch[s, 0] != key and scratch[s, 0] != EMPTY:
-                s = (s + 1) & mask
-            if scratch[s, 0] == EMPTY:
-                scratch[s, 0] = key
-                scratch[s, 1] = i
-            first[i] = scratch[s, 1]
-
-
-@numba.njit(inline="always")
-def _ranks(keys, first, unique):
+def _ranks(first, unique):
     """Turn first positions into ranks of first occurrence, in place; fill ``unique``."""
     count = 0
-    for i in range(keys.shape[0]):
+    for i in range(first.shape[0]):
         if first[i] == i:
-            unique[count] = keys[i]
+            unique[count] = i
             first[i] = count
             count += 1
         else:
@@ -84,14 +72,15 @@ def _ranks(keys, first, unique):
     return count
 
 
-def unique_inverse_reference(keys, scratch, shift, regions, unique, inverse):
-    """Twin of :func:`unique_inverse` built on ``np.unique``."""
-    sorted_unique, first, sorted_inverse = np.unique(keys, return_index=True, return_inverse=True)
+def unique_inverse_reference(keys, tags, tag_stride, scratch, shift, regions, unique, inverse):
+    """Twin of :func:`unique_inverse` built on ``np.unique`` over (key, tag) rows."""
+    pairs = np.stack([keys, tags[np.arange(keys.size) * tag_stride]], axis=1)
+    _, first, pair_inverse = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
-    unique[: order.size] = sorted_unique[order]
-    inverse[:] = rank[sorted_inverse.reshape(-1)]
+    unique[: order.size] = first[order]
+    inverse[:] = rank[pair_inverse.reshape(-1)]
     return order.size
 
 

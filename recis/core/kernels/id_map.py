@@ -1,9 +1,14 @@
 """Open-addressing kernels for :class:`recis.core.id_map.IdMap`.
 
-Layout: ``slots`` is an ``int64[capacity, 2]`` array of (key, row) pairs, ``capacity`` a power of
-two, probed linearly from the home slot given by the top bits of ``hash_key(key)``. Key 0 marks an
-empty slot, so the real key 0 is kept outside the array by the caller (``zero_row``). Deletion
-shifts later entries back (no tombstones), so probe chains never hold dead slots.
+Layout: ``slots`` is an ``int64[capacity, 2]`` array, ``capacity`` a power of two. A slot holds
+``(key, packed)`` with ``packed = 1 + (tag << ROW_BITS) + row``; ``packed == 0`` marks an empty
+slot, so every int64 key is valid. The *tag* (``0 <= tag < 2**15``) names a logical table inside
+a merged physical one: entries are equal when both key and tag are. Probing is linear from the
+home slot, the top bits of ``hash_key(key ^ tag_salt(tag))``. Deletion shifts later entries back
+(no tombstones), so probe chains never hold dead slots.
+
+``tags`` arguments are int64 arrays read at ``tags[i * tag_stride]``: a stride of 0 applies one
+tag to every key without materialising it.
 
 Each kernel has a NumPy reference twin ``<name>_reference`` with the same signature.
 """
@@ -13,7 +18,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-EMPTY = 0
+ROW_BITS = 48
+ROW_MASK = (1 << ROW_BITS) - 1
+MAX_TAG = (1 << 15) - 1
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 _M2 = np.uint64(0xC4CEB9FE1A85EC53)
 _S33 = np.uint64(33)
@@ -44,51 +52,64 @@ def hash_key_reference(keys: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(inline="always")
-def _home(key, shift):
-    return np.int64(hash_key(key) >> np.uint64(shift))
+def home_slot(key, tag, shift):
+    """The slot where probing for (key, tag) starts."""
+    salted = np.uint64(key) ^ (np.uint64(tag) * _GOLDEN)
+    return np.int64(hash_key(salted) >> np.uint64(shift))
 
 
-@numba.njit(parallel=True, cache=True)
-def find(slots, shift, zero_row, keys, out):
-    """Write the row of each key to ``out`` (-1 where missing)."""
+def home_slot_reference(keys, tags, shift) -> np.ndarray:
+    """Twin of :func:`home_slot` over arrays."""
+    with np.errstate(over="ignore"):
+        salted = keys.view(np.uint64) ^ (np.asarray(tags, np.int64).view(np.uint64) * _GOLDEN)
+    return (hash_key_reference(salted.view(np.int64)) >> np.uint64(shift)).astype(np.int64)
+
+
+@numba.njit(inline="always")
+def pack(tag, row):
+    return 1 + (tag << ROW_BITS) + row
+
+
+@numba.njit(inline="always")
+def _probe(slots, key, tag, shift):
+    """Slot holding (key, tag), or the empty slot that ends its probe chain."""
     mask = slots.shape[0] - 1
-    for i in numba.prange(keys.shape[0]):
-        key = keys[i]
-        if key == EMPTY:
-            out[i] = zero_row
-            continue
-        s = _home(key, shift)
-        while True:
-            stored = slots[s, 0]
-            if stored == key:
-                out[i] = slots[s, 1]
-                break
-            if stored == EMPTY:
-                out[i] = -1
-                break
-            s = (s + 1) & mask
-
-
-def find_reference(slots, shift, zero_row, keys, out):
-    """Twin of :func:`find`: probe every key in Python."""
-    homes = (hash_key_reference(keys) >> np.uint64(shift)).astype(np.int64)
-    mask = slots.shape[0] - 1
-    for i, key in enumerate(keys.tolist()):
-        out[i] = zero_row if key == EMPTY else _probe_reference(slots, homes[i], mask, key)[1]
-
-
-def _probe_reference(slots, s, mask, key):
-    while slots[s, 0] not in (key, EMPTY):
+    s = home_slot(key, tag, shift)
+    while slots[s, 1] != 0:
+        if slots[s, 0] == key and (slots[s, 1] - 1) >> ROW_BITS == tag:
+            break
         s = (s + 1) & mask
-    return s, (slots[s, 1] if slots[s, 0] == key else -1)
+    return s
 
 
 @numba.njit(parallel=True, cache=True)
-def insert_new(slots, shift, keys, rows, regions):
-    """Insert keys known to be absent, distinct and non-zero, with their rows.
+def find(slots, shift, keys, tags, tag_stride, out):
+    """Write the row of each (key, tag) to ``out`` (-1 where missing)."""
+    for i in numba.prange(keys.shape[0]):
+        s = _probe(slots, keys[i], tags[i * tag_stride], shift)
+        out[i] = ((slots[s, 1] - 1) & ROW_MASK) if slots[s, 1] != 0 else -1
+
+
+def find_reference(slots, shift, keys, tags, tag_stride, out):
+    """Twin of :func:`find`: scan the occupied slots as a dict."""
+    table = _as_dict_reference(slots)
+    for i, key in enumerate(keys.tolist()):
+        out[i] = table.get((key, int(tags[i * tag_stride])), -1)
+
+
+def _as_dict_reference(slots) -> dict:
+    live = slots[slots[:, 1] != 0]
+    packed = live[:, 1] - 1
+    tags, rows = (packed >> ROW_BITS).tolist(), (packed & ROW_MASK).tolist()
+    return dict(zip(zip(live[:, 0].tolist(), tags, strict=True), rows, strict=True))
+
+
+@numba.njit(parallel=True, cache=True)
+def insert_new(slots, shift, keys, tags, tag_stride, rows, regions):
+    """Insert (key, tag) pairs known to be absent and distinct, with their rows.
 
     The slots are split into ``regions`` equal parts (see :func:`region_count`); each thread
-    places the keys whose home lies in its region, and leaves to a serial pass the few whose
+    places the pairs whose home lies in its region, and leaves to a serial pass the few whose
     probe would run past the region's end.
     """
     size = slots.shape[0] // regions
@@ -96,12 +117,25 @@ def insert_new(slots, shift, keys, rows, regions):
     for r in numba.prange(regions):
         low, high = r * size, (r + 1) * size
         for i in range(keys.shape[0]):
-            home = _home(keys[i], shift)
+            tag = tags[i * tag_stride]
+            home = home_slot(keys[i], tag, shift)
             if low <= home < high:
-                deferred[i] = not _place_within(slots, home, high, keys[i], rows[i])
+                deferred[i] = not _place_within(slots, home, high, keys[i], pack(tag, rows[i]))
     for i in range(keys.shape[0]):
         if deferred[i]:
-            _place(slots, _home(keys[i], shift), keys[i], rows[i])
+            tag = tags[i * tag_stride]
+            _place(slots, home_slot(keys[i], tag, shift), keys[i], pack(tag, rows[i]))
+
+
+def insert_new_reference(slots, shift, keys, tags, tag_stride, rows, regions):
+    """Twin of :func:`insert_new`: one probe at a time."""
+    mask = slots.shape[0] - 1
+    homes = home_slot_reference(keys, tags[np.arange(keys.size) * tag_stride], shift)
+    for i, key in enumerate(keys.tolist()):
+        s = int(homes[i])
+        while slots[s, 1] != 0:
+            s = (s + 1) & mask
+        slots[s] = key, 1 + (int(tags[i * tag_stride]) << ROW_BITS) + int(rows[i])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -112,15 +146,24 @@ def rehash(old_slots, new_slots, new_shift, regions):
     for r in numba.prange(regions):
         low, high = r * size, (r + 1) * size
         for i in range(old_slots.shape[0]):
-            key = old_slots[i, 0]
-            if key == EMPTY:
+            packed = old_slots[i, 1]
+            if packed == 0:
                 continue
-            home = _home(key, new_shift)
+            home = home_slot(old_slots[i, 0], (packed - 1) >> ROW_BITS, new_shift)
             if low <= home < high:
-                deferred[i] = not _place_within(new_slots, home, high, key, old_slots[i, 1])
+                deferred[i] = not _place_within(new_slots, home, high, old_slots[i, 0], packed)
     for i in range(old_slots.shape[0]):
         if deferred[i]:
-            _place(new_slots, _home(old_slots[i, 0], new_shift), old_slots[i, 0], old_slots[i, 1])
+            key, packed = old_slots[i, 0], old_slots[i, 1]
+            _place(new_slots, home_slot(key, (packed - 1) >> ROW_BITS, new_shift), key, packed)
+
+
+def rehash_reference(old_slots, new_slots, new_shift, regions):
+    """Twin of :func:`rehash`."""
+    live = old_slots[old_slots[:, 1] != 0]
+    packed = live[:, 1] - 1
+    tags, rows = packed >> ROW_BITS, packed & ROW_MASK
+    insert_new_reference(new_slots, new_shift, live[:, 0].copy(), tags, 1, rows, regions)
 
 
 def region_count(capacity: int) -> int:
@@ -132,48 +175,35 @@ def region_count(capacity: int) -> int:
 
 
 @numba.njit(inline="always")
-def _place_within(slots, s, end, key, row):
-    """Store (key, row) in the first empty slot in ``[s, end)``; False if there is none."""
-    while s < end and slots[s, 0] != EMPTY:
+def _place_within(slots, s, end, key, packed):
+    """Store (key, packed) in the first empty slot in ``[s, end)``; False if there is none."""
+    while s < end and slots[s, 1] != 0:
         s += 1
     if s == end:
         return False
     slots[s, 0] = key
-    slots[s, 1] = row
+    slots[s, 1] = packed
     return True
 
 
 @numba.njit(inline="always")
-def _place(slots, s, key, row):
+def _place(slots, s, key, packed):
     mask = slots.shape[0] - 1
-    while slots[s, 0] != EMPTY:
+    while slots[s, 1] != 0:
         s = (s + 1) & mask
     slots[s, 0] = key
-    slots[s, 1] = row
-
-
-def insert_new_reference(slots, shift, keys, rows, regions):
-    """Twin of :func:`insert_new`."""
-    homes = (hash_key_reference(keys) >> np.uint64(shift)).astype(np.int64)
-    mask = slots.shape[0] - 1
-    for i, key in enumerate(keys.tolist()):
-        s, _ = _probe_reference(slots, homes[i], mask, key)
-        slots[s] = key, rows[i]
+    slots[s, 1] = packed
 
 
 @numba.njit(cache=True)
-def erase(slots, shift, keys, out):
-    """Remove keys (non-zero), writing each one's former row to ``out`` (-1 if absent)."""
-    mask = slots.shape[0] - 1
+def erase(slots, shift, keys, tags, tag_stride, out):
+    """Remove (key, tag) pairs, writing each one's former row to ``out`` (-1 if absent)."""
     for i in range(keys.shape[0]):
-        key = keys[i]
-        s = _home(key, shift)
-        while slots[s, 0] != key and slots[s, 0] != EMPTY:
-            s = (s + 1) & mask
-        if slots[s, 0] == EMPTY:
+        s = _probe(slots, keys[i], tags[i * tag_stride], shift)
+        if slots[s, 1] == 0:
             out[i] = -1
             continue
-        out[i] = slots[s, 1]
+        out[i] = (slots[s, 1] - 1) & ROW_MASK
         _shift_back(slots, shift, s)
 
 
@@ -184,35 +214,27 @@ def _shift_back(slots, shift, hole):
     j = hole
     while True:
         j = (j + 1) & mask
-        if slots[j, 0] == EMPTY:
+        if slots[j, 1] == 0:
             break
+        home = home_slot(slots[j, 0], (slots[j, 1] - 1) >> ROW_BITS, shift)
         # the entry at j may move to the hole only if its home is not cyclically in (hole, j]
-        if ((j - _home(slots[j, 0], shift)) & mask) >= ((j - hole) & mask):
+        if ((j - home) & mask) >= ((j - hole) & mask):
             slots[hole, 0] = slots[j, 0]
             slots[hole, 1] = slots[j, 1]
             hole = j
-    slots[hole, 0] = EMPTY
+    slots[hole, 0] = 0
     slots[hole, 1] = 0
 
 
-def erase_reference(slots, shift, keys, out):
-    """Twin of :func:`erase`."""
-    mask = slots.shape[0] - 1
+def erase_reference(slots, shift, keys, tags, tag_stride, out):
+    """Twin of :func:`erase`: remove from a dict view, then rebuild the slots."""
+    table = _as_dict_reference(slots)
     for i, key in enumerate(keys.tolist()):
-        home = int(hash_key_reference(np.array([key]))[0] >> np.uint64(shift))
-        s, out[i] = _probe_reference(slots, home, mask, key)
-        if out[i] < 0:
-            continue
-        hole, j = s, s
-        while slots[(j := (j + 1) & mask), 0] != EMPTY:
-            j_home = int(hash_key_reference(slots[j : j + 1, 0])[0] >> np.uint64(shift))
-            if (j - j_home) & mask >= (j - hole) & mask:
-                slots[hole] = slots[j]
-                hole = j
-        slots[hole] = EMPTY, 0
-
-
-def rehash_reference(old_slots, new_slots, new_shift, regions):
-    """Twin of :func:`rehash`."""
-    live = old_slots[old_slots[:, 0] != EMPTY]
-    insert_new_reference(new_slots, new_shift, live[:, 0].copy(), live[:, 1].copy(), regions)
+        out[i] = table.pop((key, int(tags[i * tag_stride])), -1)
+    slots[:] = 0
+    if table:
+        (keys_left, tags_left), rows_left = zip(*table, strict=True), list(table.values())
+        insert_new_reference(
+            slots, shift, np.array(keys_left, np.int64), np.array(tags_left, np.int64), 1,
+            np.array(rows_left, np.int64), 1,
+        )  # fmt: skip
