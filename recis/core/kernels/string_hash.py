@@ -24,7 +24,6 @@ import numpy as np
 K0 = np.uint64(0xC3A5C85C97CB3127)
 K1 = np.uint64(0xB492B66FBE98F273)
 K2 = np.uint64(0x9AE16A3B2F90404F)
-K_MUL = np.uint64(0x9DDFEA08EB382D69)
 FARM_SEED = np.uint64(81)
 # MurmurHash64A constants
 MURMUR_M = np.uint64(0xC6A4A7935BD1E995)
@@ -40,18 +39,18 @@ MASK64 = (1 << 64) - 1
 @numba.njit
 def _fetch64(data, i):
     """Little-endian 64-bit word at byte ``i``."""
-    word = np.uint64(0)
+    word, start = np.uint64(0), np.uint64(i)  # an unsigned index skips wraparound handling
     for k in range(8):
-        word |= np.uint64(data[i + k]) << np.uint64(8 * k)
+        word |= np.uint64(data[start + np.uint64(k)]) << np.uint64(8 * k)
     return word
 
 
 @numba.njit
 def _fetch32(data, i):
     """Little-endian 32-bit word at byte ``i``, widened to 64 bits."""
-    word = np.uint64(0)
+    word, start = np.uint64(0), np.uint64(i)
     for k in range(4):
-        word |= np.uint64(data[i + k]) << np.uint64(8 * k)
+        word |= np.uint64(data[start + np.uint64(k)]) << np.uint64(8 * k)
     return word
 
 
@@ -139,37 +138,34 @@ def _weak_hash_len32_with_seeds(data, s, a, b):
 
 
 @numba.njit
+def _farm_block(data, s, x, y, z, v0, v1, w0, w1, mul, scale):
+    """One 64-byte block at ``s`` of the long-string loop (``scale`` is 9 for the last block)."""
+    x = _rotate(x + y + v0 + _fetch64(data, s + 8), 37) * mul
+    y = _rotate(y + v1 + _fetch64(data, s + 48), 42) * mul
+    x ^= w1 * scale
+    y += v0 * scale + _fetch64(data, s + 40)
+    z = _rotate(z + w0, 33) * mul
+    v0, v1 = _weak_hash_len32_with_seeds(data, s, v1 * mul, x + w0)
+    w0, w1 = _weak_hash_len32_with_seeds(data, s + 32, z + w1, y + _fetch64(data, s + 16))
+    return z, y, x, v0, v1, w0, w1  # x and z swap
+
+
+@numba.njit
 def _farm_long(data, s, n):
     """Fingerprint64 of more than 64 bytes: 64-byte blocks, then the last 64 bytes."""
     y = FARM_SEED * K1 + np.uint64(113)
     z = _shift_mix(y * K2 + np.uint64(113)) * K2
-    v0 = v1 = w0 = w1 = np.uint64(0)
     x = FARM_SEED * K2 + _fetch64(data, s)
-    end = s + ((n - 1) // 64) * 64
-    last64 = end + ((n - 1) & 63) - 63
-    while s != end:
-        x = _rotate(x + y + v0 + _fetch64(data, s + 8), 37) * K1
-        y = _rotate(y + v1 + _fetch64(data, s + 48), 42) * K1
-        x ^= w1
-        y += v0 + _fetch64(data, s + 40)
-        z = _rotate(z + w0, 33) * K1
-        v0, v1 = _weak_hash_len32_with_seeds(data, s, v1 * K1, x + w0)
-        w0, w1 = _weak_hash_len32_with_seeds(data, s + 32, z + w1, y + _fetch64(data, s + 16))
-        x, z = z, x
-        s += 64
-    mul = K1 + ((z & np.uint64(0xFF)) << np.uint64(1))
-    s = last64
+    v0 = v1 = w0 = w1 = np.uint64(0)
+    one = np.uint64(1)
+    for block in range(s, s + (n - 1) // 64 * 64, 64):
+        x, y, z, v0, v1, w0, w1 = _farm_block(data, block, x, y, z, v0, v1, w0, w1, K1, one)
+    mul = K1 + ((z & np.uint64(0xFF)) << one)
     w0 += np.uint64((n - 1) & 63)
     v0 += w0
     w0 += v0
-    x = _rotate(x + y + v0 + _fetch64(data, s + 8), 37) * mul
-    y = _rotate(y + v1 + _fetch64(data, s + 48), 42) * mul
-    x ^= w1 * np.uint64(9)
-    y += v0 * np.uint64(9) + _fetch64(data, s + 40)
-    z = _rotate(z + w0, 33) * mul
-    v0, v1 = _weak_hash_len32_with_seeds(data, s, v1 * mul, x + w0)
-    w0, w1 = _weak_hash_len32_with_seeds(data, s + 32, z + w1, y + _fetch64(data, s + 16))
-    x, z = z, x
+    last = s + n - 64
+    x, y, z, v0, v1, w0, w1 = _farm_block(data, last, x, y, z, v0, v1, w0, w1, mul, np.uint64(9))
     first = _hash_len16(v0, w0, mul) + _shift_mix(y) * K0 + z
     return _hash_len16(first, _hash_len16(v1, w1, mul) + x, mul)
 
@@ -245,14 +241,23 @@ def murmur_pair(x, y, out):
 
 # ---------------------------------------------------------------------------------------------
 # reference twins on Python integers
+# (``_u64`` wraps a Python integer to 64 bits; ``s`` is the string as ``bytes``)
 
 
-def _ref_fetch(data, i, width):
-    return int.from_bytes(bytes(data[i : i + width]), "little")
+def _u64(value):
+    return value & MASK64
+
+
+def _ref_fetch64(s, i):
+    return int.from_bytes(s[i : i + 8], "little")
+
+
+def _ref_fetch32(s, i):
+    return int.from_bytes(s[i : i + 4], "little")
 
 
 def _ref_rotate(value, shift):
-    return ((value >> shift) | (value << (64 - shift))) & MASK64
+    return _u64((value >> shift) | (value << (64 - shift)))
 
 
 def _ref_shift_mix(value):
@@ -260,101 +265,115 @@ def _ref_shift_mix(value):
 
 
 def _ref_hash_len16(u, v, mul):
-    a = _ref_shift_mix(((u ^ v) * mul) & MASK64)
-    b = _ref_shift_mix(((v ^ a) * mul) & MASK64)
-    return (b * mul) & MASK64
+    a = _ref_shift_mix(_u64((u ^ v) * mul))
+    b = _ref_shift_mix(_u64((v ^ a) * mul))
+    return _u64(b * mul)
 
 
-def _ref_farm_short(s: bytes):
-    """Fingerprint64 of at most 64 bytes."""
-    n, k0, k1, k2 = len(s), int(K0), int(K1), int(K2)
+def _ref_farm_len0to16(s):
+    n, k0, k2 = len(s), int(K0), int(K2)
     mul = k2 + 2 * n
-    fetch64 = [_ref_fetch(s, i, 8) for i in range(max(n - 7, 0))]
-    if n > 32:
-        a, b = fetch64[0] * k2 & MASK64, fetch64[8]
-        c, d = fetch64[n - 8] * mul & MASK64, fetch64[n - 16] * k2 & MASK64
-        y = (_ref_rotate((a + b) & MASK64, 43) + _ref_rotate(c, 30) + d) & MASK64
-        z = _ref_hash_len16(y, (a + _ref_rotate((b + k2) & MASK64, 18) + c) & MASK64, mul)
-        e, f = fetch64[16] * mul & MASK64, fetch64[24]
-        g = (y + fetch64[n - 32]) * mul & MASK64
-        h = (z + fetch64[n - 24]) * mul & MASK64
-        u = _ref_rotate((e + f) & MASK64, 43) + _ref_rotate(g, 30) + h
-        return _ref_hash_len16(u & MASK64, (e + _ref_rotate((f + a) & MASK64, 18) + g) & MASK64, mul)
-    if n > 16:
-        a, b = fetch64[0] * k1 & MASK64, fetch64[8]
-        c, d = fetch64[n - 8] * mul & MASK64, fetch64[n - 16] * k2 & MASK64
-        u = (_ref_rotate((a + b) & MASK64, 43) + _ref_rotate(c, 30) + d) & MASK64
-        return _ref_hash_len16(u, (a + _ref_rotate((b + k2) & MASK64, 18) + c) & MASK64, mul)
     if n >= 8:
-        a, b = (fetch64[0] + k2) & MASK64, fetch64[n - 8]
-        c = (_ref_rotate(b, 37) * mul + a) & MASK64
-        d = ((_ref_rotate(a, 25) + b) * mul) & MASK64
+        a, b = _u64(_ref_fetch64(s, 0) + k2), _ref_fetch64(s, n - 8)
+        c = _u64(_ref_rotate(b, 37) * mul + a)
+        d = _u64((_ref_rotate(a, 25) + b) * mul)
         return _ref_hash_len16(c, d, mul)
     if n >= 4:
-        u = n + (_ref_fetch(s, 0, 4) << 3)
-        return _ref_hash_len16(u, _ref_fetch(s, n - 4, 4), mul)
+        return _ref_hash_len16(n + (_ref_fetch32(s, 0) << 3), _ref_fetch32(s, n - 4), mul)
     if n > 0:
         y, z = s[0] + (s[n >> 1] << 8), n + (s[n - 1] << 2)
-        return _ref_shift_mix(((y * k2) ^ (z * k0)) & MASK64) * k2 & MASK64
+        return _u64(_ref_shift_mix(_u64(y * k2) ^ _u64(z * k0)) * k2)
     return k2
 
 
-def _ref_weak_hash_len32_with_seeds(s: bytes, i, a, b):
-    w, x, y, z = (_ref_fetch(s, i + 8 * j, 8) for j in range(4))
-    a = (a + w) & MASK64
-    b = _ref_rotate((b + a + z) & MASK64, 21)
+def _ref_farm_len17to32(s):
+    n, k1, k2 = len(s), int(K1), int(K2)
+    mul = k2 + 2 * n
+    a, b = _u64(_ref_fetch64(s, 0) * k1), _ref_fetch64(s, 8)
+    c, d = _u64(_ref_fetch64(s, n - 8) * mul), _u64(_ref_fetch64(s, n - 16) * k2)
+    u = _u64(_ref_rotate(_u64(a + b), 43) + _ref_rotate(c, 30) + d)
+    return _ref_hash_len16(u, _u64(a + _ref_rotate(_u64(b + k2), 18) + c), mul)
+
+
+def _ref_farm_len33to64(s):
+    n, k2 = len(s), int(K2)
+    mul = k2 + 2 * n
+    a, b = _u64(_ref_fetch64(s, 0) * k2), _ref_fetch64(s, 8)
+    c, d = _u64(_ref_fetch64(s, n - 8) * mul), _u64(_ref_fetch64(s, n - 16) * k2)
+    y = _u64(_ref_rotate(_u64(a + b), 43) + _ref_rotate(c, 30) + d)
+    z = _ref_hash_len16(y, _u64(a + _ref_rotate(_u64(b + k2), 18) + c), mul)
+    e, f = _u64(_ref_fetch64(s, 16) * mul), _ref_fetch64(s, 24)
+    g = _u64((y + _ref_fetch64(s, n - 32)) * mul)
+    h = _u64((z + _ref_fetch64(s, n - 24)) * mul)
+    u = _u64(_ref_rotate(_u64(e + f), 43) + _ref_rotate(g, 30) + h)
+    return _ref_hash_len16(u, _u64(e + _ref_rotate(_u64(f + a), 18) + g), mul)
+
+
+def _ref_weak_hash_len32_with_seeds(s, i, a, b):
+    w, x, y, z = (_ref_fetch64(s, i + 8 * j) for j in range(4))
+    a = _u64(a + w)
+    b = _ref_rotate(_u64(b + a + z), 21)
     c = a
-    a = (a + x + y) & MASK64
-    b = (b + _ref_rotate(a, 44)) & MASK64
-    return [(a + z) & MASK64, (b + c) & MASK64]
+    a = _u64(a + x + y)
+    b = _u64(b + _ref_rotate(a, 44))
+    return _u64(a + z), _u64(b + c)
 
 
-def _ref_farm_long(s: bytes):
-    """Fingerprint64 of more than 64 bytes."""
+def _ref_farm_block(s, i, state, mul, last):
+    """One 64-byte block at ``i`` of the long-string loop; ``last`` marks the final block."""
+    x, y, z, (v0, v1), (w0, w1) = state
+    scale = 9 if last else 1
+    x = _u64(_ref_rotate(_u64(x + y + v0 + _ref_fetch64(s, i + 8)), 37) * mul)
+    y = _u64(_ref_rotate(_u64(y + v1 + _ref_fetch64(s, i + 48)), 42) * mul)
+    x ^= _u64(w1 * scale)
+    y = _u64(y + v0 * scale + _ref_fetch64(s, i + 40))
+    z = _u64(_ref_rotate(_u64(z + w0), 33) * mul)
+    v = _ref_weak_hash_len32_with_seeds(s, i, _u64(v1 * mul), _u64(x + w0))
+    w = _ref_weak_hash_len32_with_seeds(s, i + 32, _u64(z + w1), _u64(y + _ref_fetch64(s, i + 16)))
+    return z, y, x, v, w  # x and z swap
+
+
+def _ref_farm_long(s):
+    """Fingerprint64 of more than 64 bytes: 64-byte blocks, then the last 64 bytes."""
     n, k0, k1, k2, seed = len(s), int(K0), int(K1), int(K2), int(FARM_SEED)
-    y = (seed * k1 + 113) & MASK64
-    z = _ref_shift_mix((y * k2 + 113) & MASK64) * k2 & MASK64
-    v, w = [0, 0], [0, 0]
-    x = (seed * k2 + _ref_fetch(s, 0, 8)) & MASK64
+    y = _u64(seed * k1 + 113)
+    z = _u64(_ref_shift_mix(_u64(y * k2 + 113)) * k2)
+    x = _u64(seed * k2 + _ref_fetch64(s, 0))
+    state = (x, y, z, (0, 0), (0, 0))
     for i in range(0, (n - 1) // 64 * 64, 64):
-        x = _ref_rotate((x + y + v[0] + _ref_fetch(s, i + 8, 8)) & MASK64, 37) * k1 & MASK64
-        y = _ref_rotate((y + v[1] + _ref_fetch(s, i + 48, 8)) & MASK64, 42) * k1 & MASK64
-        x ^= w[1]
-        y = (y + v[0] + _ref_fetch(s, i + 40, 8)) & MASK64
-        z = _ref_rotate((z + w[0]) & MASK64, 33) * k1 & MASK64
-        v = _ref_weak_hash_len32_with_seeds(s, i, v[1] * k1 & MASK64, (x + w[0]) & MASK64)
-        w_seed = (y + _ref_fetch(s, i + 16, 8)) & MASK64
-        w = _ref_weak_hash_len32_with_seeds(s, i + 32, (z + w[1]) & MASK64, w_seed)
-        x, z = z, x
+        state = _ref_farm_block(s, i, state, k1, last=False)
+    x, y, z, (v0, v1), (w0, w1) = state
     mul = k1 + ((z & 0xFF) << 1)
-    i = n - 64
-    w[0] = (w[0] + ((n - 1) & 63)) & MASK64
-    v[0] = (v[0] + w[0]) & MASK64
-    w[0] = (w[0] + v[0]) & MASK64
-    x = _ref_rotate((x + y + v[0] + _ref_fetch(s, i + 8, 8)) & MASK64, 37) * mul & MASK64
-    y = _ref_rotate((y + v[1] + _ref_fetch(s, i + 48, 8)) & MASK64, 42) * mul & MASK64
-    x ^= w[1] * 9 & MASK64
-    y = (y + v[0] * 9 + _ref_fetch(s, i + 40, 8)) & MASK64
-    z = _ref_rotate((z + w[0]) & MASK64, 33) * mul & MASK64
-    v = _ref_weak_hash_len32_with_seeds(s, i, v[1] * mul & MASK64, (x + w[0]) & MASK64)
-    w_seed = (y + _ref_fetch(s, i + 16, 8)) & MASK64
-    w = _ref_weak_hash_len32_with_seeds(s, i + 32, (z + w[1]) & MASK64, w_seed)
-    x, z = z, x
-    first = (_ref_hash_len16(v[0], w[0], mul) + _ref_shift_mix(y) * k0 + z) & MASK64
-    return _ref_hash_len16(first, (_ref_hash_len16(v[1], w[1], mul) + x) & MASK64, mul)
+    w0 = _u64(w0 + ((n - 1) & 63))
+    v0 = _u64(v0 + w0)
+    w0 = _u64(w0 + v0)
+    state = _ref_farm_block(s, n - 64, (x, y, z, (v0, v1), (w0, w1)), mul, last=True)
+    x, y, z, (v0, v1), (w0, w1) = state
+    first = _u64(_ref_hash_len16(v0, w0, mul) + _ref_shift_mix(y) * k0 + z)
+    return _ref_hash_len16(first, _u64(_ref_hash_len16(v1, w1, mul) + x), mul)
 
 
-def _ref_murmur64a(s: bytes):
-    m = int(MURMUR_M)
-    h = len(s) * m & MASK64
-    body = len(s) - len(s) % 8
+def _ref_farm_fingerprint(s):
+    if len(s) <= 16:
+        return _ref_farm_len0to16(s)
+    if len(s) <= 32:
+        return _ref_farm_len17to32(s)
+    if len(s) <= 64:
+        return _ref_farm_len33to64(s)
+    return _ref_farm_long(s)
+
+
+def _ref_murmur64a(s):
+    m, n = int(MURMUR_M), len(s)
+    h = _u64(n * m)
+    body = n - n % 8
     for i in range(0, body, 8):
-        k = _ref_fetch(s, i, 8) * m & MASK64
-        k = (k ^ (k >> 47)) * m & MASK64
-        h = (h ^ k) * m & MASK64
-    if len(s) % 8:
-        h = (h ^ _ref_fetch(s, body, 8)) * m & MASK64  # the tail, zero-extended
-    h = (h ^ (h >> 47)) * m & MASK64
+        k = _u64(_ref_fetch64(s, i) * m)
+        k = _u64((k ^ (k >> 47)) * m)
+        h = _u64((h ^ k) * m)
+    if n % 8:
+        h = _u64((h ^ int.from_bytes(s[body:], "little")) * m)
+    h = _u64((h ^ (h >> 47)) * m)
     return h ^ (h >> 47)
 
 
@@ -365,7 +384,7 @@ def _ref_strings(data, offsets):
 def farm_fingerprint64_reference(data, offsets, out):
     """Twin of :func:`farm_fingerprint64`."""
     for i, s in enumerate(_ref_strings(data, offsets)):
-        out[i] = _ref_farm_short(s) if len(s) <= 64 else _ref_farm_long(s)
+        out[i] = _ref_farm_fingerprint(s)
 
 
 def murmur_hash64a_reference(data, offsets, out):
@@ -377,4 +396,6 @@ def murmur_hash64a_reference(data, offsets, out):
 def murmur_pair_reference(x, y, out):
     """Twin of :func:`murmur_pair`."""
     for i in range(len(out)):
-        out[i] = _ref_murmur64a(int(x[i]).to_bytes(8, "little", signed=True) + int(y[i]).to_bytes(8, "little", signed=True))
+        pair = int(x[i]).to_bytes(8, "little", signed=True)
+        pair += int(y[i]).to_bytes(8, "little", signed=True)
+        out[i] = _ref_murmur64a(pair)
