@@ -21,12 +21,25 @@ One physical table can hold several logical tables of the same dim, dtype and in
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from recis.core import interop
+from recis.core.dedupe import int64_vector
+from recis.core.gradients import GradientBuffer
 from recis.core.id_map import IdMap, Inserted
 from recis.core.initializers import ConstantInitializer, Initializer
+from recis.core.policies import Admission, AdmitAll, Eviction, LookupStats
 from recis.core.row_store import EMBEDDING, RowPlan, RowStore
+
+
+class Lookup(NamedTuple):
+    """Result of :meth:`EmbeddingTable.lookup`: ``rows`` (-1: no row), float32 ``values``."""
+
+    rows: np.ndarray
+    values: np.ndarray
+    stats: LookupStats
 
 
 class EmbeddingTable:
@@ -43,6 +56,8 @@ class EmbeddingTable:
         max_size: optional cap on the number of ids (an insert past it raises).
         children: names of the logical tables stored here (default: ``[name]``); tag ``i`` of
             the lookups below means ``children[i]``.
+        admission: which new ids get rows in training lookups (default: all).
+        eviction: optional eviction policy (its usage slot is added to the rows).
     """
 
     def __init__(
@@ -56,6 +71,8 @@ class EmbeddingTable:
         capacity: int = 1024,
         max_size: int | None = None,
         children: list[str] | None = None,
+        admission: Admission | None = None,
+        eviction: Eviction | None = None,
     ) -> None:
         self.name = name
         self.dim = dim
@@ -64,6 +81,12 @@ class EmbeddingTable:
         self.children = list(children) if children is not None else [name]
         self.ids = IdMap(name, capacity=capacity, max_size=max_size)
         self.store = RowStore(dim, dtype, block_rows, name)
+        self.grads = GradientBuffer(dim)
+        self.admission = admission if admission is not None else AdmitAll()
+        self.eviction = eviction
+        self.stats_total = LookupStats()
+        if eviction is not None:
+            self.store.add_slot(eviction.slot, (), np.int64, eviction.slot_fill)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -89,6 +112,50 @@ class EmbeddingTable:
             )
             self.store.reset(plan)
         return inserted
+
+    def lookup(self, ids: np.ndarray, tags=None, counts=None, train: bool = True) -> Lookup:
+        """Rows and float32 values of distinct ``ids`` (each seen ``counts`` times, default 1).
+
+        Training lookups insert the new ids that admission accepts (evicting first if the
+        eviction policy asks) and record usage for eviction. Ids without a row get row -1 and read
+        zeros, or their initial value if admission says so. Other lookups never insert.
+        """
+        ids = int64_vector(ids, "ids")
+        counts = np.ones(ids.size, np.int64) if counts is None else np.asarray(counts, np.int64)
+        rows = self.find(ids, tags)
+        stats = LookupStats()
+        if train:
+            stats = self._insert_admitted(ids, tags, counts, rows)
+            used = np.flatnonzero(rows >= 0)
+            if self.eviction is not None:
+                self.eviction.touch(self, rows[used], counts[used])
+        values = self.gather(rows)
+        if train and self.admission.refused_read_initial and stats.refused:
+            refused = np.flatnonzero(rows < 0)
+            values[refused] = self.initial_values(ids[refused], _take(tags, refused))
+        self.stats_total += stats
+        return Lookup(rows, values, stats)
+
+    def _insert_admitted(self, ids, tags, counts, rows) -> LookupStats:
+        """Insert admitted missing ids, writing their rows into ``rows``."""
+        missing = np.flatnonzero(rows < 0)
+        if not missing.size:
+            return LookupStats()
+        admit = self.admission.admit(ids[missing], _take(tags, missing), counts[missing])
+        admitted = missing[admit]
+        stats = LookupStats(new=missing.size, admitted=admitted.size)
+        stats.refused = stats.new - stats.admitted
+        if admitted.size and self.eviction is not None:
+            stats.evicted = self.eviction.make_room(self, admitted.size, rows[rows >= 0])
+        if admitted.size:
+            rows[admitted] = self.find_or_insert(ids[admitted], _take(tags, admitted)).rows
+        return stats
+
+    def evict_stale(self) -> int:
+        """Let the eviction policy drop ids that are due; return how many it dropped."""
+        evicted = 0 if self.eviction is None else self.eviction.evict_stale(self)
+        self.stats_total.evicted += evicted
+        return evicted
 
     def initial_values(self, ids: np.ndarray, tags=None) -> np.ndarray:
         """The values a row for each of ``ids`` starts with (float32 ``[n, dim]``)."""
@@ -135,3 +202,8 @@ class EmbeddingTable:
             "row_bytes": self.store.nbytes,
             "bytes": self.ids.nbytes + self.store.nbytes,
         }
+
+
+def _take(tags, positions: np.ndarray):
+    """Tags of the keys at ``positions``: a per-key array is indexed, a scalar applies to all."""
+    return tags if tags is None or np.ndim(tags) == 0 else np.asarray(tags)[positions]

@@ -23,7 +23,6 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from recis.core.dedupe import sum_by_index, unique_inverse
 from recis.core.errors import NonFiniteGradientError
 from recis.core.optim.rule import Rule
 from recis.core.table import EmbeddingTable
@@ -60,7 +59,6 @@ class SparseUpdater:
         self.steps: dict[str, int] = {}
         self.skipped_rows: dict[str, int] = {}
         self.micro_step = 0
-        self._pending: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         for table in tables:
             self.add_table(table)
 
@@ -73,36 +71,30 @@ class SparseUpdater:
         self.tables[table.name] = table
         self.steps[table.name] = 0
         self.skipped_rows[table.name] = 0
-        self._pending[table.name] = []
 
     def accumulate(self, table: EmbeddingTable, rows: np.ndarray, grads: np.ndarray) -> None:
-        """Record ``grads[n, dim]`` of ``rows[n]``; rows of -1 (absent ids) are dropped."""
+        """Record ``grads[n, dim]`` of ``rows[n]`` in the table's gradient buffer."""
         if table.name not in self.tables:
             raise KeyError(f"table {table.name!r} is not updated by this optimizer")
-        rows = np.asarray(rows, np.int64)
-        grads = np.asarray(grads, np.float32)
-        if grads.shape != (rows.size, table.dim):
-            raise ValueError(
-                f"table {table.name!r}: gradients must be [{rows.size}, {table.dim}], "
-                f"got {list(grads.shape)}"
-            )
-        kept = rows >= 0
-        self._pending[table.name].append((rows[kept], grads[kept]))
+        try:
+            table.grads.add(rows, grads)
+        except ValueError as error:
+            raise ValueError(f"table {table.name!r}: {error}") from None
 
     def step(self, lr: float) -> None:
         """Count a micro-step; on every ``accumulation_steps``-th, update and clear gradients."""
         self.micro_step += 1
         if self.micro_step % self.accumulation_steps:
             return
-        for name, table in self.tables.items():
-            if self._pending[name]:
+        for table in self.tables.values():
+            if table.grads:
                 self._apply(table, lr)
         self.zero_grad()
 
     def zero_grad(self) -> None:
         """Drop accumulated gradients."""
-        for pending in self._pending.values():
-            pending.clear()
+        for table in self.tables.values():
+            table.grads.clear()
 
     def _apply(self, table: EmbeddingTable, lr: float) -> None:
         rows, grads = self._summed_gradients(table)
@@ -116,11 +108,7 @@ class SparseUpdater:
             table.store.scatter(plan, values, name)
 
     def _summed_gradients(self, table: EmbeddingTable) -> tuple[np.ndarray, np.ndarray]:
-        pending = self._pending[table.name]
-        rows = np.concatenate([rows for rows, _ in pending])
-        unique_rows, inverse = unique_inverse(rows)
-        grads = sum_by_index(np.concatenate([g for _, g in pending]), inverse, unique_rows.size)
-        grads /= np.float32(self.accumulation_steps)
+        unique_rows, grads = table.grads.summed(self.accumulation_steps)
         finite = np.isfinite(grads).all(axis=1)
         if finite.all():
             return unique_rows, grads

@@ -1,0 +1,58 @@
+"""``GradientBuffer``: the gradients a table's rows received since the last optimizer step.
+
+Lookups add (rows, gradients) pairs as backward passes run; the optimizer takes them summed per
+row. Rows of -1 (ids that were looked up but not stored, e.g. refused by admission) are dropped.
+
+>>> import numpy as np
+>>> buffer = GradientBuffer(dim=2)
+>>> buffer.add(np.array([3, -1, 3]), np.ones((3, 2), np.float32))
+>>> rows, grads = buffer.summed(divisor=1)
+>>> rows.tolist(), grads.tolist()
+([3], [[2.0, 2.0]])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recis.core.dedupe import sum_by_index, unique_inverse
+
+
+class GradientBuffer:
+    """Collects per-row gradients ``[n, dim]`` (float32) until they are summed and cleared."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._rows: list[np.ndarray] = []
+        self._grads: list[np.ndarray] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._rows)
+
+    def add(self, rows: np.ndarray, grads: np.ndarray) -> None:
+        """Record ``grads[i]`` for ``rows[i]``; rows of -1 are dropped."""
+        rows = np.asarray(rows, np.int64)
+        grads = np.asarray(grads, np.float32)
+        if grads.shape != (rows.size, self.dim):
+            raise ValueError(
+                f"gradients must be [{rows.size}, {self.dim}], got {list(grads.shape)}"
+            )
+        kept = rows >= 0
+        if not kept.all():
+            rows, grads = rows[kept], grads[kept]
+        self._rows.append(rows)
+        self._grads.append(grads)
+
+    def summed(self, divisor: int) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct rows (in order of first gradient) and their summed gradients / ``divisor``."""
+        rows = np.concatenate(self._rows) if self._rows else np.empty(0, np.int64)
+        grads = np.concatenate(self._grads) if self._grads else np.empty((0, self.dim), np.float32)
+        unique_rows, inverse = unique_inverse(rows)
+        summed = sum_by_index(grads, inverse, unique_rows.size)
+        if divisor != 1:
+            summed /= np.float32(divisor)
+        return unique_rows, summed
+
+    def clear(self) -> None:
+        self._rows.clear()
+        self._grads.clear()

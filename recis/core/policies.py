@@ -1,0 +1,231 @@
+"""Admission and eviction policies of an :class:`~recis.core.table.EmbeddingTable`.
+
+*Admission* decides which new ids get a row during training: :class:`AdmitAll` (the default),
+:class:`ReadOnly` (none; missing ids read zeros and their gradients are dropped) and
+:class:`FrequencyAdmission` (an id gets a row once it has been seen ``threshold`` times; until then
+it reads its initial value and gets no update).
+
+*Eviction* removes ids: :class:`GlobalStepEviction` drops ids not seen for ``filter_step`` steps
+when asked (RecIS's ``GlobalStepFilter``); :class:`CapacityEviction` keeps at most ``max_size``
+ids by evicting the least recently (``"lru"``) or least frequently (``"lfu"``) used ones when new
+ids arrive. Evicted rows, and their optimizer slots, are reset and reused by later ids.
+
+>>> import numpy as np
+>>> from recis.core.table import EmbeddingTable
+>>> table = EmbeddingTable("t", dim=2, eviction=CapacityEviction(max_size=2, policy="lru"))
+>>> table.lookup(np.array([1, 2])).stats.new
+2
+>>> table.lookup(np.array([2])).stats.new  # id 1 is now the least recently used
+0
+>>> table.lookup(np.array([3])).stats.evicted, sorted(table.ids.export().keys.tolist())
+(1, [2, 3])
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recis.core.errors import TableFullError
+from recis.core.id_map import IdMap
+
+
+@dataclass
+class LookupStats:
+    """What a lookup did: ids ``new`` to the table, of which ``admitted`` got rows and
+    ``refused`` did not, and ids ``evicted`` to make room. Counters add up with ``+=``."""
+
+    new: int = 0
+    admitted: int = 0
+    refused: int = 0
+    evicted: int = 0
+
+    def __iadd__(self, other: LookupStats) -> LookupStats:
+        self.new += other.new
+        self.admitted += other.admitted
+        self.refused += other.refused
+        self.evicted += other.evicted
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "new": self.new,
+            "admitted": self.admitted,
+            "refused": self.refused,
+            "evicted": self.evicted,
+        }
+
+
+class Admission(abc.ABC):
+    """Which new ids get a row. Refused ids read zeros unless ``refused_read_initial``."""
+
+    refused_read_initial = False
+
+    @abc.abstractmethod
+    def admit(self, keys: np.ndarray, tags: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Mask of the new ``keys`` (distinct, seen ``counts`` times in this batch) to insert."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state`."""
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, got {sorted(state)}")
+
+
+class AdmitAll(Admission):
+    """Every new id gets a row."""
+
+    def admit(self, keys, tags, counts):
+        return np.ones(keys.size, bool)
+
+
+class ReadOnly(Admission):
+    """No id gets a row: missing ids read zeros and their gradients are dropped."""
+
+    def admit(self, keys, tags, counts):
+        return np.zeros(keys.size, bool)
+
+
+class FrequencyAdmission(Admission):
+    """An id gets a row when it has been seen ``threshold`` times (every occurrence counts).
+
+    Until then it reads its initializer value and receives no update. Counts of ids not yet
+    admitted are kept in a side map, which forgets an id once it is admitted.
+    """
+
+    refused_read_initial = True
+
+    def __init__(self, threshold: int) -> None:
+        if threshold < 1:
+            raise ValueError(f"FrequencyAdmission: threshold must be >= 1, got {threshold}")
+        self.threshold = threshold
+        self._seen = IdMap("admission counts")
+        self._counts = np.zeros(1024, np.int64)
+
+    def admit(self, keys, tags, counts):
+        inserted = self._seen.find_or_insert(keys, tags)
+        if self._seen.rows.high_water > self._counts.size:
+            self._counts = np.resize(self._counts, 2 * self._seen.rows.high_water)
+        self._counts[inserted.new_rows] = 0
+        self._counts[inserted.rows] += counts
+        admitted = self._counts[inserted.rows] >= self.threshold
+        self._seen.erase(keys[admitted], tags[admitted] if np.ndim(tags) else tags)
+        return admitted
+
+    def pending(self) -> int:
+        """Ids seen but not yet admitted."""
+        return len(self._seen)
+
+    def state(self):
+        entries = self._seen.export()
+        return {"keys": entries.keys, "tags": entries.tags, "counts": self._counts[entries.rows]}
+
+    def load_state(self, state):
+        self._seen.clear()
+        rows = self._seen.find_or_insert(state["keys"], state["tags"]).rows
+        self._counts = np.zeros(max(1024, 2 * rows.size), np.int64)
+        self._counts[rows] = state["counts"]
+
+
+@dataclass
+class Eviction:
+    """Base of eviction policies: a per-row ``slot`` of usage, updated by every training lookup.
+
+    ``step`` is the policy's clock, saved with the table.
+    """
+
+    step: int = field(default=0, init=False)
+
+    slot = "last_seen"
+    slot_fill = -1
+
+    def touch(self, table, rows: np.ndarray, counts: np.ndarray) -> None:
+        """Record that ``rows`` (distinct, ≥ 0) were used ``counts`` times by a lookup."""
+        table.store.scatter(rows, np.full(rows.size, self.step, np.int64), self.slot)
+
+    def make_room(self, table, count: int, protected_rows: np.ndarray) -> int:
+        """Evict ids so that ``count`` new ones fit; return how many were evicted."""
+        return 0
+
+    def evict_stale(self, table) -> int:
+        """Evict ids that are due now; return how many."""
+        return 0
+
+
+@dataclass
+class GlobalStepEviction(Eviction):
+    """RecIS's ``GlobalStepFilter``: ids not looked up in the last ``filter_step`` steps go.
+
+    Lookups stamp rows with ``step``; :meth:`advance` moves the clock (once per training step)
+    and :meth:`evict_stale` (every filter interval) erases ids with ``last seen < step -
+    filter_step``.
+    """
+
+    filter_step: int = 100
+    slot = "step_filter"
+
+    def advance(self, steps: int = 1) -> None:
+        self.step += steps
+
+    def evict_stale(self, table) -> int:
+        entries = table.ids.export()
+        last_seen = table.store.gather(entries.rows, self.slot)
+        stale = last_seen < self.step - self.filter_step
+        table.erase(entries.keys[stale], entries.tags[stale])
+        return int(stale.sum())
+
+
+@dataclass
+class CapacityEviction(Eviction):
+    """At most ``max_size`` ids: new ids evict the least recently (``"lru"``) or least
+    frequently (``"lfu"``) used ids, never ids of the current lookup; ties go to lower rows."""
+
+    max_size: int = 0
+    policy: str = "lru"
+
+    def __post_init__(self) -> None:
+        if self.policy not in ("lru", "lfu"):
+            raise ValueError(
+                f"CapacityEviction: policy must be 'lru' or 'lfu', got {self.policy!r}"
+            )
+        if self.max_size < 1:
+            raise ValueError(f"CapacityEviction: max_size must be >= 1, got {self.max_size}")
+        self.slot = "last_used" if self.policy == "lru" else "frequency"
+        self.slot_fill = -1 if self.policy == "lru" else 0
+
+    def touch(self, table, rows, counts):
+        self.step += 1
+        if self.policy == "lru":
+            table.store.scatter(rows, np.full(rows.size, self.step, np.int64), self.slot)
+        else:
+            plan = table.store.plan(rows)
+            table.store.scatter(plan, table.store.gather(plan, self.slot) + counts, self.slot)
+
+    def make_room(self, table, count, protected_rows):
+        excess = len(table) + count - self.max_size
+        if excess <= 0:
+            return 0
+        entries = table.ids.export()
+        candidates = ~np.isin(entries.rows, protected_rows)
+        if candidates.sum() < excess:
+            raise TableFullError(
+                f"table {table.name!r}: {count} new ids do not fit in max_size {self.max_size} "
+                f"even after evicting every id not used by this lookup"
+            )
+        keys, tags, rows = (a[candidates] for a in entries)
+        victims = _lowest(table.store.gather(rows, self.slot), rows, excess)
+        table.erase(keys[victims], tags[victims])
+        return excess
+
+
+def _lowest(scores: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` lowest scores, ties broken by lower row (deterministic)."""
+    threshold = np.partition(scores, count - 1)[count - 1]
+    below = np.flatnonzero(scores < threshold)
+    ties = np.flatnonzero(scores == threshold)
+    ties = ties[np.argsort(rows[ties], kind="stable")][: count - below.size]
+    return np.concatenate([below, ties])
