@@ -138,7 +138,7 @@ class Eviction:
     ``step`` is the policy's clock, saved with the table.
     """
 
-    step: int = field(default=0, init=False)
+    step: int = field(default=0, init=False, repr=False)
 
     slot = "last_seen"
     slot_fill = -1

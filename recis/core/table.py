@@ -113,35 +113,44 @@ class EmbeddingTable:
             self.store.reset(plan)
         return inserted
 
-    def lookup(self, ids: np.ndarray, tags=None, counts=None, train: bool = True) -> Lookup:
+    def lookup(
+        self,
+        ids: np.ndarray,
+        tags=None,
+        counts=None,
+        train: bool = True,
+        admission: Admission | None = None,
+    ) -> Lookup:
         """Rows and float32 values of distinct ``ids`` (each seen ``counts`` times, default 1).
 
-        Training lookups insert the new ids that admission accepts (evicting first if the
-        eviction policy asks) and record usage for eviction. Ids without a row get row -1 and read
-        zeros, or their initial value if admission says so. Other lookups never insert.
+        Training lookups insert the new ids that admission (``admission``, default the table's)
+        accepts, evicting first if the eviction policy asks, and record usage for eviction. Ids
+        without a row get row -1 and read zeros, or their initial value if admission says so.
+        Other lookups never insert.
         """
         ids = int64_vector(ids, "ids")
         counts = np.ones(ids.size, np.int64) if counts is None else np.asarray(counts, np.int64)
+        admission = admission if admission is not None else self.admission
         rows = self.find(ids, tags)
         stats = LookupStats()
         if train:
-            stats = self._insert_admitted(ids, tags, counts, rows)
+            stats = self._insert_admitted(ids, tags, counts, rows, admission)
             used = np.flatnonzero(rows >= 0)
             if self.eviction is not None:
                 self.eviction.touch(self, rows[used], counts[used])
         values = self.gather(rows)
-        if train and self.admission.refused_read_initial and stats.refused:
+        if train and admission.refused_read_initial and stats.refused:
             refused = np.flatnonzero(rows < 0)
             values[refused] = self.initial_values(ids[refused], _take(tags, refused))
         self.stats_total += stats
         return Lookup(rows, values, stats)
 
-    def _insert_admitted(self, ids, tags, counts, rows) -> LookupStats:
+    def _insert_admitted(self, ids, tags, counts, rows, admission) -> LookupStats:
         """Insert admitted missing ids, writing their rows into ``rows``."""
         missing = np.flatnonzero(rows < 0)
         if not missing.size:
             return LookupStats()
-        admit = self.admission.admit(ids[missing], _take(tags, missing), counts[missing])
+        admit = admission.admit(ids[missing], _take(tags, missing), counts[missing])
         admitted = missing[admit]
         stats = LookupStats(new=missing.size, admitted=admitted.size)
         stats.refused = stats.new - stats.admitted

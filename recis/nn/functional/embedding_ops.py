@@ -1,0 +1,83 @@
+"""Autograd functions of the embedding path: row lookup and the ragged combiners.
+
+:func:`lookup_rows` turns looked-up table rows into a tensor whose gradient, in backward, goes to
+the table's gradient buffer (the sparse optimizer applies it later). :func:`combine` reduces each
+sample's ids to one activation with the engine's fused gather + segment reduction.
+
+>>> import numpy as np, torch
+>>> values = torch.tensor([[1.0, 2.0], [10.0, 20.0]], requires_grad=True)
+>>> out = combine(values, np.array([0, 1, 1]), np.array([0, 2, 3]), None, "sum")
+>>> out.tolist()
+[[11.0, 22.0], [10.0, 20.0]]
+>>> out.sum().backward(); values.grad.tolist()
+[[1.0, 1.0], [2.0, 2.0]]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from recis.core import interop
+from recis.core.segment import segment_reduce, segment_reduce_backward
+from recis.core.table import EmbeddingTable
+
+
+class _LookupRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, trigger, values, table, rows, grad_scale):
+        ctx.table, ctx.rows, ctx.grad_scale = table, rows, grad_scale
+        return torch.from_numpy(values)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = interop.as_engine_array(grad.detach().float().contiguous(), "gradient")
+        if ctx.grad_scale is not None:
+            grad = grad * ctx.grad_scale[:, None]
+        ctx.table.grads.add(ctx.rows, grad)
+        return None, None, None, None, None
+
+
+def lookup_rows(
+    trigger: torch.Tensor,
+    values: np.ndarray,
+    table: EmbeddingTable,
+    rows: np.ndarray,
+    grad_scale: np.ndarray | None = None,
+) -> torch.Tensor:
+    """``values`` [U, D] as a tensor whose gradient is added to ``table.grads`` at ``rows``.
+
+    ``trigger`` is a tensor that requires grad (it makes autograd run the backward);
+    ``grad_scale`` optionally scales each row's gradient (e.g. 1 / occurrences).
+    """
+    return _LookupRows.apply(trigger, values, table, rows, grad_scale)
+
+
+class _Combine(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values, index, offsets, weights, mode, tile_len):
+        rows = interop.as_engine_array(values.detach().contiguous(), "values")
+        out = segment_reduce(rows, index, offsets, weights, mode, tile_len)
+        ctx.save = (index, offsets, weights, mode, tile_len, values.shape[0])
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        index, offsets, weights, mode, tile_len, num_rows = ctx.save
+        grad = interop.as_engine_array(grad_out.detach().float().contiguous(), "gradient")
+        grad_rows = segment_reduce_backward(
+            grad, index, offsets, weights, mode, num_rows=num_rows, tile_len=tile_len
+        )
+        return torch.from_numpy(grad_rows), None, None, None, None, None
+
+
+def combine(
+    values: torch.Tensor,
+    index: np.ndarray,
+    offsets: np.ndarray,
+    weights: np.ndarray | None,
+    mode: str,
+    tile_len: int | None = None,
+) -> torch.Tensor:
+    """Combine rows ``values[index[i]]`` per segment of ``offsets`` (sum, mean or tile)."""
+    return _Combine.apply(values, index, offsets, weights, mode, tile_len)

@@ -1,0 +1,161 @@
+"""``HashTable``: an engine embedding table as a torch module (RecIS API).
+
+A HashTable maps raw int64 ids to trainable rows. Calling it looks ids up (inserting new ones in
+training mode) and returns their rows as a tensor whose gradient goes to the table; a sparse
+optimizer from :mod:`recis.optim` applies it. It is not an ``nn.Parameter``, so dense optimizers
+and DDP ignore it; :func:`filter_out_sparse_param` finds the tables of a model.
+
+>>> import torch
+>>> table = HashTable([-1, 4], name="item")
+>>> table(torch.tensor([7, 7, 9])).shape
+torch.Size([3, 4])
+>>> len(table.table), list(filter_out_sparse_param(torch.nn.Sequential(table)))
+(2, ['item'])
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+import torch
+from torch import nn
+
+from recis.core import interop
+from recis.core.dedupe import first_occurrences
+from recis.core.policies import LookupStats
+from recis.core.table import EmbeddingTable
+from recis.nn.functional.embedding_ops import lookup_rows
+from recis.nn.hashtable_hook import AdmitHook, FilterHook
+from recis.nn.initializers import ConstantInitializer
+
+_TABLES: weakref.WeakSet = weakref.WeakSet()
+
+
+def live_hashtables() -> list[HashTable]:
+    """Every HashTable alive in this process (e.g. for hooks that act on all tables)."""
+    return list(_TABLES)
+
+
+class HashTable(nn.Module):
+    """A growable embedding table of rows ``embedding_shape[-1]`` wide (see module docstring).
+
+    Args:
+        embedding_shape: ``[-1, dim]`` (the first entry is ignored: the table grows).
+        block_size: rows per storage block (rounded up to a power of two).
+        dtype: storage dtype (``torch.float32``, ``torch.bfloat16`` or ``torch.float16``); the
+            optimizer's math is float32 whatever the storage.
+        device: ``"cpu"``.
+        coalesced, children: store several logical tables (``children``) in this one.
+        initializer: initial row values (per id; default zeros).
+        name: the table's name.
+        grad_reduce_by: ``"worker"`` sums the gradients of an id's occurrences; ``"id"`` averages
+            them.
+        filter_hook: eviction policy (:class:`~recis.nn.hashtable_hook.FilterHook`).
+        admit_hook: default admission policy (:class:`~recis.nn.hashtable_hook.AdmitHook`).
+        seed: seed of the per-id initial values (a ``generator`` given to the initializer wins).
+        capacity: expected number of ids, to size the id map up front.
+    """
+
+    def __init__(
+        self,
+        embedding_shape,
+        block_size: int = 16384,
+        dtype: torch.dtype = torch.float32,
+        device="cpu",
+        coalesced: bool = False,
+        children: list[str] | None = None,
+        slice=None,  # RecIS's argument; sharding over ranks is configured elsewhere
+        initializer=None,
+        name: str = "hashtable",
+        grad_reduce_by: str = "worker",
+        filter_hook: FilterHook | None = None,
+        admit_hook: AdmitHook | None = None,
+        seed: int = 0,
+        capacity: int = 1024,
+    ) -> None:
+        super().__init__()
+        if torch.device(device).type != "cpu":
+            raise NotImplementedError(
+                f"HashTable {name!r}: device {device!r} needs the GPU engine; use device='cpu'"
+            )
+        if grad_reduce_by not in ("worker", "id"):
+            raise ValueError(f"HashTable {name!r}: grad_reduce_by must be 'worker' or 'id'")
+        initializer = initializer if initializer is not None else ConstantInitializer()
+        seed = getattr(initializer, "seed", None) or seed
+        self.table = EmbeddingTable(
+            name,
+            int(embedding_shape[-1]),
+            initializer,
+            seed=seed,
+            dtype=_numpy_dtype(dtype),
+            block_rows=1 << max(0, int(block_size) - 1).bit_length(),
+            capacity=capacity,
+            children=children if coalesced or children else None,
+            admission=admit_hook.build() if admit_hook is not None else None,
+            eviction=filter_hook.build() if filter_hook is not None else None,
+        )
+        self.name = name
+        self.dtype = dtype
+        self.grad_reduce_by = grad_reduce_by
+        self.last_stats = LookupStats()
+        self._trigger = torch.zeros((), requires_grad=True)  # makes autograd call our backward
+        _TABLES.add(self)
+
+    @property
+    def dim(self) -> int:
+        return self.table.dim
+
+    @property
+    def children_names(self) -> list[str]:
+        return self.table.children
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, dim={self.dim}, ids={len(self.table)}"
+
+    def lookup_unique(
+        self, ids: np.ndarray, tags=None, counts=None
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """Rows and values (a float32 tensor [U, dim] wired to the gradient buffer) of
+        distinct ``ids`` seen ``counts`` times in the batch."""
+        train = self.training and torch.is_grad_enabled()
+        rows, values, stats = self.table.lookup(ids, tags, counts, train)
+        self.last_stats = stats
+        if not train:
+            return rows, torch.from_numpy(values)
+        scale = None if self.grad_reduce_by == "worker" else 1.0 / np.asarray(counts, np.float32)
+        return rows, lookup_rows(self._trigger, values, self.table, rows, scale)
+
+    def forward(self, ids: torch.Tensor, tags=None) -> torch.Tensor:
+        """Rows of ``ids`` (any shape) as a float32 tensor ``ids.shape + (dim,)``."""
+        flat = interop.as_engine_array(ids.detach().reshape(-1).contiguous(), "ids")
+        first, inverse = first_occurrences(flat, tags)
+        counts = np.bincount(inverse, minlength=first.size)
+        unique_tags = tags if tags is None or np.ndim(tags) == 0 else np.asarray(tags)[first]
+        _, values = self.lookup_unique(flat[first], unique_tags, counts)
+        out = values[torch.from_numpy(inverse)]
+        return out.reshape(*ids.shape, self.dim)
+
+
+def filter_out_sparse_param(model: nn.Module) -> dict[str, HashTable]:
+    """The model's hash tables by name (what sparse optimizers take)."""
+    tables = {}
+    for module in model.modules():
+        if isinstance(module, HashTable):
+            if module.name in tables and tables[module.name] is not module:
+                raise ValueError(f"two hash tables are named {module.name!r}")
+            tables[module.name] = module
+    return tables
+
+
+def _numpy_dtype(dtype: torch.dtype):
+    import ml_dtypes
+
+    names = {
+        torch.float32: np.float32,
+        torch.float16: np.float16,
+        torch.bfloat16: ml_dtypes.bfloat16,
+    }
+    if dtype not in names:
+        raise TypeError(f"table dtype must be float32, float16 or bfloat16, got {dtype}")
+    return names[dtype]

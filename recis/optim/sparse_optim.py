@@ -1,0 +1,97 @@
+"""``SparseOptimizer``: a ``torch.optim.Optimizer`` that updates hash tables with an engine rule.
+
+It holds one parameter group (``lr``), so torch LR schedulers drive it like any optimizer;
+``step()`` applies the rule to the rows that received gradients since the last step.
+
+>>> import torch
+>>> from recis.nn import HashTable
+>>> from recis.optim import SparseSGD
+>>> table = HashTable([-1, 2], name="t")
+>>> optimizer = SparseSGD({"t": table}, lr=0.5)
+>>> table(torch.tensor([4, 4])).sum().backward()
+>>> optimizer.step()
+>>> table(torch.tensor([4])).tolist()  # both occurrences' gradients, summed
+[[-1.0, -1.0]]
+"""
+
+from __future__ import annotations
+
+import torch
+
+from recis.core.optim.rule import Rule
+from recis.core.updater import SparseUpdater
+from recis.nn.modules.hashtable import HashTable
+
+
+class SparseOptimizer(torch.optim.Optimizer):
+    """Applies ``rule`` to the hash tables in ``param_dict`` ({name: HashTable}).
+
+    Args:
+        param_dict: the tables, e.g. ``filter_out_sparse_param(model)``.
+        rule: the engine's row-wise optimizer rule.
+        lr: learning rate (``param_groups[0]["lr"]``, so schedulers can change it).
+        on_nonfinite: ``"raise"`` (default) or ``"skip"`` rows with NaN/inf gradients.
+    """
+
+    def __init__(
+        self, param_dict: dict[str, HashTable], rule: Rule, lr: float, on_nonfinite="raise"
+    ):
+        if lr < 0:
+            raise ValueError(f"lr must be >= 0, got {lr}")
+        super().__init__([torch.zeros(0, requires_grad=True)], {"lr": lr})
+        self.rule = rule
+        self._updater = SparseUpdater(rule, on_nonfinite=on_nonfinite)
+        self.hashtables: dict[str, HashTable] = {}
+        self.add_params(param_dict)
+
+    def add_params(self, param_dict: dict[str, HashTable]) -> None:
+        """Also update these tables."""
+        for name, table in param_dict.items():
+            if not isinstance(table, HashTable):
+                raise TypeError(
+                    f"{name!r}: sparse optimizers update HashTables, got {type(table).__name__}"
+                )
+            self._updater.add_table(table.table)
+            self.hashtables[name] = table
+
+    def set_grad_accum_steps(self, steps: int) -> None:
+        """Apply updates every ``steps`` calls of :meth:`step`, with gradients divided by it."""
+        if steps < 1:
+            raise ValueError(f"gradient accumulation steps must be >= 1, got {steps}")
+        self._updater.accumulation_steps = steps
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Count a micro-step; at each accumulation boundary update the tables' rows."""
+        loss = closure() if closure is not None else None
+        self._updater.step(lr=self.param_groups[0]["lr"])
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop gradients, except those being accumulated between boundaries."""
+        if self._updater.micro_step % self._updater.accumulation_steps == 0:
+            self._updater.zero_grad()
+
+    def state_dict(self) -> dict:
+        """Learning rate, rule and per-table counters (rows and slots live with the tables)."""
+        return {
+            "param_groups": [
+                {k: v for k, v in g.items() if k != "params"} for g in self.param_groups
+            ],
+            "rule": type(self.rule).__name__,
+            "tables": self._updater.state_dict(),
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if state_dict["rule"] != type(self.rule).__name__:
+            raise ValueError(
+                f"state is for {state_dict['rule']}, this optimizer uses {type(self.rule).__name__}"
+            )
+        for group, saved in zip(self.param_groups, state_dict["param_groups"], strict=True):
+            group.update(saved)
+        self._updater.load_state_dict(state_dict["tables"])
+
+    @property
+    def table_steps(self) -> dict[str, int]:
+        """Updates applied so far, per physical table."""
+        return dict(self._updater.steps)

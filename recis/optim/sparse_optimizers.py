@@ -1,0 +1,112 @@
+"""The sparse optimizers: RecIS's Adam family plus SGD, Adagrad, row-wise Adagrad and FTRL.
+
+Each is a :class:`~recis.optim.sparse_optim.SparseOptimizer` over the engine rule of the same
+name (:mod:`recis.core.optim`); the update rules are documented there.
+
+>>> import torch
+>>> from recis.nn import HashTable
+>>> SparseAdamW({"t": HashTable([-1, 4], name="t")}, lr=1e-3).rule
+AdamW(beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.01, amsgrad=False)
+"""
+
+from __future__ import annotations
+
+from recis.core import optim as rules
+from recis.optim.sparse_optim import SparseOptimizer
+
+
+class SparseAdam(SparseOptimizer):
+    """Adam; ``weight_decay`` is coupled L2 as in ``torch.optim.Adam`` (RecIS ignored it)."""
+
+    def __init__(
+        self, param_dict, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False
+    ):
+        super().__init__(param_dict, rules.Adam(beta1, beta2, eps, weight_decay, amsgrad), lr)
+
+
+class SparseAdamW(SparseOptimizer):
+    """AdamW: decoupled decay ``w *= 1 - lr·weight_decay``, then Adam."""
+
+    def __init__(
+        self,
+        param_dict,
+        lr=1e-3,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+    ):
+        super().__init__(param_dict, rules.AdamW(beta1, beta2, eps, weight_decay, amsgrad), lr)
+
+
+class SparseAdamWTF(SparseOptimizer):
+    """RecIS's TF-style AdamW: decay ``w *= 1 - weight_decay``, epsilon outside the bias
+    correction. ``use_nesterov=True`` is not supported."""
+
+    def __init__(
+        self,
+        param_dict,
+        lr=1e-3,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        weight_decay=1e-2,
+        use_nesterov=False,
+    ):
+        if use_nesterov:
+            raise ValueError("SparseAdamWTF: use_nesterov=True is not supported")
+        super().__init__(param_dict, rules.AdamWTF(beta1, beta2, eps, weight_decay), lr)
+
+
+class SparseSGD(SparseOptimizer):
+    """Plain SGD, optional coupled L2 ``weight_decay``."""
+
+    def __init__(self, param_dict, lr=1e-2, weight_decay=0.0):
+        super().__init__(param_dict, rules.SGD(weight_decay), lr)
+
+
+class SparseAdagrad(SparseOptimizer):
+    """Adagrad as ``torch.optim.Adagrad`` (per-element accumulator)."""
+
+    def __init__(
+        self,
+        param_dict,
+        lr=1e-2,
+        lr_decay=0.0,
+        weight_decay=0.0,
+        initial_accumulator_value=0.0,
+        eps=1e-10,
+    ):
+        super().__init__(
+            param_dict, rules.Adagrad(initial_accumulator_value, eps, weight_decay, lr_decay), lr
+        )
+
+
+class SparseRowwiseAdagrad(SparseOptimizer):
+    """Row-wise Adagrad: one accumulator per row (the mean of g²), as FBGEMM/TorchRec."""
+
+    def __init__(
+        self, param_dict, lr=1e-2, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10
+    ):
+        super().__init__(
+            param_dict, rules.RowWiseAdagrad(initial_accumulator_value, eps, weight_decay), lr
+        )
+
+
+class SparseFtrl(SparseOptimizer):
+    """FTRL-proximal as TensorFlow's ``Ftrl``."""
+
+    def __init__(
+        self,
+        param_dict,
+        lr=1e-2,
+        learning_rate_power=-0.5,
+        initial_accumulator_value=0.1,
+        l1=0.0,
+        l2=0.0,
+        beta=0.0,
+    ):
+        super().__init__(
+            param_dict, rules.Ftrl(learning_rate_power, initial_accumulator_value, l1, l2, beta), lr
+        )
