@@ -91,19 +91,34 @@ class Initializer(abc.ABC):
     """Base of all initializers: validates the call, then fills the rows."""
 
     def __call__(
-        self, ids: np.ndarray, dim: int, seed: int, table: str, out: np.ndarray | None = None
+        self,
+        ids: np.ndarray,
+        dim: int,
+        seed: int,
+        table,
+        out: np.ndarray | None = None,
+        tags: np.ndarray | None = None,
     ) -> np.ndarray:
         """Initial rows ``[len(ids), dim]`` (float32) of ``ids`` in ``table``, written to ``out``.
 
         ``ids`` is a 1-D int64 array (every int64 is a valid id), ``seed`` an int in
-        [0, 2**64) and ``out``, when given, a C-contiguous float32 array of that shape.
+        [0, 2**64) and ``out``, when given, a C-contiguous float32 array of that shape. With
+        ``tags`` (int64, one per id), ``table`` is a list of names and id ``i`` belongs to
+        ``table[tags[i]]``: several tables are initialised in one call.
         """
         ids = self._check_ids(ids)
         dim = self._check_dim(dim)
-        seed = np.uint64(self._check_seed(seed))
-        table_bits = np.uint64(table_hash(table))
+        seed = self._check_seed(seed)
+        names = [table] if tags is None else list(table)
+        streams = np.array(
+            [kernels.stream_reference(seed, table_hash(n)) for n in names], np.uint64
+        )
+        if tags is None:
+            tags, stride = np.zeros(1, np.int64), 0
+        else:
+            tags, stride = self._check_tags(tags, ids.shape[0], len(names)), 1
         out = self._check_out(out, (ids.shape[0], dim))
-        self._fill(ids, seed, table_bits, out)
+        self._fill(ids, (streams, tags, stride), out)
         return out
 
     def config(self) -> dict:
@@ -111,8 +126,8 @@ class Initializer(abc.ABC):
         return {"type": type(self).__name__, **dataclasses.asdict(self)}
 
     @abc.abstractmethod
-    def _fill(self, ids: np.ndarray, seed: np.uint64, table_bits: np.uint64, out) -> None:
-        """Write the rows of ``ids`` into ``out``."""
+    def _fill(self, ids: np.ndarray, tables: tuple, out) -> None:
+        """Write the rows of ``ids`` into ``out``; ``tables`` = (streams, tags, tag_stride)."""
 
     def _check_ids(self, ids) -> np.ndarray:
         if not isinstance(ids, np.ndarray):
@@ -122,6 +137,14 @@ class Initializer(abc.ABC):
         if ids.ndim != 1:
             raise ValueError(f"{self._name}: ids must be 1-D, got shape {ids.shape}")
         return np.ascontiguousarray(ids)
+
+    def _check_tags(self, tags, count: int, num_tables: int) -> np.ndarray:
+        tags = np.ascontiguousarray(tags, np.int64)
+        if tags.shape != (count,):
+            raise ValueError(f"{self._name}: tags must have one entry per id ({count})")
+        if count and (tags.min() < 0 or tags.max() >= num_tables):
+            raise ValueError(f"{self._name}: tags must index the {num_tables} table names")
+        return tags
 
     def _check_dim(self, dim) -> int:
         dim = _integer(self._name, "dim", dim)
@@ -162,7 +185,7 @@ class ConstantInitializer(Initializer):
     def __post_init__(self):
         _normalize_reals(self, "init_val")
 
-    def _fill(self, ids, seed, table_bits, out):
+    def _fill(self, ids, tables, out):
         kernels.fill_constant(self.init_val, out)
 
 
@@ -178,8 +201,8 @@ class UniformInitializer(Initializer):
         if self.a > self.b:
             raise ValueError(f"{self._name}: a must be <= b, got a={self.a}, b={self.b}")
 
-    def _fill(self, ids, seed, table_bits, out):
-        kernels.fill_uniform(ids, seed, table_bits, self.a, self.b, out)
+    def _fill(self, ids, tables, out):
+        kernels.fill_uniform(ids, *tables, self.a, self.b, out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,8 +216,8 @@ class NormalInitializer(Initializer):
         _normalize_reals(self, "mean", "std")
         _check_non_negative(self, "std")
 
-    def _fill(self, ids, seed, table_bits, out):
-        kernels.fill_normal(ids, seed, table_bits, self.mean, self.std, out)
+    def _fill(self, ids, tables, out):
+        kernels.fill_normal(ids, *tables, self.mean, self.std, out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,10 +238,8 @@ class TruncNormalInitializer(Initializer):
         if not self.a < self.b:
             raise ValueError(f"{self._name}: a must be < b, got a={self.a}, b={self.b}")
 
-    def _fill(self, ids, seed, table_bits, out):
-        kernels.fill_truncated_normal(
-            ids, seed, table_bits, self.mean, self.std, self.a, self.b, out
-        )
+    def _fill(self, ids, tables, out):
+        kernels.fill_truncated_normal(ids, *tables, self.mean, self.std, self.a, self.b, out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,9 +262,9 @@ class XavierUniformInitializer(Initializer):
         """Half-width of the uniform distribution for rows of width ``dim``."""
         return math.sqrt(3.0) * _xavier_std(self, dim)
 
-    def _fill(self, ids, seed, table_bits, out):
+    def _fill(self, ids, tables, out):
         bound = self.bound(out.shape[1])
-        kernels.fill_uniform(ids, seed, table_bits, -bound, bound, out)
+        kernels.fill_uniform(ids, *tables, -bound, bound, out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,8 +285,8 @@ class XavierNormalInitializer(Initializer):
         """Standard deviation for rows of width ``dim``."""
         return _xavier_std(self, dim)
 
-    def _fill(self, ids, seed, table_bits, out):
-        kernels.fill_normal(ids, seed, table_bits, 0.0, self.std(out.shape[1]), out)
+    def _fill(self, ids, tables, out):
+        kernels.fill_normal(ids, *tables, 0.0, self.std(out.shape[1]), out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,9 +312,9 @@ class KaimingUniformInitializer(Initializer):
         """Half-width of the uniform distribution for rows of width ``dim``."""
         return math.sqrt(3.0) * _kaiming_std(self, dim)
 
-    def _fill(self, ids, seed, table_bits, out):
+    def _fill(self, ids, tables, out):
         bound = self.bound(out.shape[1])
-        kernels.fill_uniform(ids, seed, table_bits, -bound, bound, out)
+        kernels.fill_uniform(ids, *tables, -bound, bound, out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,8 +337,8 @@ class KaimingNormalInitializer(Initializer):
         """Standard deviation for rows of width ``dim``."""
         return _kaiming_std(self, dim)
 
-    def _fill(self, ids, seed, table_bits, out):
-        kernels.fill_normal(ids, seed, table_bits, 0.0, self.std(out.shape[1]), out)
+    def _fill(self, ids, tables, out):
+        kernels.fill_normal(ids, *tables, 0.0, self.std(out.shape[1]), out)
 
 
 INITIALIZERS = {

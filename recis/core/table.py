@@ -171,11 +171,7 @@ class EmbeddingTable:
         ids = np.asarray(ids).astype(np.int64, copy=False)
         if tags is None or np.ndim(tags) == 0:
             return self.initializer(ids, self.dim, self.seed, self.children[int(tags or 0)])
-        out = interop.empty((ids.size, self.dim), np.float32)
-        for tag in np.unique(tags).tolist():
-            chosen = tags == tag
-            out[chosen] = self.initializer(ids[chosen], self.dim, self.seed, self.children[tag])
-        return out
+        return self.initializer(ids, self.dim, self.seed, self.children, tags=np.asarray(tags))
 
     def gather(self, rows: np.ndarray | RowPlan, field: str = EMBEDDING) -> np.ndarray:
         """float32 copy of ``field`` at ``rows``; a row of -1 reads as zeros."""

@@ -40,6 +40,11 @@ RANDOM_INITIALIZERS = ALL_INITIALIZERS[1:]
 # --- The module docstring's spec, written out with Python integers ------------------------------
 
 
+def _one_table(seed, table_hash):
+    """Kernel arguments (streams, tags, tag_stride) for ids all of one table."""
+    return np.array([kernels.stream_reference(seed, table_hash)]), np.zeros(1, np.int64), 0
+
+
 def spec_mix64(x: int) -> int:
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
@@ -78,7 +83,7 @@ def test_uniform_kernel_exposes_spec_bits_exactly(ids, seed, table_hash, dim):
     """uniform(0, 2**53) into float64 is exactly bits >> 11, so the top 53 bits are compared."""
     ids = np.array(ids, dtype=np.int64)
     out = np.empty((len(ids), dim))
-    kernels.fill_uniform(ids, np.uint64(seed), np.uint64(table_hash), 0.0, 2.0**53, out)
+    kernels.fill_uniform(ids, *_one_table(seed, table_hash), 0.0, 2.0**53, out)
     expected = [
         [spec_bits(seed, table_hash, i, j, 0, 0) >> 11 for j in range(dim)] for i in ids.tolist()
     ]
@@ -88,7 +93,7 @@ def test_uniform_kernel_exposes_spec_bits_exactly(ids, seed, table_hash, dim):
 def test_normal_kernel_follows_spec():
     seed, table_hash, dim = 7, inits.table_hash("spec"), 6
     out = np.empty((len(EXTREME_IDS), dim))
-    kernels.fill_normal(EXTREME_IDS, np.uint64(seed), np.uint64(table_hash), 0.0, 1.0, out)
+    kernels.fill_normal(EXTREME_IDS, *_one_table(seed, table_hash), 0.0, 1.0, out)
     expected = [[spec_normal(seed, table_hash, int(i), j) for j in range(dim)] for i in EXTREME_IDS]
     assert_array_max_ulp(out, np.array(expected), maxulp=2)
 
@@ -129,18 +134,14 @@ def run_both(name, ids, *params, dim):
 @given(int64_lists, uint64s, uint64s, finite, finite, st.integers(1, 33))
 def test_fill_uniform_matches_reference(ids, seed, table_hash, low, high, dim):
     low, high = min(low, high), max(low, high)
-    fast, slow = run_both(
-        "fill_uniform", ids, np.uint64(seed), np.uint64(table_hash), low, high, dim=dim
-    )
+    fast, slow = run_both("fill_uniform", ids, *_one_table(seed, table_hash), low, high, dim=dim)
     assert_array_max_ulp(fast, slow, maxulp=1)
 
 
 @HYPOTHESIS
 @given(int64_lists, uint64s, uint64s, finite, st.floats(0, 100), st.integers(1, 33))
 def test_fill_normal_matches_reference(ids, seed, table_hash, mean, std, dim):
-    fast, slow = run_both(
-        "fill_normal", ids, np.uint64(seed), np.uint64(table_hash), mean, std, dim=dim
-    )
+    fast, slow = run_both("fill_normal", ids, *_one_table(seed, table_hash), mean, std, dim=dim)
     assert_array_max_ulp(fast, slow, maxulp=1)
 
 
@@ -156,7 +157,7 @@ def test_fill_normal_matches_reference(ids, seed, table_hash, mean, std, dim):
     st.integers(1, 17),
 )
 def test_fill_truncated_normal_matches_reference(ids, seed, table_hash, mean, std, a, width, dim):
-    params = (np.uint64(seed), np.uint64(table_hash), mean, std, a, a + width)
+    params = (*_one_table(seed, table_hash), mean, std, a, a + width)
     fast, slow = run_both("fill_truncated_normal", ids, *params, dim=dim)
     assert_array_max_ulp(fast, slow, maxulp=1)
     assert np.all((fast >= np.float32(a)) & (fast <= np.float32(a + width)))
@@ -172,7 +173,7 @@ def test_fill_constant_matches_reference():
 
 def test_truncated_normal_falls_back_to_clipping_after_64_attempts():
     ids = np.arange(-50, 50, dtype=np.int64)
-    params = (np.uint64(1), np.uint64(2), 0.0, 1.0, 10.0, 11.0)
+    params = (*_one_table(1, 2), 0.0, 1.0, 10.0, 11.0)
     fast, slow = run_both("fill_truncated_normal", ids, *params, dim=4)
     assert_array_equal(fast, np.full((100, 4), 10.0, np.float32))
     assert_array_equal(slow, fast)
@@ -438,3 +439,16 @@ def test_call_validation(kwargs, error, match):
     arguments = {"ids": IDS, "dim": 4, "seed": 0, "table": "t", **kwargs}
     with pytest.raises(error, match=match):
         inits.NormalInitializer()(**arguments)
+
+
+def test_several_tables_in_one_call_match_one_call_per_table():
+    init = inits.TruncNormalInitializer(std=0.3)
+    ids = np.array([5, 5, -9, 2**63 - 1, 0], np.int64)
+    tags = np.array([0, 1, 2, 1, 0])
+    names = ["user", "item", "tag"]
+    together = init(ids, 4, 11, names, tags=tags)
+    for i, (id_, tag) in enumerate(zip(ids, tags, strict=True)):
+        alone = init(np.array([id_]), 4, 11, names[tag])
+        np.testing.assert_array_equal(together[i], alone[0])
+    with pytest.raises(ValueError, match="tags must index the 3 table names"):
+        init(ids, 4, 11, names, tags=np.array([0, 1, 3, 0, 0]))

@@ -32,7 +32,9 @@ result is rounded to nearest into the output dtype::
 - truncated normal(mean, std, a, b): the first ``x_t = mean + std * normal(key, j, t)`` for
   ``t = 0, 1, ..., 63`` with ``a <= x_t <= b``; when none is, ``min(max(x_63, a), b)``.
 
-Kernels fill ``out[n, dim]`` for ``n`` ids; each has a NumPy twin named ``<kernel>_reference``.
+Kernels fill ``out[n, dim]`` for ``n`` ids of several tables at once: id ``i`` belongs to the
+table whose stream is ``streams[tags[i * tag_stride]]`` (a stride of 0: one table for all). Each
+kernel has a NumPy twin named ``<kernel>_reference``.
 
 >>> mix64(GOLDEN_GAMMA) == 0xE220A8397B1DCDAF  # SplitMix64's first output for seed 0
 True
@@ -75,11 +77,6 @@ def mix64_reference(x):
         x = (x ^ (x >> _MIX_SHIFT_1)) * _MIX_MULTIPLIER_1
         x = (x ^ (x >> _MIX_SHIFT_2)) * _MIX_MULTIPLIER_2
     return x ^ (x >> _MIX_SHIFT_3)
-
-
-@numba.njit(cache=True)
-def _stream(seed, table_hash):
-    return mix64(np.uint64(seed) ^ np.uint64(table_hash))
 
 
 @numba.njit(cache=True)
@@ -126,38 +123,40 @@ def fill_constant_reference(value, out):
 
 
 @numba.njit(cache=True, parallel=True)
-def fill_uniform(ids, seed, table_hash, low, high, out):
+def fill_uniform(ids, streams, tags, tag_stride, low, high, out):
     """Row ``i`` of ``out`` gets uniform(low, high) values for ``ids[i]`` (see module spec)."""
-    stream = _stream(seed, table_hash)
     for i in numba.prange(ids.shape[0]):
-        key = mix64(stream ^ np.uint64(ids[i]))
+        key = mix64(streams[tags[i * tag_stride]] ^ np.uint64(ids[i]))
         for j in range(out.shape[1]):
             out[i, j] = low + (high - low) * _uniform(_bits(key, j, 0, np.uint64(0)))
 
 
 @numba.njit(cache=True, parallel=True)
-def fill_normal(ids, seed, table_hash, mean, std, out):
+def fill_normal(ids, streams, tags, tag_stride, mean, std, out):
     """Row ``i`` of ``out`` gets normal(mean, std) values for ``ids[i]`` (see module spec)."""
-    stream = _stream(seed, table_hash)
     for i in numba.prange(ids.shape[0]):
-        key = mix64(stream ^ np.uint64(ids[i]))
+        key = mix64(streams[tags[i * tag_stride]] ^ np.uint64(ids[i]))
         for j in range(out.shape[1]):
             out[i, j] = mean + std * _normal(key, j, 0)
 
 
 @numba.njit(cache=True, parallel=True)
-def fill_truncated_normal(ids, seed, table_hash, mean, std, a, b, out):
+def fill_truncated_normal(ids, streams, tags, tag_stride, mean, std, a, b, out):
     """Row ``i`` of ``out`` gets normal(mean, std) values within [a, b] for ``ids[i]``."""
-    stream = _stream(seed, table_hash)
     for i in numba.prange(ids.shape[0]):
-        key = mix64(stream ^ np.uint64(ids[i]))
+        key = mix64(streams[tags[i * tag_stride]] ^ np.uint64(ids[i]))
         for j in range(out.shape[1]):
             out[i, j] = _truncated_normal(key, j, mean, std, a, b)
 
 
-def _keys_reference(ids, seed, table_hash):
-    stream = mix64_reference(np.uint64(seed) ^ np.uint64(table_hash))
-    return mix64_reference(stream ^ np.asarray(ids, dtype=np.int64).view(np.uint64))
+def stream_reference(seed, table_hash) -> np.uint64:
+    """The stream of a (seed, table): ``mix64(seed ^ table_hash)``."""
+    return mix64_reference(np.uint64(seed) ^ np.uint64(table_hash))[()]
+
+
+def _keys_reference(ids, streams, tags, tag_stride):
+    per_id = np.asarray(streams, np.uint64)[tags[np.arange(len(ids)) * tag_stride]]
+    return mix64_reference(per_id ^ np.asarray(ids, dtype=np.int64).view(np.uint64))
 
 
 def _bits_reference(keys, dim, attempt, lane):
@@ -180,21 +179,21 @@ def _normal_reference(keys, dim, attempt):
     return radius * np.cos(TWO_PI * _uniform_reference(_bits_reference(keys, dim, attempt, 1)))
 
 
-def fill_uniform_reference(ids, seed, table_hash, low, high, out):
+def fill_uniform_reference(ids, streams, tags, tag_stride, low, high, out):
     """NumPy twin of :func:`fill_uniform`."""
-    keys = _keys_reference(ids, seed, table_hash)
+    keys = _keys_reference(ids, streams, tags, tag_stride)
     out[...] = low + (high - low) * _uniform_reference(_bits_reference(keys, out.shape[1], 0, 0))
 
 
-def fill_normal_reference(ids, seed, table_hash, mean, std, out):
+def fill_normal_reference(ids, streams, tags, tag_stride, mean, std, out):
     """NumPy twin of :func:`fill_normal`."""
-    keys = _keys_reference(ids, seed, table_hash)
+    keys = _keys_reference(ids, streams, tags, tag_stride)
     out[...] = mean + std * _normal_reference(keys, out.shape[1], 0)
 
 
-def fill_truncated_normal_reference(ids, seed, table_hash, mean, std, a, b, out):
+def fill_truncated_normal_reference(ids, streams, tags, tag_stride, mean, std, a, b, out):
     """NumPy twin of :func:`fill_truncated_normal`."""
-    keys = _keys_reference(ids, seed, table_hash)
+    keys = _keys_reference(ids, streams, tags, tag_stride)
     values = np.empty(out.shape, dtype=np.float64)
     pending = np.ones(out.shape, dtype=bool)
     for attempt in range(TRUNCATED_NORMAL_ATTEMPTS):

@@ -1,0 +1,269 @@
+"""CPU training throughput of DeepFM: RecIS dynamic tables vs static tables vs TorchRec.
+
+One run trains the same DeepFM (13 dense + 26 categorical features, one id per feature, ids
+Zipf-distributed over 1M values per feature, dim 16, batch 4096) with three embedding layers:
+
+- ``recis``: :class:`recis.nn.EmbeddingEngine` — growable hash tables keyed by raw int64 ids,
+  merged into one physical table per dim — with ``SparseAdagrad``;
+- ``embedding_bag``: static ``nn.EmbeddingBag(1M, 16, sparse=True)`` + ``torch.optim.Adagrad``
+  (sparse gradients);
+- ``torchrec``: TorchRec's ``FusedEmbeddingBagCollection`` (fbgemm CPU kernels, Adagrad fused
+  into the backward pass).
+
+All use Adagrad for the embeddings because fbgemm's CPU kernels offer no Adam. The dense part
+(FM interactions + MLP, ``torch.optim.Adam``) is identical. Two variants: ``deepfm``
+(MLP 400-400-400, embedding tables) and ``sparse_heavy`` (MLP 64-16, an embedding and a bias
+table per feature; bias rows are 4 wide in every system, as fbgemm needs dims divisible by 4, and
+their sum is the bias). Prints one JSON object with samples/s per system and the ratios.
+
+    python benchmarks/train_cpu.py [--steps 20] [--warmup 3] [--variants deepfm sparse_heavy]
+
+TorchRec on CPU needs ``torchrec==1.8.0`` and ``fbgemm-gpu-cpu==1.8.0`` (``make bench-deps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from recis.nn import EmbeddingEngine, EmbeddingOption, filter_out_sparse_param
+from recis.nn.initializers import NormalInitializer
+from recis.optim import SparseAdagrad
+
+NUM_DENSE, NUM_SPARSE, VOCAB, DIM, BIAS_DIM = 13, 26, 1_000_000, 16, 4
+VARIANTS = {"deepfm": ((400, 400, 400), False), "sparse_heavy": ((64, 16), True)}
+
+
+def zipf_sampler(rng: np.random.Generator, vocab: int, exponent: float = 1.05):
+    """Draw ranks in [0, vocab) with P(k) ∝ 1 / (k + 1)^exponent."""
+    cdf = np.cumsum(1.0 / np.arange(1, vocab + 1) ** exponent)
+    cdf /= cdf[-1]
+    return lambda size: np.minimum(np.searchsorted(cdf, rng.random(size)), vocab - 1)
+
+
+def make_batches(steps: int, batch_size: int, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    sample = zipf_sampler(rng, VOCAB)
+    batches = []
+    for _ in range(steps):
+        ranks = np.stack([sample(batch_size) for _ in range(NUM_SPARSE)], axis=1)
+        batches.append(
+            {
+                "dense": torch.from_numpy(rng.standard_normal((batch_size, NUM_DENSE), np.float32)),
+                "ranks": torch.from_numpy(ranks),  # [B, 26] vocabulary positions
+                # raw ids as a production system sees them: scattered over the int64 range
+                "ids": torch.from_numpy(
+                    ranks * np.int64(-7046029254386353131) + np.arange(NUM_SPARSE)
+                ),
+                "label": torch.from_numpy(rng.integers(0, 2, batch_size).astype(np.float32)),
+            }
+        )
+    return batches
+
+
+class DenseTower(nn.Module):
+    """FM second-order term over the embeddings + MLP over embeddings and dense features."""
+
+    def __init__(self, hidden: tuple[int, ...]):
+        super().__init__()
+        layers, width = [], NUM_SPARSE * DIM + NUM_DENSE
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        self.mlp = nn.Sequential(*layers, nn.Linear(width, 1))
+
+    def forward(self, dense, embeddings, bias=None):
+        stacked = torch.stack(embeddings, dim=1)  # [B, 26, D]
+        fm = 0.5 * (stacked.sum(1).pow(2) - stacked.pow(2).sum(1)).sum(1)
+        logit = self.mlp(torch.cat([stacked.flatten(1), dense], 1)).squeeze(1) + fm
+        if bias is not None:
+            logit = logit + torch.cat(bias, 1).sum(1)
+        return logit
+
+
+class RecisModel(nn.Module):
+    def __init__(self, hidden, with_bias):
+        super().__init__()
+        init = NormalInitializer(std=0.01)
+        options = {
+            f"c{i}": EmbeddingOption(
+                embedding_dim=DIM, shared_name=f"c{i}", initializer=init, capacity=1 << 18
+            )
+            for i in range(NUM_SPARSE)
+        }
+        if with_bias:
+            options |= {
+                f"b{i}": EmbeddingOption(
+                    embedding_dim=BIAS_DIM, shared_name=f"b{i}", initializer=init, capacity=1 << 18
+                )
+                for i in range(NUM_SPARSE)
+            }
+        self.engine = EmbeddingEngine(options)
+        self.with_bias = with_bias
+        self.tower = DenseTower(hidden)
+
+    def forward(self, batch):
+        ids = batch["ids"]
+        inputs = {f"c{i}": ids[:, i : i + 1] for i in range(NUM_SPARSE)}
+        if self.with_bias:
+            inputs |= {f"b{i}": ids[:, i : i + 1] for i in range(NUM_SPARSE)}
+        out = self.engine(inputs)
+        bias = [out[f"b{i}"] for i in range(NUM_SPARSE)] if self.with_bias else None
+        return self.tower(batch["dense"], [out[f"c{i}"] for i in range(NUM_SPARSE)], bias)
+
+    def optimizers(self):
+        return [
+            SparseAdagrad(filter_out_sparse_param(self), lr=0.01),
+            torch.optim.Adam(self.tower.parameters(), lr=1e-3),
+        ]
+
+
+class EmbeddingBagModel(nn.Module):
+    def __init__(self, hidden, with_bias):
+        super().__init__()
+        self.emb = nn.ModuleList(
+            nn.EmbeddingBag(VOCAB, DIM, mode="sum", sparse=True) for _ in range(NUM_SPARSE)
+        )
+        self.bias = (
+            nn.ModuleList(
+                nn.EmbeddingBag(VOCAB, BIAS_DIM, mode="sum", sparse=True) for _ in range(NUM_SPARSE)
+            )
+            if with_bias
+            else None
+        )
+        self.tower = DenseTower(hidden)
+
+    def forward(self, batch):
+        ranks = batch["ranks"]
+        embeddings = [bag(ranks[:, i : i + 1]) for i, bag in enumerate(self.emb)]
+        bias = (
+            [bag(ranks[:, i : i + 1]) for i, bag in enumerate(self.bias)]
+            if self.bias is not None
+            else None
+        )
+        return self.tower(batch["dense"], embeddings, bias)
+
+    def optimizers(self):
+        sparse = list(self.emb.parameters()) + (
+            list(self.bias.parameters()) if self.bias is not None else []
+        )
+        return [
+            torch.optim.Adagrad(sparse, lr=0.01),
+            torch.optim.Adam(self.tower.parameters(), lr=1e-3),
+        ]
+
+
+class TorchRecModel(nn.Module):
+    def __init__(self, hidden, with_bias):
+        super().__init__()
+        from torchrec import EmbeddingBagConfig
+        from torchrec.modules.fused_embedding_modules import FusedEmbeddingBagCollection
+
+        tables = [
+            EmbeddingBagConfig(
+                name=f"c{i}", embedding_dim=DIM, num_embeddings=VOCAB, feature_names=[f"c{i}"]
+            )
+            for i in range(NUM_SPARSE)
+        ]
+        if with_bias:
+            tables += [
+                EmbeddingBagConfig(
+                    name=f"b{i}",
+                    embedding_dim=BIAS_DIM,
+                    num_embeddings=VOCAB,
+                    feature_names=[f"b{i}"],
+                )
+                for i in range(NUM_SPARSE)
+            ]
+        self.keys = [t.feature_names[0] for t in tables]
+        self.ebc = FusedEmbeddingBagCollection(
+            tables=tables,
+            optimizer_type=torch.optim.Adagrad,
+            optimizer_kwargs={"lr": 0.01},
+            device=torch.device("cpu"),
+        )
+        self.with_bias = with_bias
+        self.tower = DenseTower(hidden)
+
+    def forward(self, batch):
+        from torchrec import KeyedJaggedTensor
+
+        ranks = batch["ranks"]
+        columns = [ranks[:, i] for i in range(NUM_SPARSE)] * (2 if self.with_bias else 1)
+        kjt = KeyedJaggedTensor.from_lengths_sync(
+            keys=self.keys,
+            values=torch.cat(columns),
+            lengths=torch.ones(len(columns) * ranks.shape[0], dtype=torch.int64),
+        )
+        out = self.ebc(kjt).to_dict()
+        bias = [out[f"b{i}"] for i in range(NUM_SPARSE)] if self.with_bias else None
+        return self.tower(batch["dense"], [out[f"c{i}"] for i in range(NUM_SPARSE)], bias)
+
+    def optimizers(self):
+        return [torch.optim.Adam(self.tower.parameters(), lr=1e-3)]  # embeddings update in backward
+
+
+def samples_per_second(model: nn.Module, batches: list[dict], warmup: int) -> float:
+    optimizers = model.optimizers()
+    loss_fn = nn.BCEWithLogitsLoss()
+    start = 0.0
+    for step, batch in enumerate(batches):
+        if step == warmup:
+            start = time.perf_counter()
+        for optimizer in optimizers:
+            optimizer.zero_grad()
+        loss = loss_fn(model(batch), batch["label"])
+        loss.backward()
+        for optimizer in optimizers:
+            optimizer.step()
+    measured = len(batches) - warmup
+    return measured * batches[0]["label"].shape[0] / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch_size", type=int, default=4096)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--systems", nargs="+", default=["recis", "embedding_bag", "torchrec"])
+    args = parser.parse_args()
+    systems = {"recis": RecisModel, "embedding_bag": EmbeddingBagModel, "torchrec": TorchRecModel}
+    batches = make_batches(args.warmup + args.steps, args.batch_size)
+    report = {
+        "benchmark": "cpu_training_deepfm",
+        "unit": "samples/s",
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "results": {},
+    }
+    for variant in args.variants:
+        hidden, with_bias = VARIANTS[variant]
+        result = {}
+        for name in args.systems:
+            torch.manual_seed(0)
+            model = systems[name](hidden, with_bias)
+            result[name] = samples_per_second(model, batches, args.warmup)
+            del model
+            gc.collect()
+        for peer in ("embedding_bag", "torchrec"):
+            if "recis" in result and peer in result:
+                result[f"recis_vs_{peer}"] = result["recis"] / result[peer]
+        report["results"][variant] = result
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
