@@ -24,9 +24,10 @@ TorchRec on CPU needs ``torchrec==1.8.0`` and ``fbgemm-gpu-cpu==1.8.0`` (``make 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -227,16 +228,37 @@ def samples_per_second(model: nn.Module, batches: list[dict], warmup: int) -> fl
     return measured * batches[0]["label"].shape[0] / (time.perf_counter() - start)
 
 
+def measure(system: str, variant: str, args) -> float:
+    """samples/s of one system on one variant, in this process."""
+    hidden, with_bias = VARIANTS[variant]
+    torch.manual_seed(0)
+    batches = make_batches(args.warmup + args.steps, args.batch_size)
+    model = SYSTEMS[system](hidden, with_bias)
+    return samples_per_second(model, batches, args.warmup)
+
+
+def measure_in_subprocess(system: str, variant: str, args) -> float:
+    """Run :func:`measure` in a fresh process, so thread pools and memory of one system do not
+    affect the next."""
+    command = [sys.executable, __file__, "--measure", system, variant]
+    command += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+    command += ["--batch_size", str(args.batch_size)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return float(output.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=4096)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--systems", nargs="+", default=["recis", "embedding_bag", "torchrec"])
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    parser.add_argument("--measure", nargs=2, metavar=("SYSTEM", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    systems = {"recis": RecisModel, "embedding_bag": EmbeddingBagModel, "torchrec": TorchRecModel}
-    batches = make_batches(args.warmup + args.steps, args.batch_size)
+    if args.measure:
+        print(measure(*args.measure, args))
+        return
     report = {
         "benchmark": "cpu_training_deepfm",
         "unit": "samples/s",
@@ -250,20 +272,15 @@ def main() -> None:
         "results": {},
     }
     for variant in args.variants:
-        hidden, with_bias = VARIANTS[variant]
-        result = {}
-        for name in args.systems:
-            torch.manual_seed(0)
-            model = systems[name](hidden, with_bias)
-            result[name] = samples_per_second(model, batches, args.warmup)
-            del model
-            gc.collect()
+        result = {name: measure_in_subprocess(name, variant, args) for name in args.systems}
         for peer in ("embedding_bag", "torchrec"):
             if "recis" in result and peer in result:
                 result[f"recis_vs_{peer}"] = result["recis"] / result[peer]
         report["results"][variant] = result
     print(json.dumps(report, indent=2))
 
+
+SYSTEMS = {"recis": RecisModel, "embedding_bag": EmbeddingBagModel, "torchrec": TorchRecModel}
 
 if __name__ == "__main__":
     main()

@@ -25,12 +25,17 @@ class GradientBuffer:
         self.dim = dim
         self._rows: list[np.ndarray] = []
         self._grads: list[np.ndarray] = []
+        self._distinct = True  # no row repeats, within or across the pieces added so far
 
     def __bool__(self) -> bool:
         return bool(self._rows)
 
-    def add(self, rows: np.ndarray, grads: np.ndarray) -> None:
-        """Record ``grads[i]`` for ``rows[i]``; rows of -1 are dropped."""
+    def add(self, rows: np.ndarray, grads: np.ndarray, distinct: bool = False) -> None:
+        """Record ``grads[i]`` for ``rows[i]``; rows of -1 are dropped.
+
+        ``distinct=True`` promises that ``rows`` has no repeats (as after a deduplicated
+        lookup), which lets a lone piece skip the summation.
+        """
         rows = np.asarray(rows, np.int64)
         grads = np.asarray(grads, np.float32)
         if grads.shape != (rows.size, self.dim):
@@ -40,11 +45,15 @@ class GradientBuffer:
         kept = rows >= 0
         if not kept.all():
             rows, grads = rows[kept], grads[kept]
+        self._distinct = distinct and not self._rows
         self._rows.append(rows)
         self._grads.append(grads)
 
     def summed(self, divisor: int) -> tuple[np.ndarray, np.ndarray]:
         """Distinct rows (in order of first gradient) and their summed gradients / ``divisor``."""
+        if self._distinct and len(self._rows) == 1:
+            grads = self._grads[0] / np.float32(divisor)  # a copy: callers may modify it
+            return self._rows[0], grads
         rows = np.concatenate(self._rows) if self._rows else np.empty(0, np.int64)
         grads = np.concatenate(self._grads) if self._grads else np.empty((0, self.dim), np.float32)
         unique_rows, inverse = unique_inverse(rows)
@@ -56,3 +65,4 @@ class GradientBuffer:
     def clear(self) -> None:
         self._rows.clear()
         self._grads.clear()
+        self._distinct = True

@@ -146,11 +146,19 @@ class IdMap:
         missing_tags = tag_array[missing] if stride else tag_array[0]
         first, inverse = first_occurrences(keys[missing], missing_tags)
         positions = missing[first]
-        new_rows = self._insert_absent(keys[positions], tag_array[positions * stride])
+        new_rows = self.insert_new(keys[positions], tag_array[positions * stride])
         rows[missing] = new_rows[inverse]
         return Inserted(rows, is_new, positions, new_rows)
 
-    def _insert_absent(self, keys: np.ndarray, tags: np.ndarray) -> np.ndarray:
+    def insert_new(self, keys: np.ndarray, tags=None) -> np.ndarray:
+        """Insert keys known to be absent and distinct; return their new rows.
+
+        The caller guarantees both conditions (e.g. after :meth:`find` and deduplication);
+        :meth:`find_or_insert` is the checked form. Raises :class:`TableFullError` (inserting
+        nothing) if ``max_size`` would be exceeded.
+        """
+        keys = int64_vector(keys, "keys")
+        tags, stride = tag_vector(tags, keys.size)
         if self.max_size is not None and self._size + keys.size > self.max_size:
             raise TableFullError(
                 f"table {self.name!r} is full: {self._size} ids + {keys.size} new > "
@@ -158,7 +166,7 @@ class IdMap:
             )
         self.reserve(self._size + keys.size)
         rows = self.rows.allocate(keys.size)
-        kernels.insert_new(self._slots, self._shift, keys, tags, 1, rows, self._regions)
+        kernels.insert_new(self._slots, self._shift, keys, tags, stride, rows, self._regions)
         self._size += keys.size
         return rows
 

@@ -103,15 +103,22 @@ class EmbeddingTable:
         inserted = self.ids.find_or_insert(ids, tags)
         if inserted.new_rows.size:
             new = inserted.new_positions
-            new_tags = None if tags is None or np.ndim(tags) == 0 else np.asarray(tags)[new]
-            self.store.ensure_rows(self.ids.rows.high_water)
-            plan = self.store.plan(inserted.new_rows)
-            ids = np.asarray(ids)[new]
-            self.store.scatter(
-                plan, self.initial_values(ids, tags if new_tags is None else new_tags)
-            )
-            self.store.reset(plan)
+            self._initialise(np.asarray(ids)[new], _take(tags, new), inserted.new_rows)
         return inserted
+
+    def insert_new(self, ids: np.ndarray, tags=None) -> np.ndarray:
+        """Rows for ids known to be absent and distinct (see :meth:`IdMap.insert_new`),
+        initialised."""
+        rows = self.ids.insert_new(ids, tags)
+        self._initialise(ids, tags, rows)
+        return rows
+
+    def _initialise(self, ids: np.ndarray, tags, rows: np.ndarray) -> None:
+        """Give new ``rows`` their ids' initial values and fresh slots."""
+        self.store.ensure_rows(self.ids.rows.high_water)
+        plan = self.store.plan(rows)
+        self.store.scatter(plan, self.initial_values(ids, tags))
+        self.store.reset(plan)
 
     def lookup(
         self,
@@ -157,7 +164,7 @@ class EmbeddingTable:
         if admitted.size and self.eviction is not None:
             stats.evicted = self.eviction.make_room(self, admitted.size, rows[rows >= 0])
         if admitted.size:
-            rows[admitted] = self.find_or_insert(ids[admitted], _take(tags, admitted)).rows
+            rows[admitted] = self.insert_new(ids[admitted], _take(tags, admitted))
         return stats
 
     def evict_stale(self) -> int:

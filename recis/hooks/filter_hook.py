@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 
 from recis.core.policies import GlobalStepEviction
+from recis.core.threads import beside_framework
 from recis.hooks.hook import Hook
 from recis.nn.modules.hashtable import HashTable, live_hashtables
 
@@ -49,6 +50,7 @@ class HashTableFilterHook(Hook):
     def reset_filter_interval(self, filter_interval: int) -> None:
         self.filter_interval = filter_interval
 
+    @beside_framework
     def after_step(self, metrics: dict | None = None, global_step: int = 0) -> None:
         self._steps += 1
         tables = self.tables()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from recis.core.optim.rule import Rule
+from recis.core.threads import beside_framework
 from recis.core.updater import SparseUpdater
 from recis.nn.modules.hashtable import HashTable
 
@@ -61,6 +62,7 @@ class SparseOptimizer(torch.optim.Optimizer):
         self._updater.accumulation_steps = steps
 
     @torch.no_grad()
+    @beside_framework
     def step(self, closure=None):
         """Count a micro-step; at each accumulation boundary update the tables' rows."""
         loss = closure() if closure is not None else None

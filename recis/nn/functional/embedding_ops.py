@@ -21,6 +21,7 @@ import torch
 from recis.core import interop
 from recis.core.segment import segment_reduce, segment_reduce_backward
 from recis.core.table import EmbeddingTable
+from recis.core.threads import beside_framework
 
 
 class _LookupRows(torch.autograd.Function):
@@ -30,11 +31,12 @@ class _LookupRows(torch.autograd.Function):
         return torch.from_numpy(values)
 
     @staticmethod
+    @beside_framework
     def backward(ctx, grad):
         grad = interop.as_engine_array(grad.detach().float().contiguous(), "gradient")
         if ctx.grad_scale is not None:
             grad = grad * ctx.grad_scale[:, None]
-        ctx.table.grads.add(ctx.rows, grad)
+        ctx.table.grads.add(ctx.rows, grad, distinct=True)
         return None, None, None, None, None
 
 
@@ -55,6 +57,7 @@ def lookup_rows(
 
 class _Combine(torch.autograd.Function):
     @staticmethod
+    @beside_framework
     def forward(ctx, values, index, offsets, weights, mode, tile_len):
         rows = interop.as_engine_array(values.detach().contiguous(), "values")
         out = segment_reduce(rows, index, offsets, weights, mode, tile_len)
@@ -62,6 +65,7 @@ class _Combine(torch.autograd.Function):
         return torch.from_numpy(out)
 
     @staticmethod
+    @beside_framework
     def backward(ctx, grad_out):
         index, offsets, weights, mode, tile_len, num_rows = ctx.save
         grad = interop.as_engine_array(grad_out.detach().float().contiguous(), "gradient")

@@ -24,6 +24,7 @@ from torch import nn
 
 from recis.core import interop
 from recis.core.dedupe import first_occurrences
+from recis.core.threads import beside_framework
 from recis.nn.functional.embedding_ops import combine
 from recis.nn.hashtable_hook import AdmitHook, FilterHook
 from recis.nn.initializers import ConstantInitializer
@@ -221,6 +222,7 @@ class DynamicEmbedding(nn.Module):
         self.option = emb_opt
         self.hashtable = emb_opt.make_table(emb_opt.shared_name, [emb_opt.shared_name])
 
+    @beside_framework
     def forward(self, input_ids, input_weights=None) -> torch.Tensor:
         """Embed ``input_ids`` (dense ``[..., k]`` or RaggedTensor; ragged weights are used)."""
         request = make_request(

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from recis.core.dedupe import first_occurrences
+from recis.core.threads import beside_framework
 from recis.nn.modules.embedding import (
     EmbeddingOption,
     Request,
@@ -70,6 +71,7 @@ class EmbeddingEngine(nn.Module):
         tags = {f: children.index(self.options[f].shared_name) for f in features}
         self._groups.append(_Group(table, features, tags))
 
+    @beside_framework
     def forward(self, batch: dict) -> dict:
         """Embeddings of the configured features; other entries pass through (ragged → dense)."""
         out = {}

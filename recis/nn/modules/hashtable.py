@@ -25,6 +25,7 @@ from recis.core import interop
 from recis.core.dedupe import first_occurrences
 from recis.core.policies import LookupStats
 from recis.core.table import EmbeddingTable
+from recis.core.threads import beside_framework
 from recis.nn.functional.embedding_ops import lookup_rows
 from recis.nn.hashtable_hook import AdmitHook, FilterHook
 from recis.nn.initializers import ConstantInitializer
@@ -113,6 +114,7 @@ class HashTable(nn.Module):
     def extra_repr(self) -> str:
         return f"name={self.name!r}, dim={self.dim}, ids={len(self.table)}"
 
+    @beside_framework
     def lookup_unique(
         self, ids: np.ndarray, tags=None, counts=None
     ) -> tuple[np.ndarray, torch.Tensor]:
@@ -126,6 +128,7 @@ class HashTable(nn.Module):
         scale = None if self.grad_reduce_by == "worker" else 1.0 / np.asarray(counts, np.float32)
         return rows, lookup_rows(self._trigger, values, self.table, rows, scale)
 
+    @beside_framework
     def forward(self, ids: torch.Tensor, tags=None) -> torch.Tensor:
         """Rows of ``ids`` (any shape) as a float32 tensor ``ids.shape + (dim,)``."""
         flat = interop.as_engine_array(ids.detach().reshape(-1).contiguous(), "ids")
