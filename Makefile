@@ -13,7 +13,7 @@ EXTRAS ?= test,jax,bench
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test test-gpu lint format bench clean
+.PHONY: demo test test-gpu lint format bench bench-deps clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/hashtable.py
+	$(BIN)/python benchmarks/train_cpu.py
+
+# TorchRec's CPU build for the training benchmark (its default dependency is a CUDA build)
+bench-deps: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps torchrec==1.8.0 fbgemm-gpu-cpu==1.8.0
+	$(BIN)/python -m pip install --quiet pyre-extensions tensordict torchmetrics tqdm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
