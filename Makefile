@@ -38,7 +38,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)
+bench: bench-deps
 	$(BIN)/python benchmarks/hashtable.py
 	$(BIN)/python benchmarks/train_cpu.py
 
