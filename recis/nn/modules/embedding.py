@@ -24,6 +24,7 @@ from torch import nn
 
 from recis.core import interop
 from recis.core.dedupe import first_occurrences
+from recis.core.embedding_plan import Request, dense_request
 from recis.core.threads import beside_framework
 from recis.nn.functional.embedding_ops import combine
 from recis.nn.hashtable_hook import AdmitHook, FilterHook
@@ -125,25 +126,6 @@ class EmbeddingOption:
         )
 
 
-@dataclass
-class Request:
-    """A feature's ids in engine form: flat ``ids``, per-segment ``offsets``, ``weights``.
-
-    ``prefix`` is the output shape before the embedding dim; ``dense`` tells whether the input
-    was a dense ``[..., k]`` tensor.
-    """
-
-    ids: np.ndarray
-    offsets: np.ndarray
-    weights: np.ndarray | None
-    prefix: tuple[int, ...]
-    dense: bool
-
-    @property
-    def num_segments(self) -> int:
-        return len(self.offsets) - 1
-
-
 def make_request(name: str, value, weights=None, use_weight: bool = True) -> Request:
     """Turn a feature's input (dense ids tensor or RaggedTensor) into a :class:`Request`."""
     if isinstance(value, RaggedTensor):
@@ -152,24 +134,16 @@ def make_request(name: str, value, weights=None, use_weight: bool = True) -> Req
         raise TypeError(
             f"feature {name!r}: expected an integer tensor or RaggedTensor, got {_kind(value)}"
         )
-    ids = value.reshape(-1, 1) if value.dim() == 1 else value
-    prefix, k = tuple(ids.shape[:-1]), ids.shape[-1]
-    flat = interop.as_engine_array(
-        ids.detach().long().reshape(-1).contiguous(), f"feature {name!r}"
-    )
-    offsets = np.arange(int(np.prod(prefix)) + 1, dtype=np.int64) * k
+    ids = interop.as_engine_array(value.detach().contiguous(), f"feature {name!r}")
     if weights is None or not use_weight:
-        return Request(flat, offsets, None, prefix, dense=True)
-    flat_weights = weights.detach().float().reshape(-1).contiguous()
-    if flat_weights.numel() != flat.size:
-        raise ValueError(f"feature {name!r}: {flat_weights.numel()} weights for {flat.size} ids")
-    return Request(
-        flat,
-        offsets,
-        interop.as_engine_array(flat_weights, f"feature {name!r} weights"),
-        prefix,
-        True,
+        return dense_request(ids)
+    flat_weights = interop.as_engine_array(
+        weights.detach().float().contiguous(), f"feature {name!r} weights"
     )
+    try:
+        return dense_request(ids, flat_weights)
+    except ValueError as error:
+        raise ValueError(f"feature {name!r}: {error}") from None
 
 
 def _ragged_request(name: str, value: RaggedTensor, use_weight: bool) -> Request:

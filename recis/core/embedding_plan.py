@@ -1,0 +1,126 @@
+"""Backend-neutral planning of an embedding layer: which features share a physical table, and
+the engine form of a feature's ids.
+
+Front ends (torch, JAX) describe each feature by an option object with ``shared_name``,
+``coalesced_info()`` (storage properties: features that agree share a physical table) and
+``runtime_info()`` (per-request properties: features that agree are combined in one call).
+
+>>> import numpy as np
+>>> a = Request(np.array([1, 2]), np.array([0, 1, 2]), None, (2,), dense=True)
+>>> b = Request(np.array([3]), np.array([0, 1]), np.array([0.5], np.float32), (1,), dense=False)
+>>> merged = merge_requests([a, b])
+>>> merged.offsets.tolist(), merged.weights.tolist()
+([0, 1, 2, 3], [1.0, 1.0, 0.5])
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Request:
+    """A feature's ids in engine form: flat ``ids``, per-segment ``offsets``, ``weights``.
+
+    ``prefix`` is the output shape before the embedding dim; ``dense`` tells whether the input
+    was a dense ``[..., k]`` array.
+    """
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    weights: np.ndarray | None
+    prefix: tuple[int, ...]
+    dense: bool
+
+    @property
+    def num_segments(self) -> int:
+        return len(self.offsets) - 1
+
+
+def dense_request(ids: np.ndarray, weights: np.ndarray | None = None) -> Request:
+    """A request for dense ids ``[..., k]`` (k ids per segment; 1-D means one id each)."""
+    ids2 = ids.reshape(-1, 1) if ids.ndim == 1 else ids
+    prefix, k = tuple(ids2.shape[:-1]), ids2.shape[-1]
+    offsets = np.arange(int(np.prod(prefix)) + 1, dtype=np.int64) * k
+    flat_weights = (
+        None if weights is None else np.ascontiguousarray(weights, np.float32).reshape(-1)
+    )
+    if flat_weights is not None and flat_weights.size != ids2.size:
+        raise ValueError(f"{flat_weights.size} weights for {ids2.size} ids")
+    flat = np.ascontiguousarray(ids2.reshape(-1)).astype(np.int64, copy=False)
+    return Request(flat, offsets, flat_weights, prefix, dense=True)
+
+
+def merge_requests(requests: list[Request]) -> Request:
+    """Concatenate requests: ids, shifted offsets and weights (ones where a request has none)."""
+    if len(requests) == 1:
+        single = requests[0]
+        return Request(single.ids, single.offsets, single.weights, (single.num_segments,), False)
+    starts = np.cumsum([0] + [r.ids.size for r in requests])
+    offsets = np.concatenate(
+        [[0]] + [r.offsets[1:] + s for r, s in zip(requests, starts, strict=False)]
+    )
+    weights = None
+    if any(r.weights is not None for r in requests):
+        weights = np.concatenate(
+            [
+                r.weights if r.weights is not None else np.ones(r.ids.size, np.float32)
+                for r in requests
+            ]
+        )
+    segments = sum(r.num_segments for r in requests)
+    ids = np.concatenate([r.ids for r in requests])
+    return Request(ids, offsets.astype(np.int64), weights, (segments,), False)
+
+
+@dataclass
+class TableGroup:
+    """Features stored in one physical table (``name``), holding logical tables ``children``;
+    features are ordered so that equal runtime options are adjacent."""
+
+    name: str
+    features: list[str]
+    children: list[str]
+    tags: dict[str, int]
+
+    def runs(self, options: dict) -> list[list[str]]:
+        """Consecutive features with equal ``runtime_info()``: one combine call each."""
+        runs = itertools.groupby(self.features, key=lambda f: options[f].runtime_info())
+        return [list(run) for _, run in runs]
+
+    def lookup_keys(self, requests: dict[str, Request]) -> tuple[np.ndarray, np.ndarray]:
+        """All ids of the group's features, concatenated in order, and their tags."""
+        sizes = [requests[f].ids.size for f in self.features]
+        ids = np.concatenate([requests[f].ids for f in self.features])
+        return ids, np.repeat([self.tags[f] for f in self.features], sizes).astype(np.int64)
+
+
+def plan_tables(options: dict) -> list[TableGroup]:
+    """Group features by storage options into physical tables (see the module docstring)."""
+    by_storage: dict[str, list[str]] = {}
+    for feature, option in options.items():
+        by_storage.setdefault(option.coalesced_info(), []).append(feature)
+    _check_shared_names(options, by_storage)
+    groups = []
+    for features in by_storage.values():
+        features = sorted(features, key=lambda f: options[f].runtime_info())
+        children = list(dict.fromkeys(options[f].shared_name for f in features))
+        name = children[0] if len(children) == 1 else f"{children[0]}+{len(children) - 1}"
+        tags = {f: children.index(options[f].shared_name) for f in features}
+        groups.append(TableGroup(name, features, children, tags))
+    return groups
+
+
+def _check_shared_names(options: dict, by_storage: dict[str, list[str]]) -> None:
+    owner: dict[str, str] = {}
+    for info, features in by_storage.items():
+        for feature in features:
+            name = options[feature].shared_name
+            if owner.setdefault(name, info) != info:
+                raise ValueError(
+                    f"shared_name {name!r} is used by features with different storage options "
+                    f"(dim, dtype, initializer, hooks, ...); feature {feature!r} differs"
+                )
