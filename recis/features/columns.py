@@ -1,0 +1,86 @@
+"""Feature inputs at the edge: torch tensors and ``RaggedTensor``\\ s in, engine columns out.
+
+Ops accept a dense ``torch.Tensor``, a :class:`~recis.ragged.tensor.RaggedTensor`, a NumPy array
+or an engine :class:`~recis.core.ragged.Ragged`, and return results of the kind they were given.
+Torch tensors are shared with the engine without copies (DLPack); results go back the same way.
+
+>>> import torch
+>>> column, back = split_values(torch.tensor([[1, 2], [3, 4]]))
+>>> back(column * 10)
+tensor([[10, 20],
+        [30, 40]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from recis.core.interop import as_engine_array, export_like
+from recis.core.ragged import Ragged
+from recis.ragged.tensor import RaggedPadInfo, RaggedTensor
+
+INPUT_KINDS = "a torch.Tensor, RaggedTensor, NumPy array or Ragged"
+
+
+def split_values(x) -> tuple[np.ndarray | Ragged, Callable]:
+    """The engine column to compute a value-wise op on, and the function that gives it back.
+
+    The function takes a result with ``x``'s structure (same shape, or one value per value of a
+    Ragged) and returns it in ``x``'s form; a ``RaggedTensor`` keeps its offsets, weight,
+    ``dense_shape`` and ``pad_info``.
+    """
+    if isinstance(x, RaggedTensor):
+        values = x.values()
+        return engine_array(values, "values"), lambda out: ragged_like(x, export_like(out, values))
+    if isinstance(x, torch.Tensor):
+        return engine_array(x, "input"), lambda out: export_like(out, x)
+    if isinstance(x, np.ndarray | Ragged):
+        return x, lambda out: out
+    raise TypeError(f"expected {INPUT_KINDS}, got {type(x).__name__}")
+
+
+def split_ragged(x, with_weights: bool = True) -> tuple[Ragged, Callable]:
+    """The engine Ragged of ``x``, and a function ``(ragged, dense_shape) -> x's kind``.
+
+    ``with_weights=False`` leaves a ``RaggedTensor``'s weight out of the engine Ragged.
+    """
+    if isinstance(x, RaggedTensor):
+        ragged = x.to_engine() if with_weights else _ragged_without_weights(x)
+        return ragged, lambda out, dense_shape: RaggedTensor.from_engine(out, dense_shape)
+    if isinstance(x, Ragged):
+        return x, lambda out, dense_shape: out
+    raise TypeError(f"expected a RaggedTensor or a Ragged, got {type(x).__name__}")
+
+
+def engine_array(tensor: torch.Tensor, name: str) -> np.ndarray:
+    """A NumPy view of a torch tensor (detached, made contiguous)."""
+    return as_engine_array(tensor.detach().contiguous(), name)
+
+
+def ragged_like(x: RaggedTensor, values: torch.Tensor) -> RaggedTensor:
+    """``x`` with new values (one per old value), keeping everything else."""
+    result = RaggedTensor(values, x.offsets(), x.weight(), x.dense_shape)
+    if x.pad_info is not None:
+        result.set_pad_info(x.pad_info)
+    return result
+
+
+def pad_info_of(drop_nums, pad_nums, truncate_left: bool, like) -> RaggedPadInfo:
+    """RecIS's record of a truncation: per-row drop and pad counts and the sides used.
+
+    The drop side is True when rows were truncated on the left; padding is never on the left.
+    """
+    return RaggedPadInfo(
+        export_like(drop_nums, like),
+        export_like(pad_nums, like),
+        torch.tensor([truncate_left]),
+        torch.tensor([False]),
+    )
+
+
+def _ragged_without_weights(x: RaggedTensor) -> Ragged:
+    offsets = tuple(engine_array(o, f"offsets[{i}]") for i, o in enumerate(x.offsets()))
+    return Ragged(engine_array(x.values(), "values"), offsets)
