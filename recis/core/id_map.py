@@ -188,6 +188,18 @@ class IdMap:
         packed = live[:, 1] - 1
         return Entries(live[:, 0].copy(), packed >> kernels.ROW_BITS, packed & kernels.ROW_MASK)
 
+    def load(self, entries: Entries, allocator_state: dict[str, np.ndarray]) -> None:
+        """Replace the contents with ``entries`` (distinct keys, their exact rows) and the row
+        allocator's state (see :meth:`RowAllocator.state`), e.g. from a checkpoint."""
+        keys = int64_vector(entries.keys, "keys")
+        tags, stride = tag_vector(entries.tags, keys.size)
+        self.clear()
+        self.reserve(keys.size)
+        rows = int64_vector(entries.rows, "rows")
+        kernels.insert_new(self._slots, self._shift, keys, tags, stride, rows, self._regions)
+        self._size = keys.size
+        self.rows.load_state(allocator_state)
+
     def clear(self) -> None:
         """Remove every key and forget every row; capacity returns to its initial value."""
         self._reset_slots(self._initial_capacity)

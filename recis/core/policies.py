@@ -59,9 +59,11 @@ class LookupStats:
 
 
 class Admission(abc.ABC):
-    """Which new ids get a row. Refused ids read zeros unless ``refused_read_initial``."""
+    """Which new ids get a row. Refused ids read zeros unless ``refused_read_initial``;
+    ``stateful`` policies save :meth:`state` with the table."""
 
     refused_read_initial = False
+    stateful = False
 
     @abc.abstractmethod
     def admit(self, keys: np.ndarray, tags: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -98,6 +100,7 @@ class FrequencyAdmission(Admission):
     """
 
     refused_read_initial = True
+    stateful = True
 
     def __init__(self, threshold: int) -> None:
         if threshold < 1:

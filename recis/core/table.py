@@ -28,7 +28,7 @@ import numpy as np
 from recis.core import interop
 from recis.core.dedupe import int64_vector
 from recis.core.gradients import GradientBuffer
-from recis.core.id_map import IdMap, Inserted
+from recis.core.id_map import Entries, IdMap, Inserted
 from recis.core.initializers import ConstantInitializer, Initializer
 from recis.core.policies import Admission, AdmitAll, Eviction, LookupStats
 from recis.core.row_store import EMBEDDING, RowPlan, RowStore
@@ -194,16 +194,57 @@ class EmbeddingTable:
         """Remove ``ids``; their rows (returned, -1 for absent ids) are reused by later inserts."""
         return self.ids.erase(ids, tags)
 
-    def export(self) -> dict[str, np.ndarray]:
-        """Every id with its tag, row values and slots, ordered by row.
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything needed to restore this table exactly, as named arrays (ordered by row):
 
-        Returns ``{"id": ..., "tag": ..., "embedding": ..., <slot>: ...}``.
+        ``id``, ``tag``, ``row``, ``embedding`` and each slot; ``rows.high_water`` and
+        ``rows.free`` (the row allocator); ``eviction.step`` and ``admission.*`` when the table
+        has such policies.
         """
         entries = self.ids.export()
         order = np.argsort(entries.rows, kind="stable")
-        plan = self.store.plan(entries.rows[order])
-        fields = {name: self.store.gather(plan, name) for name in self.store.fields}
-        return {"id": entries.keys[order], "tag": entries.tags[order], **fields}
+        rows = entries.rows[order]
+        plan = self.store.plan(rows)
+        state = {"id": entries.keys[order], "tag": entries.tags[order], "row": rows}
+        state |= {name: self.store.gather(plan, name) for name in self.store.fields}
+        state |= {f"rows.{k}": v for k, v in self.ids.rows.state().items()}
+        if self.eviction is not None:
+            state["eviction.step"] = np.array(self.eviction.step, np.int64)
+        state |= {f"admission.{k}": v for k, v in self.admission.state().items()}
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> None:
+        """Restore :meth:`state_dict`: the same ids, rows, values, slots and policy state.
+
+        With ``strict=False``, fields this table does not have (e.g. optimizer slots when
+        loading for inference) and policy state it cannot use are ignored.
+        """
+        fields = {"id", "tag", "row", *self.store.fields}
+        missing = fields - set(state)
+        if missing:
+            raise KeyError(f"table {self.name!r}: the state lacks {sorted(missing)}")
+        unknown = sorted(set(state) - fields - set(self._policy_state_keys(state)))
+        if unknown and strict:
+            raise KeyError(f"table {self.name!r}: the state has fields this table lacks: {unknown}")
+        allocator = _with_prefix(state, "rows.")
+        self.ids.load(Entries(state["id"], state["tag"], state["row"]), allocator)
+        self.store.ensure_rows(self.ids.rows.high_water)
+        plan = self.store.plan(np.asarray(state["row"], np.int64))
+        for name in self.store.fields:
+            self.store.scatter(plan, state[name], name)
+        if self.eviction is not None and "eviction.step" in state:
+            self.eviction.step = int(state["eviction.step"])
+        if self.admission.stateful:
+            self.admission.load_state(_with_prefix(state, "admission."))
+
+    def _policy_state_keys(self, state) -> list[str]:
+        """Keys of ``state`` this table's row allocator and policies read."""
+        keys = [k for k in state if k.startswith("rows.")]
+        if self.eviction is not None:
+            keys += [k for k in state if k.startswith("eviction.")]
+        if self.admission.stateful:
+            keys += [k for k in state if k.startswith("admission.")]
+        return keys
 
     def stats(self) -> dict:
         """Sizes and memory of the id map and the row store."""
@@ -214,6 +255,11 @@ class EmbeddingTable:
             "row_bytes": self.store.nbytes,
             "bytes": self.ids.nbytes + self.store.nbytes,
         }
+
+
+def _with_prefix(state: dict, prefix: str) -> dict:
+    """The entries of ``state`` under ``prefix``, with the prefix removed."""
+    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _take(tags, positions: np.ndarray):

@@ -8,6 +8,7 @@ import pytest
 
 from recis.core.errors import TableFullError
 from recis.core.initializers import NormalInitializer, UniformInitializer
+from recis.core.policies import CapacityEviction, FrequencyAdmission
 from recis.core.table import EmbeddingTable
 
 
@@ -62,16 +63,49 @@ def test_bfloat16_storage_returns_float32_lookups():
     assert not np.array_equal(values, exact)
 
 
-def test_export_lists_ids_with_their_rows_and_slots():
+def test_state_dict_lists_ids_with_their_rows_and_slots():
     table = _table()
     table.store.add_slot("seen", (), np.int64, fill=-1)
     ids = np.array([30, -4, 0, 7])
     table.find_or_insert(ids)
     table.erase(np.array([-4]))
-    exported = table.export()
-    assert exported["id"].tolist() == [30, 0, 7] and exported["tag"].tolist() == [0, 0, 0]
-    np.testing.assert_array_equal(exported["embedding"], table.initial_values(exported["id"]))
-    assert exported["seen"].tolist() == [-1, -1, -1]
+    state = table.state_dict()
+    assert state["id"].tolist() == [30, 0, 7] and state["tag"].tolist() == [0, 0, 0]
+    assert state["row"].tolist() == [0, 2, 3] and state["rows.free"].tolist() == [1]
+    np.testing.assert_array_equal(state["embedding"], table.initial_values(state["id"]))
+    assert state["seen"].tolist() == [-1, -1, -1]
+
+
+def test_state_dict_round_trip_keeps_rows_values_and_policies():
+    def make():
+        table = _table(
+            eviction=CapacityEviction(max_size=5, policy="lfu"), admission=FrequencyAdmission(2)
+        )
+        table.store.add_slot("moment", (4,))
+        return table
+
+    table = make()
+    for ids in ([1, 2, 3], [1, 2, 3, 4], [5, 6, 4]):
+        table.lookup(np.array(ids))
+    table.store.scatter(table.find(np.array([1])), np.full((1, 4), 7.0), "moment")
+    restored = make()
+    restored.load_state_dict(table.state_dict())
+    for name, value in table.state_dict().items():
+        np.testing.assert_array_equal(restored.state_dict()[name], value, err_msg=name)
+    # both continue identically: same admissions, same eviction victims, same rows
+    for ids in ([7, 7, 8], [8, 9, 1], [10, 9]):
+        a, b = table.lookup(np.array(ids)), restored.lookup(np.array(ids))
+        np.testing.assert_array_equal(a.rows, b.rows)
+        assert a.stats == b.stats
+    with pytest.raises(KeyError, match="'item': the state has fields this table lacks"):
+        _table().load_state_dict(table.state_dict())
+    plain = _table()
+    plain.load_state_dict(table.state_dict(), strict=False)  # e.g. for inference
+    np.testing.assert_array_equal(plain.state_dict()["embedding"], table.state_dict()["embedding"])
+    richer = make()
+    richer.store.add_slot("extra")
+    with pytest.raises(KeyError, match=r"'item': the state lacks \['extra'\]"):
+        richer.load_state_dict(table.state_dict())
 
 
 def test_max_size_error_names_the_table():
