@@ -41,6 +41,7 @@ format: $(STAMP)
 bench: bench-deps
 	$(BIN)/python benchmarks/hashtable.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/io.py
 	$(BIN)/python benchmarks/train_cpu.py
 
 # TorchRec's CPU build for the training benchmark (its default dependency is a CUDA build)

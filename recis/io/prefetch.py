@@ -1,0 +1,109 @@
+"""Run an iterator on a background thread, ``size`` items ahead, without ever hanging.
+
+The thread puts items into a bounded queue; an exception raised by the iterator is handed to the
+consumer and re-raised there, and the end of the iterator is marked by a sentinel. The consumer
+waits with a timeout and notices a thread that died without a word. :meth:`close` (also called
+when the consumer is garbage collected) tells the thread to stop; the thread then closes the
+iterator, which releases whatever threads it runs.
+
+>>> items = Prefetcher(iter(range(3)), size=2)
+>>> list(items)
+[0, 1, 2]
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from recis.core.threads import kernel_threads
+
+_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
+
+
+_END = object()
+
+
+class Prefetcher:
+    """Iterate ``items`` on a daemon thread, at most ``size`` items ahead of the consumer."""
+
+    def __init__(self, items: Iterator, size: int) -> None:
+        self._queue = queue.Queue(maxsize=max(1, size))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=_produce, args=(items, self._queue, self._stop), name="recis-io-prefetch"
+        )
+        self._thread.daemon = True
+        self._thread.start()
+        self._done = False
+
+    def __iter__(self) -> Prefetcher:
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        item = self._get()
+        if item is _END:
+            self.close()
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self.close()
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        """Stop the thread (it exits after its current item) and drop the queued items."""
+        self._done = True
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _get(self):
+        while True:
+            try:
+                return self._queue.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    self._done = True
+                    raise RuntimeError("the prefetch thread ended without a result") from None
+
+
+def _produce(items: Iterator, out: queue.Queue, stop: threading.Event) -> None:
+    """The thread's loop. Engine kernels it calls run on this thread alone, so input work does
+    not fight the training step for the cores (see :mod:`recis.core.threads`)."""
+    try:
+        with kernel_threads(1):
+            for item in items:
+                if not _put(out, item, stop):
+                    return
+        _put(out, _END, stop)
+    except BaseException as error:  # handed to the consumer, raised there
+        _put(out, _Failure(error), stop)
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
+def _put(out: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=_POLL_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False
