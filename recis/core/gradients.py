@@ -62,6 +62,14 @@ class GradientBuffer:
             summed /= np.float32(divisor)
         return unique_rows, summed
 
+    def all_finite(self) -> bool:
+        """Whether every recorded gradient is finite (no NaN or infinity)."""
+        return all(np.isfinite(grads).all() for grads in self._grads)
+
+    def scale(self, factor: float) -> None:
+        """Multiply every recorded gradient by ``factor`` (e.g. to undo loss scaling)."""
+        self._grads = [grads * np.float32(factor) for grads in self._grads]
+
     def clear(self) -> None:
         self._rows.clear()
         self._grads.clear()

@@ -69,6 +69,21 @@ class SparseOptimizer(torch.optim.Optimizer):
         self._updater.step(lr=self.param_groups[0]["lr"])
         return loss
 
+    def skip_step(self) -> None:
+        """Count a micro-step like :meth:`step` but drop the gradients instead of applying them
+        (e.g. after an fp16 overflow)."""
+        self._updater.micro_step += 1
+        self._updater.zero_grad()
+
+    def grads_finite(self) -> bool:
+        """Whether every gradient received since the last update is finite."""
+        return all(table.table.grads.all_finite() for table in self.hashtables.values())
+
+    def unscale_grads(self, scale: float) -> None:
+        """Divide the gradients received so far by ``scale`` (fp16 loss scaling)."""
+        for table in self.hashtables.values():
+            table.table.grads.scale(1.0 / scale)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop gradients, except those being accumulated between boundaries."""
         if self._updater.micro_step % self._updater.accumulation_steps == 0:

@@ -1,0 +1,1 @@
+"""Training framework: trainer, checkpoints and the global metrics channel (RecIS API)."""
