@@ -1,20 +1,23 @@
-"""CPU training throughput of DeepFM: RecIS dynamic tables vs static tables vs TorchRec.
+"""CPU training throughput of DeepFM: RecIS (torch, JAX) vs static tables vs TorchRec.
 
 One run trains the same DeepFM (13 dense + 26 categorical features, one id per feature, ids
-Zipf-distributed over 1M values per feature, dim 16, batch 4096) with three embedding layers:
+Zipf-distributed over 1M values per feature, dim 16, batch 4096) in four systems:
 
 - ``recis``: :class:`recis.nn.EmbeddingEngine` — growable hash tables keyed by raw int64 ids,
   merged into one physical table per dim — with ``SparseAdagrad``;
 - ``embedding_bag``: static ``nn.EmbeddingBag(1M, 16, sparse=True)`` + ``torch.optim.Adagrad``
   (sparse gradients);
 - ``torchrec``: TorchRec's ``FusedEmbeddingBagCollection`` (fbgemm CPU kernels, Adagrad fused
-  into the backward pass).
+  into the backward pass);
+- ``jax``: the same DeepFM in Flax NNX on the JAX backend (:mod:`recis.backends.jax`): the same
+  dynamic tables and sparse Adagrad in the engine, the dense step jitted with ``optax.adam``.
 
 All use Adagrad for the embeddings because fbgemm's CPU kernels offer no Adam. The dense part
 (FM interactions + MLP, ``torch.optim.Adam``) is identical. Two variants: ``deepfm``
 (MLP 400-400-400, embedding tables) and ``sparse_heavy`` (MLP 64-16, an embedding and a bias
 table per feature; bias rows are 4 wide in every system, as fbgemm needs dims divisible by 4, and
-their sum is the bias). Prints one JSON object with samples/s per system and the ratios.
+their sum is the bias). Prints one JSON object with samples/s per system and the ratios
+(``jax_vs_recis``: the JAX backend against the torch backend).
 
     python benchmarks/train_cpu.py [--steps 20] [--warmup 3] [--variants deepfm sparse_heavy]
 
@@ -228,11 +231,82 @@ def samples_per_second(model: nn.Module, batches: list[dict], warmup: int) -> fl
     return measured * batches[0]["label"].shape[0] / (time.perf_counter() - start)
 
 
+def jax_train_step(hidden: tuple[int, ...], with_bias: bool):
+    """The JAX backend's train step of the DeepFM: Flax NNX tower, RecIS sparse layer."""
+    import itertools
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    from recis.backends.jax import EmbeddingOption as JaxEmbeddingOption
+    from recis.backends.jax import SparseOptimizer, rules
+    from recis.backends.jax.flax import SparseEmbedding, nnx_train_step
+
+    def option(name, dim):
+        init = NormalInitializer(std=0.01)
+        return JaxEmbeddingOption(
+            embedding_dim=dim, shared_name=name, initializer=init, capacity=1 << 18
+        )
+
+    class FlaxDeepFM(nnx.Module):
+        def __init__(self):
+            options = {f"c{i}": option(f"c{i}", DIM) for i in range(NUM_SPARSE)}
+            if with_bias:
+                options |= {f"b{i}": option(f"b{i}", BIAS_DIM) for i in range(NUM_SPARSE)}
+            self.embedding = SparseEmbedding(options)
+            rngs = nnx.Rngs(0)
+            widths = [NUM_SPARSE * DIM + NUM_DENSE, *hidden]
+            self.layers = nnx.List(
+                [nnx.Linear(a, b, rngs=rngs) for a, b in itertools.pairwise(widths)]
+            )
+            self.head = nnx.Linear(widths[-1], 1, rngs=rngs)
+
+        def __call__(self, batch):
+            out = self.embedding(batch)
+            stacked = jnp.stack([out[f"c{i}"] for i in range(NUM_SPARSE)], axis=1)
+            fm = 0.5 * (stacked.sum(1) ** 2 - (stacked**2).sum(1)).sum(1)
+            x = jnp.concatenate([stacked.reshape(stacked.shape[0], -1), batch["dense"]], axis=1)
+            for layer in self.layers:
+                x = jax.nn.relu(layer(x))
+            logit = self.head(x)[:, 0] + fm
+            if with_bias:
+                logit += sum(out[f"b{i}"].sum(1) for i in range(NUM_SPARSE))
+            return logit
+
+    def loss_fn(model, batch):
+        return optax.sigmoid_binary_cross_entropy(model(batch), batch["label"])
+
+    model = FlaxDeepFM()
+    sparse = SparseOptimizer(model.embedding, rules.Adagrad(), learning_rate=0.01)
+    return nnx_train_step(model, loss_fn, optax.adam(1e-3), sparse)
+
+
+def jax_samples_per_second(step, batches: list[dict], warmup: int, with_bias: bool) -> float:
+    start = 0.0
+    for index, batch in enumerate(batches):
+        if index == warmup:
+            start = time.perf_counter()
+        ids = batch["ids"].numpy()
+        inputs = {f"c{i}": ids[:, i : i + 1] for i in range(NUM_SPARSE)}
+        if with_bias:
+            inputs |= {f"b{i}": ids[:, i : i + 1] for i in range(NUM_SPARSE)}
+        inputs |= {"dense": batch["dense"].numpy(), "label": batch["label"].numpy()}
+        loss = step(inputs).loss
+    loss.block_until_ready()
+    measured = len(batches) - warmup
+    return measured * batches[0]["label"].shape[0] / (time.perf_counter() - start)
+
+
 def measure(system: str, variant: str, args) -> float:
     """samples/s of one system on one variant, in this process."""
     hidden, with_bias = VARIANTS[variant]
     torch.manual_seed(0)
     batches = make_batches(args.warmup + args.steps, args.batch_size)
+    if system == "jax":
+        step = jax_train_step(hidden, with_bias)
+        return jax_samples_per_second(step, batches, args.warmup, with_bias)
     model = SYSTEMS[system](hidden, with_bias)
     return samples_per_second(model, batches, args.warmup)
 
@@ -276,11 +350,18 @@ def main() -> None:
         for peer in ("embedding_bag", "torchrec"):
             if "recis" in result and peer in result:
                 result[f"recis_vs_{peer}"] = result["recis"] / result[peer]
+        if "jax" in result and "recis" in result:
+            result["jax_vs_recis"] = result["jax"] / result["recis"]
         report["results"][variant] = result
     print(json.dumps(report, indent=2))
 
 
-SYSTEMS = {"recis": RecisModel, "embedding_bag": EmbeddingBagModel, "torchrec": TorchRecModel}
+SYSTEMS = {
+    "recis": RecisModel,
+    "embedding_bag": EmbeddingBagModel,
+    "torchrec": TorchRecModel,
+    "jax": jax_train_step,  # measured by jax_samples_per_second
+}
 
 if __name__ == "__main__":
     main()

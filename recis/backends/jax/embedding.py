@@ -1,0 +1,221 @@
+"""``Embedder``: growable hash-table embeddings of many features, for JAX dense models.
+
+The functional form of the torch backend's ``EmbeddingEngine``. Features whose
+:class:`~recis.backends.jax.options.EmbeddingOption` s agree on storage share one physical
+engine table; each ``shared_name`` is a logical table inside it. Sparse work stays outside
+``jit``:
+
+1. :meth:`Embedder.lookup` deduplicates the ids of each table's features, looks them up once
+   (inserting new ids in training), combines each feature's rows with its combiner and returns the
+   activations as ``jax.Array`` s that share the engine's memory, plus a :class:`LookupContext`;
+2. a jitted dense step computes gradients w.r.t. those activations;
+3. :meth:`Embedder.apply_gradients` runs the combiners' backward in the engine and adds the row
+   gradients to the tables' buffers, which a sparse optimizer then applies.
+
+>>> import numpy as np
+>>> embedder = Embedder({
+...     "user": EmbeddingOption(embedding_dim=4, shared_name="user"),
+...     "item": EmbeddingOption(embedding_dim=4, shared_name="item", combiner="mean"),
+... })
+>>> batch = {"user": np.array([[1], [2]]), "item": np.array([[5, 6], [5, 5]])}
+>>> out, context = embedder.lookup(batch)
+>>> sorted(out), out["item"].shape, list(embedder.tables)
+(['item', 'user'], (2, 4), ['item+1'])
+>>> embedder.apply_gradients(context, {f: np.ones(a.shape, np.float32) for f, a in out.items()})
+>>> rows, grads = embedder.tables["item+1"].grads.summed(1)
+>>> grads[:, 0].tolist()  # item 5: 1/2 + 2/2, item 6: 1/2, users 1 and 2: 1 each
+[1.5, 0.5, 1.0, 1.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+from recis.backends.jax.layout import RunLayout, feature_request, layout_run, pad_request
+from recis.backends.jax.options import EmbeddingOption
+from recis.core.dedupe import first_occurrences
+from recis.core.embedding_plan import Request, TableGroup, plan_tables
+from recis.core.policies import LookupStats
+from recis.core.segment import segment_reduce, segment_reduce_backward
+from recis.core.table import EmbeddingTable
+from recis.core.threads import beside_framework
+
+
+@dataclass
+class _Run:
+    """One combine call: its layout, the ids' rows among the table's distinct ids, its option."""
+
+    layout: RunLayout
+    index: np.ndarray
+    option: EmbeddingOption
+
+    def backward(self, grads: Mapping, num_rows: int) -> np.ndarray:
+        """Gradient w.r.t. the distinct rows, from the gradients w.r.t. the activations."""
+        option, merged = self.option, self.layout.merged
+        segment = (option.embedding_dim,)
+        if option.tile_len is not None:
+            segment = (option.tile_len, option.embedding_dim)
+        return segment_reduce_backward(
+            self.layout.join(grads, segment),
+            self.index,
+            merged.offsets,
+            merged.weights,
+            option.combiner,
+            num_rows=num_rows,
+            tile_len=option.tile_len,
+        )
+
+
+@dataclass
+class _TableLookup:
+    """What one physical table's lookup needs for the backward pass."""
+
+    table: EmbeddingTable
+    rows: np.ndarray
+    grad_scale: np.ndarray | None
+    runs: list[_Run]
+
+
+@dataclass
+class LookupContext:
+    """What :meth:`Embedder.apply_gradients` needs from a :meth:`Embedder.lookup`.
+
+    ``num_samples`` is the batch size of the input, ``batch_size`` that of the activations
+    (padded with zeros).
+    """
+
+    lookups: list[_TableLookup]
+    num_samples: int
+    batch_size: int
+    train: bool
+    applied: bool = False
+
+
+class Embedder:
+    """Embeds the features named in ``options`` (see the module docstring)."""
+
+    def __init__(self, options: Mapping[str, EmbeddingOption]) -> None:
+        for feature, option in options.items():
+            if not isinstance(option, EmbeddingOption):
+                raise TypeError(
+                    f"feature {feature!r}: expected a recis.backends.jax EmbeddingOption, "
+                    f"got {type(option).__name__}"
+                )
+        self.options = dict(options)
+        self._groups = plan_tables(self.options)
+        self.tables: dict[str, EmbeddingTable] = {}
+        for group in self._groups:
+            option = self.options[group.features[0]]
+            self.tables[group.name] = option.make_table(group.name, group.children)
+        self.last_stats = {name: LookupStats() for name in self.tables}
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.options)
+
+    def __repr__(self) -> str:
+        return f"Embedder(features={self.features}, tables={list(self.tables.values())})"
+
+    @beside_framework
+    def lookup(
+        self, batch: Mapping, *, train: bool = True, batch_size: int | None = None
+    ) -> tuple[dict[str, jax.Array], LookupContext]:
+        """Activations of every configured feature of ``batch`` and the context of the lookup.
+
+        Training lookups insert the new ids that admission accepts. ``batch_size`` pads the
+        batch dimension with empty samples (zero activations) so that jitted code sees fixed
+        shapes. Other entries of ``batch`` are ignored.
+        """
+        requests = self._requests(batch)
+        num_samples = _common_batch_size(requests)
+        batch_size = num_samples if batch_size is None else batch_size
+        requests = {f: _pad(f, r, batch_size) for f, r in requests.items()}
+        activations: dict[str, jax.Array] = {}
+        lookups = []
+        for group in self._groups:
+            lookups.append(self._lookup_group(group, requests, train, activations))
+        return activations, LookupContext(lookups, num_samples, batch_size, train)
+
+    def _requests(self, batch: Mapping) -> dict[str, Request]:
+        requests = {}
+        for feature, option in self.options.items():
+            if feature not in batch:
+                raise KeyError(f"Embedder: the batch has no feature {feature!r}")
+            requests[feature] = feature_request(feature, batch[feature], option.use_weight)
+        return requests
+
+    def _lookup_group(self, group: TableGroup, requests, train: bool, out: dict) -> _TableLookup:
+        table = self.tables[group.name]
+        ids, tags = group.lookup_keys(requests)
+        first, index = first_occurrences(ids, tags)
+        counts = np.bincount(index, minlength=first.size)
+        found = table.lookup(ids[first], tags[first], counts, train)
+        self.last_stats[table.name] = found.stats
+        runs, start = [], 0
+        for features in group.runs(self.options):
+            option = self.options[features[0]]
+            layout = layout_run(features, requests, option.embedding_dim, option.tile_len)
+            stop = start + layout.merged.ids.size
+            run = _Run(layout, index[start:stop], option)
+            merged = layout.merged
+            combined = segment_reduce(
+                found.values, run.index, merged.offsets, merged.weights, option.combiner,
+                option.tile_len,
+            )  # fmt: skip
+            out.update({f: jax.dlpack.from_dlpack(v) for f, v in layout.split(combined).items()})
+            runs.append(run)
+            start = stop
+        by_id = self.options[group.features[0]].grad_reduce_by == "id"
+        scale = 1.0 / counts.astype(np.float32) if by_id else None
+        return _TableLookup(table, found.rows, scale, runs)
+
+    @beside_framework
+    def apply_gradients(self, context: LookupContext, grads: Mapping) -> None:
+        """Add the gradients w.r.t. the activations of ``context``'s lookup to the tables.
+
+        ``grads`` maps each trainable feature to an array shaped like its activation (JAX or
+        NumPy). The tables' sparse optimizer applies them at its next step.
+        """
+        if not context.train:
+            raise ValueError("Embedder.apply_gradients: the lookup was not a training lookup")
+        if context.applied:
+            raise ValueError("Embedder.apply_gradients: this lookup's gradients were applied")
+        for lookup in context.lookups:
+            _apply_table_gradients(lookup, grads)
+        context.applied = True
+
+    def lookup_stats(self) -> dict[str, dict[str, int]]:
+        """Per physical table: ids new, admitted, refused and evicted by the last lookup."""
+        return {name: stats.as_dict() for name, stats in self.last_stats.items()}
+
+
+def _apply_table_gradients(lookup: _TableLookup, grads: Mapping) -> None:
+    grad_rows = None
+    for run in lookup.runs:
+        if not run.option.trainable:
+            continue
+        part = run.backward(grads, lookup.rows.size)
+        grad_rows = part if grad_rows is None else np.add(grad_rows, part, out=grad_rows)
+    if grad_rows is None:
+        return
+    if lookup.grad_scale is not None:
+        grad_rows *= lookup.grad_scale[:, None]
+    lookup.table.grads.add(lookup.rows, grad_rows, distinct=True)
+
+
+def _common_batch_size(requests: Mapping[str, Request]) -> int:
+    sizes = {f: r.prefix[0] for f, r in requests.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"features have different batch sizes: {sizes}")
+    return next(iter(sizes.values()), 0)
+
+
+def _pad(feature: str, request: Request, batch_size: int) -> Request:
+    try:
+        return pad_request(request, batch_size)
+    except ValueError as error:
+        raise ValueError(f"feature {feature!r}: {error}") from None

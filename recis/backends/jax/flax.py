@@ -1,0 +1,161 @@
+"""Flax layers for RecIS embeddings, and train steps for Flax models.
+
+:class:`SparseEmbedding` (NNX) and :class:`SparseFeatures` (Linen) put an
+:class:`~recis.backends.jax.Embedder` inside a Flax model. They hold no Flax parameters: the
+rows live in the engine's tables. Called on a batch whose sparse features are already
+activations — as inside a train step, which looks them up outside ``jit`` — they return those
+activations; called eagerly on raw ids, they look them up without inserting (evaluation).
+
+>>> import numpy as np, optax
+>>> from flax import nnx
+>>> from recis.backends.jax import EmbeddingOption, SparseOptimizer, rules
+>>> class Model(nnx.Module):
+...     def __init__(self, rngs):
+...         option = EmbeddingOption(embedding_dim=4, shared_name="f")
+...         self.embedding = SparseEmbedding({"f": option})
+...         self.linear = nnx.Linear(4, 1, rngs=rngs)
+...     def __call__(self, batch):
+...         return self.linear(self.embedding(batch)["f"])[:, 0]
+>>> model = Model(nnx.Rngs(0))
+>>> def loss_fn(model, batch):
+...     return optax.sigmoid_binary_cross_entropy(model(batch), batch["label"])
+>>> step = nnx_train_step(model, loss_fn, optax.adam(1e-2),
+...                       SparseOptimizer(model.embedding, rules.Adagrad(), 0.1))
+>>> out = step({"f": np.array([3, 4]), "label": np.array([1.0, 0.0], np.float32)})
+>>> out.applied, out.embedding_grads["f"].shape, len(model.embedding.tables["f"])
+(True, (2, 4), 2)
+>>> model({"f": np.array([3, 9])}).shape  # eager, raw ids: an evaluation lookup
+(2,)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import jax
+import optax
+from flax import linen, nnx
+
+from recis.backends.jax.embedding import Embedder
+from recis.backends.jax.optim import SparseOptimizer
+from recis.backends.jax.options import EmbeddingOption
+from recis.backends.jax.train import StepOutput, TrainStep
+from recis.core.ragged import Ragged
+
+
+class SparseEmbedding(nnx.Module):
+    """An NNX layer embedding the features of ``options`` (see the module docstring)."""
+
+    def __init__(self, options: Mapping[str, EmbeddingOption]) -> None:
+        self.embedder = Embedder(options)
+
+    @property
+    def tables(self):
+        return self.embedder.tables
+
+    def __call__(self, batch: Mapping) -> dict[str, jax.Array]:
+        """The activations of this layer's features in ``batch``."""
+        return activations(self.embedder, batch)
+
+
+class SparseFeatures(linen.Module):
+    """A Linen layer returning the activations of ``embedder``'s features (module docstring)."""
+
+    embedder: Embedder
+
+    def __call__(self, batch: Mapping) -> dict[str, jax.Array]:
+        return activations(self.embedder, batch)
+
+
+def activations(embedder: Embedder, batch: Mapping) -> dict[str, jax.Array]:
+    """``batch``'s activations of ``embedder``'s features; raw ids are looked up for evaluation
+    (outside ``jit`` only)."""
+    values = {f: batch[f] for f in embedder.features}
+    if not any(_is_ids(v) for v in values.values()):
+        return values
+    if any(isinstance(v, jax.core.Tracer) for v in values.values()):
+        raise TypeError(
+            "sparse features must be looked up outside jit: pass a batch of activations "
+            "(a train step does this), or call the model eagerly on ids"
+        )
+    return embedder.lookup(values, train=False)[0]
+
+
+def _is_ids(value) -> bool:
+    if isinstance(value, Ragged):
+        return True
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and dtype.kind in "iu"
+
+
+class NnxTrainStep(TrainStep):
+    """A :class:`TrainStep` of an NNX ``model``; the model's variables are updated after each
+    step. ``loss_fn(model, batch)`` returns per-example losses."""
+
+    def __init__(
+        self,
+        model: nnx.Module,
+        loss_fn: Callable,
+        optimizer: optax.GradientTransformation,
+        sparse_optimizer: SparseOptimizer,
+        **kwargs,
+    ) -> None:
+        graphdef, params, state = nnx.split(model, nnx.Param, ...)
+
+        def pure_loss(params, state, batch):
+            bound = nnx.merge(graphdef, params, state, copy=True)
+            losses = loss_fn(bound, batch)
+            return losses, nnx.split(bound, nnx.Param, ...)[2]
+
+        embedders = [layer.embedder for layer in sparse_layers(model)]
+        super().__init__(
+            pure_loss, params, optimizer, sparse_optimizer, embedders, state=state, **kwargs
+        )
+        self.model = model
+
+    def __call__(self, batch: Mapping) -> StepOutput:
+        out = super().__call__(batch)
+        nnx.update(self.model, self.params, self.state)
+        return out
+
+
+def nnx_train_step(
+    model: nnx.Module,
+    loss_fn: Callable,
+    optimizer: optax.GradientTransformation,
+    sparse_optimizer: SparseOptimizer,
+    **kwargs,
+) -> NnxTrainStep:
+    """A train step of an NNX model holding :class:`SparseEmbedding` layers; ``kwargs`` as
+    :class:`TrainStep` (policy, loss_scale, buckets)."""
+    return NnxTrainStep(model, loss_fn, optimizer, sparse_optimizer, **kwargs)
+
+
+def linen_train_step(
+    module: linen.Module,
+    variables: Mapping,
+    loss_fn: Callable,
+    optimizer: optax.GradientTransformation,
+    sparse_optimizer: SparseOptimizer,
+    embedders: list[Embedder],
+    **kwargs,
+) -> TrainStep:
+    """A train step of a Linen ``module`` with ``variables``; ``loss_fn(outputs, batch)``
+    returns per-example losses. Collections other than ``"params"`` are mutable state."""
+    params = variables["params"]
+    state = {k: v for k, v in variables.items() if k != "params"}
+
+    def pure_loss(params, state, batch):
+        if not state:
+            return loss_fn(module.apply({"params": params}, batch), batch), state
+        outputs, state = module.apply({"params": params, **state}, batch, mutable=list(state))
+        return loss_fn(outputs, batch), state
+
+    return TrainStep(
+        pure_loss, params, optimizer, sparse_optimizer, embedders, state=state, **kwargs
+    )
+
+
+def sparse_layers(model: nnx.Module) -> list[SparseEmbedding]:
+    """The :class:`SparseEmbedding` layers of an NNX ``model``."""
+    return [node for _, node in nnx.iter_graph(model) if isinstance(node, SparseEmbedding)]

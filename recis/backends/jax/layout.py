@@ -1,0 +1,146 @@
+"""Feature inputs in engine form, padded to a batch bucket and laid out for zero-copy export.
+
+A feature's input — dense ids ``[B, ..., k]`` (any array with ``__dlpack__``) or a
+:class:`~recis.core.ragged.Ragged` — becomes a :class:`~recis.core.embedding_plan.Request`.
+:func:`pad_request` appends empty segments so that the batch dimension is a fixed bucket size:
+padded samples hold no ids, so they insert nothing and embed as zeros. :func:`layout_run` places
+the features of one combine call back to back, with empty segments between them so that each
+feature's output starts on an :data:`~recis.core.interop.ALIGNMENT`-byte boundary: JAX shares
+such views of the engine's output instead of copying them.
+
+>>> import numpy as np
+>>> request = pad_request(feature_request("f", np.array([[3, 4], [5, 6]])), batch_size=3)
+>>> request.prefix, request.offsets.tolist()
+((3,), [0, 2, 4, 4])
+>>> layout = layout_run(["a", "b"], {"a": request, "b": request}, dim=4)
+>>> layout.slices, layout.shapes["b"]
+({'a': (0, 3), 'b': (4, 7)}, (3, 4))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from recis.core import interop
+from recis.core.embedding_plan import Request, dense_request, merge_requests
+from recis.core.ragged import Ragged
+
+
+def feature_request(name: str, value, use_weight: bool = True) -> Request:
+    """The :class:`Request` of feature ``name``'s input: dense integer ids or a Ragged."""
+    if isinstance(value, Ragged):
+        return _ragged_request(name, value, use_weight)
+    if not hasattr(value, "__dlpack__"):
+        raise TypeError(
+            f"feature {name!r}: expected an integer array or a Ragged, got {type(value).__name__}"
+        )
+    if isinstance(value, np.ndarray):
+        value = np.ascontiguousarray(value)  # e.g. a column sliced out of a [B, F] array
+    ids = interop.as_engine_array(value, f"feature {name!r}")
+    if ids.dtype.kind not in "iu" or ids.ndim == 0:
+        raise TypeError(f"feature {name!r}: expected integer ids [B, ..., k], got {ids.dtype}")
+    return dense_request(ids)
+
+
+def _ragged_request(name: str, value: Ragged, use_weight: bool) -> Request:
+    prefix = [value.num_rows]
+    for level in range(value.ragged_rank - 1):
+        lengths = value.row_lengths(level)
+        if lengths.size and (lengths != lengths[0]).any():
+            raise ValueError(
+                f"feature {name!r}: a Ragged with {value.ragged_rank} levels must be padded "
+                f"before lookup (rows of level {level} have lengths {sorted(set(lengths))})"
+            )
+        prefix.append(int(lengths[0]) if lengths.size else 0)
+    if value.values.dtype.kind not in "iu":
+        raise TypeError(f"feature {name!r}: expected integer ids, got {value.values.dtype}")
+    ids = value.values.astype(np.int64, copy=False)
+    weights = value.weights if use_weight else None
+    return Request(ids, value.offsets[-1], weights, tuple(prefix), dense=False)
+
+
+def pad_request(request: Request, batch_size: int) -> Request:
+    """``request`` with empty segments appended so that its batch dimension is ``batch_size``."""
+    rows, *inner = request.prefix
+    if batch_size < rows:
+        raise ValueError(f"batch of {rows} rows does not fit the padded size {batch_size}")
+    extra = (batch_size - rows) * math.prod(inner)
+    if not extra:
+        return request
+    offsets = np.concatenate([request.offsets, np.full(extra, request.offsets[-1])])
+    return Request(request.ids, offsets, request.weights, (batch_size, *inner), request.dense)
+
+
+@dataclass
+class RunLayout:
+    """Features combined by one call: the ``merged`` request, each feature's segments
+    ``slices[f] = (start, stop)`` of the output and its output shape ``shapes[f]``."""
+
+    merged: Request
+    slices: dict[str, tuple[int, int]]
+    shapes: dict[str, tuple[int, ...]]
+
+    def split(self, out: np.ndarray) -> dict[str, np.ndarray]:
+        """Each feature's view of the combined output ``out``."""
+        return {f: out[a:b].reshape(self.shapes[f]) for f, (a, b) in self.slices.items()}
+
+    def join(self, parts: dict, segment_shape: tuple[int, ...]) -> np.ndarray:
+        """The inverse of :meth:`split`: every feature's ``parts[f]`` in one array.
+
+        Segments that hold no feature are left uninitialised: they hold no ids, so nothing
+        reads them.
+        """
+        arrays = {f: _part(parts, f, shape) for f, shape in self.shapes.items()}
+        if list(self.slices.values()) == [(0, self.merged.num_segments)]:
+            (array,) = arrays.values()
+            return array.reshape(-1, *segment_shape)
+        out = interop.empty((self.merged.num_segments, *segment_shape), np.float32)
+        for feature, (start, stop) in self.slices.items():
+            out[start:stop] = arrays[feature].reshape(-1, *segment_shape)
+        return out
+
+
+def layout_run(
+    features: list[str], requests: dict[str, Request], dim: int, tile_len: int | None = None
+) -> RunLayout:
+    """Lay out ``features`` (already padded) back to back, each starting aligned."""
+    segment_bytes = 4 * dim * (tile_len or 1)
+    unit = interop.ALIGNMENT // math.gcd(segment_bytes, interop.ALIGNMENT)
+    parts, slices, shapes, start = [], {}, {}, 0
+    for feature in features:
+        gap = -start % unit
+        if gap:
+            parts.append(_empty_segments(gap))
+        request = requests[feature]
+        start += gap
+        slices[feature] = (start, start + request.num_segments)
+        shapes[feature] = _output_shape(request, dim, tile_len)
+        parts.append(request)
+        start += request.num_segments
+    return RunLayout(merge_requests(parts), slices, shapes)
+
+
+def _empty_segments(count: int) -> Request:
+    return Request(np.empty(0, np.int64), np.zeros(count + 1, np.int64), None, (count,), False)
+
+
+def _output_shape(request: Request, dim: int, tile_len: int | None) -> tuple[int, ...]:
+    if tile_len is None:
+        return (*request.prefix, dim)
+    if request.dense:  # RecIS: a dense input's tiles are flattened
+        return (*request.prefix, tile_len * dim)
+    return (*request.prefix, tile_len, dim)
+
+
+def _part(parts: dict, feature: str, shape: tuple[int, ...]) -> np.ndarray:
+    if feature not in parts:
+        raise KeyError(f"no gradient for feature {feature!r}")
+    array = np.asarray(parts[feature])
+    if array.shape != shape:
+        raise ValueError(
+            f"feature {feature!r}: gradient of shape {array.shape}, its activation is {shape}"
+        )
+    return array

@@ -1,0 +1,109 @@
+"""``SparseOptimizer``: applies an engine rule to the rows of embedding tables, for JAX.
+
+The rules (:mod:`recis.core.optim`, re-exported here as ``rules``) are those of the torch
+backend. The learning rate is a float or an optax-style schedule: a callable of the number of
+updates applied so far.
+
+>>> import numpy as np
+>>> from recis.backends.jax import Embedder, EmbeddingOption
+>>> embedder = Embedder({"f": EmbeddingOption(embedding_dim=2, shared_name="f")})
+>>> schedule = lambda count: 0.5 / (count + 1)
+>>> optimizer = SparseOptimizer(embedder, rules.SGD(), learning_rate=schedule)
+>>> for _ in range(2):
+...     out, context = embedder.lookup({"f": np.array([[4, 4]])})
+...     embedder.apply_gradients(context, {"f": np.ones((1, 2), np.float32)})
+...     optimizer.step()
+>>> embedder.lookup({"f": np.array([[4]])}, train=False)[0]["f"].tolist()  # -2·0.5 - 2·0.25
+[[-1.5, -1.5]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from recis.core import optim as rules
+from recis.core.optim.rule import Rule
+from recis.core.table import EmbeddingTable
+from recis.core.threads import beside_framework
+from recis.core.updater import SparseUpdater
+
+__all__ = ["SparseOptimizer", "rules"]
+
+
+class SparseOptimizer:
+    """Updates ``tables`` with ``rule`` at each :meth:`step`.
+
+    Args:
+        tables: an :class:`~recis.backends.jax.Embedder`, a sparse layer, an
+            ``EmbeddingTable``, or a list of them.
+        rule: the engine's row-wise rule, e.g. ``rules.Adam()``.
+        learning_rate: a float, or a schedule ``count -> lr`` (e.g. an optax schedule).
+        accumulation_steps: steps per update; gradients are summed and divided by it.
+        on_nonfinite: ``"raise"`` (default) or ``"skip"`` rows with NaN/inf gradients.
+    """
+
+    def __init__(
+        self,
+        tables,
+        rule: Rule,
+        learning_rate: float | Callable[[int], float],
+        *,
+        accumulation_steps: int = 1,
+        on_nonfinite: str = "raise",
+    ) -> None:
+        if not callable(learning_rate) and learning_rate < 0:
+            raise ValueError(f"learning_rate must be >= 0, got {learning_rate}")
+        self.rule = rule
+        self.learning_rate = learning_rate
+        self._updater = SparseUpdater(rule, _tables(tables), accumulation_steps, on_nonfinite)
+
+    @property
+    def count(self) -> int:
+        """Updates applied so far (the argument of a learning-rate schedule)."""
+        return self._updater.micro_step // self._updater.accumulation_steps
+
+    def current_learning_rate(self) -> float:
+        """The learning rate of the next update."""
+        if callable(self.learning_rate):
+            return float(self.learning_rate(self.count))
+        return float(self.learning_rate)
+
+    @beside_framework
+    def step(self) -> None:
+        """Count a step; at each accumulation boundary update the rows that got gradients."""
+        self._updater.step(lr=self.current_learning_rate())
+
+    def zero_grad(self) -> None:
+        """Drop the gradients collected since the last update."""
+        self._updater.zero_grad()
+
+    @property
+    def skipped_rows(self) -> dict[str, int]:
+        """Rows skipped for NaN/inf gradients, per table (``on_nonfinite="skip"``)."""
+        return dict(self._updater.skipped_rows)
+
+    def state_dict(self) -> dict:
+        """Rule name and per-table counters (rows and slots live with the tables)."""
+        return {"rule": type(self.rule).__name__, "tables": self._updater.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        if state["rule"] != type(self.rule).__name__:
+            raise ValueError(
+                f"state is for {state['rule']}, this optimizer uses {type(self.rule).__name__}"
+            )
+        self._updater.load_state_dict(state["tables"])
+
+
+def _tables(source) -> list[EmbeddingTable]:
+    """The engine tables of an Embedder, a sparse layer, a table, or a list of them."""
+    if isinstance(source, EmbeddingTable):
+        return [source]
+    if hasattr(source, "tables"):
+        return list(source.tables.values())
+    if isinstance(source, list | tuple):
+        return [table for item in source for table in _tables(item)]
+    raise TypeError(
+        f"tables: expected an Embedder, a sparse layer or EmbeddingTables, got "
+        f"{type(source).__name__}"
+    )

@@ -1,0 +1,182 @@
+"""``TrainStep``: one training step of a JAX dense model over RecIS embeddings.
+
+A step (1) looks the batch's sparse features up in the engine, padding the batch to a bucket
+size; (2) runs the jitted dense step: loss, gradients w.r.t. the dense parameters and the
+embedding activations, and the optax update; (3) hands the activations' gradients back to the
+engine and steps the sparse optimizer. Only (2) is jitted, once per bucket size.
+
+The loss is ``loss_fn(params, state, batch) -> (per_example_loss, state)``: ``batch`` holds the
+activations under the feature names and the other entries of the input batch, padded to the
+bucket size; ``state`` is non-trainable model state (``None`` if the model has none). The step
+minimises the mean loss over the real (unpadded) samples.
+
+>>> import numpy as np, optax, jax.numpy as jnp
+>>> from recis.backends.jax import Embedder, EmbeddingOption, SparseOptimizer, rules
+>>> embedder = Embedder({"f": EmbeddingOption(embedding_dim=2, shared_name="f")})
+>>> def loss_fn(params, state, batch):
+...     return (batch["f"] @ params["w"] - batch["y"]) ** 2, state
+>>> step = TrainStep(loss_fn, {"w": jnp.ones(2)}, optax.sgd(0.1),
+...                  SparseOptimizer(embedder, rules.SGD(), 0.1), [embedder])
+>>> for batch_size in (4, 4, 3):
+...     out = step({"f": np.arange(batch_size)[:, None], "y": np.ones(batch_size, np.float32)})
+>>> round(float(out.loss), 4), step.trace_count
+(0.6533, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from recis.backends.jax.buckets import BatchBuckets, pad_rows
+from recis.backends.jax.embedding import Embedder, LookupContext
+from recis.backends.jax.optim import SparseOptimizer
+from recis.backends.jax.precision import DynamicLossScale, Policy, all_finite
+from recis.core.ragged import Ragged
+
+
+class StepOutput(NamedTuple):
+    """What a step returns: the mean ``loss`` of the real samples, the gradients w.r.t. the
+    activations (padded to the bucket), and whether the update was ``applied`` (a non-finite
+    step under loss scaling is skipped)."""
+
+    loss: jax.Array
+    embedding_grads: dict[str, jax.Array]
+    applied: bool
+
+
+class TrainStep:
+    """Trains ``params`` with ``optimizer`` and the embedders' tables with ``sparse_optimizer``.
+
+    Args:
+        loss_fn: ``(params, state, batch) -> (per_example_loss, state)``, see the module doc.
+        params: the dense parameters (a pytree).
+        optimizer: an optax transformation for ``params``.
+        sparse_optimizer: the :class:`SparseOptimizer` of the embedders' tables.
+        embedders: the :class:`Embedder` s whose features the batch holds.
+        state: non-trainable model state passed through ``loss_fn``.
+        policy: compute-dtype :class:`Policy` of the loss (default float32).
+        loss_scale: a :class:`DynamicLossScale` (for float16 compute), or None.
+        buckets: the :class:`BatchBuckets` of padded batch sizes (default: adaptive).
+    """
+
+    def __init__(
+        self,
+        loss_fn: Callable,
+        params: Any,
+        optimizer: optax.GradientTransformation,
+        sparse_optimizer: SparseOptimizer,
+        embedders: Sequence[Embedder],
+        *,
+        state: Any = None,
+        policy: Policy | None = None,
+        loss_scale: DynamicLossScale | None = None,
+        buckets: BatchBuckets | None = None,
+    ) -> None:
+        # committed to a device like the step's outputs, so that step 2 reuses step 1's program
+        device = self.device = jax.devices()[0]
+        self.loss_fn = loss_fn
+        self.params, self.state = jax.device_put((params, state), device)
+        self.optimizer = optimizer
+        self.opt_state = jax.device_put(optimizer.init(self.params), device)
+        self.sparse_optimizer = sparse_optimizer
+        self.embedders = list(embedders)
+        self.policy = policy if policy is not None else Policy()
+        self.loss_scale = jax.device_put(loss_scale, device)
+        self.buckets = buckets if buckets is not None else BatchBuckets()
+        self.trace_count = 0
+        self._features = _disjoint_features(self.embedders)
+        self._dense_step = jax.jit(self._dense_step_impl)
+
+    def __call__(self, batch: Mapping) -> StepOutput:
+        """Train on ``batch`` (sparse features as dense ids or Ragged, other entries as arrays)."""
+        num_samples = _batch_size(batch)
+        size = self.buckets(num_samples)
+        embedded, contexts = self._lookup(batch, size)
+        if self.device.platform != "cpu":  # the engine's activations are host arrays
+            embedded = jax.device_put(embedded, self.device)
+        dense = {k: pad_rows(v, size) for k, v in batch.items() if k not in self._features}
+        out = self._dense_step(
+            self.params, self.state, self.opt_state, self.loss_scale, embedded, dense,
+            jnp.asarray(num_samples, jnp.int32),
+        )  # fmt: skip
+        self.params, self.state, self.opt_state, self.loss_scale, loss, grads, finite = out
+        applied = self.loss_scale is None or bool(finite)
+        if applied:
+            for embedder, context in zip(self.embedders, contexts, strict=True):
+                embedder.apply_gradients(context, grads)
+            self.sparse_optimizer.step()
+        return StepOutput(loss, grads, applied)
+
+    def _lookup(self, batch: Mapping, size: int) -> tuple[dict, list[LookupContext]]:
+        embedded, contexts = {}, []
+        for embedder in self.embedders:
+            out, context = embedder.lookup(batch, batch_size=size)
+            embedded.update(out)
+            contexts.append(context)
+        return embedded, contexts
+
+    def _dense_step_impl(self, params, state, opt_state, loss_scale, embedded, dense, count):
+        self.trace_count += 1  # runs when jit traces, i.e. once per compilation
+
+        def objective(params, embedded):
+            batch = self.policy.cast_to_compute({**dense, **embedded})
+            losses, new_state = self.loss_fn(self.policy.cast_to_compute(params), state, batch)
+            mean = masked_mean(self.policy.cast_to_output(losses), count)
+            scaled = mean if loss_scale is None else loss_scale.scale_loss(mean)
+            return scaled, (mean, new_state)
+
+        grad_fn = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)
+        (_, (loss, new_state)), grads = grad_fn(params, embedded)
+        finite = jnp.asarray(True)
+        if loss_scale is not None:
+            grads = loss_scale.unscale(grads)
+            finite = all_finite(grads)
+        param_grads, embedding_grads = grads
+        updates, new_opt_state = self.optimizer.update(param_grads, opt_state, params)
+        new = (optax.apply_updates(params, updates), new_state, new_opt_state)
+        if loss_scale is not None:
+            new = _select(finite, new, (params, state, opt_state))
+            loss_scale = loss_scale.adjust(finite)
+        return (*new, loss_scale, loss, embedding_grads, finite)
+
+
+def masked_mean(losses: jax.Array, count: jax.Array) -> jax.Array:
+    """Mean of per-example ``losses`` (batch first, any trailing dims averaged) over the first
+    ``count`` examples."""
+    per_example = losses.reshape(losses.shape[0], -1).mean(axis=1)
+    mask = jnp.arange(per_example.shape[0]) < count
+    return jnp.where(mask, per_example, 0.0).sum() / count
+
+
+def _select(condition: jax.Array, on_true, on_false):
+    return jax.tree.map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
+
+
+def _disjoint_features(embedders: Sequence[Embedder]) -> set[str]:
+    features: set[str] = set()
+    for embedder in embedders:
+        shared = features.intersection(embedder.features)
+        if shared:
+            raise ValueError(f"features {sorted(shared)} are embedded by two embedders")
+        features.update(embedder.features)
+    return features
+
+
+def _batch_size(batch: Mapping) -> int:
+    """Samples in ``batch``: the leading dimension of its entries (all must agree)."""
+    sizes = {key: _rows(value) for key, value in batch.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"batch entries have different numbers of rows: {sizes}")
+    return next(iter(sizes.values()))
+
+
+def _rows(value) -> int:
+    if isinstance(value, Ragged):
+        return value.num_rows
+    return int(np.shape(value)[0])
