@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recis.core.ragged import Ragged
+
 
 @dataclass
 class Request:
@@ -52,6 +54,40 @@ def dense_request(ids: np.ndarray, weights: np.ndarray | None = None) -> Request
         raise ValueError(f"{flat_weights.size} weights for {ids2.size} ids")
     flat = np.ascontiguousarray(ids2.reshape(-1)).astype(np.int64, copy=False)
     return Request(flat, offsets, flat_weights, prefix, dense=True)
+
+
+def ragged_request(name: str, value: Ragged, use_weight: bool = True) -> Request:
+    """A request for feature ``name``'s ragged ids: one segment per innermost list.
+
+    Every level but the innermost must be padded (equal lengths, as after a 3-D
+    ``SequenceTruncate``), which gives the output shape ``[B, L, ..., dim]``.
+    """
+    prefix = [value.num_rows]
+    for level in range(value.ragged_rank - 1):
+        lengths = value.row_lengths(level)
+        if lengths.size and (lengths != lengths[0]).any():
+            raise ValueError(
+                f"feature {name!r}: a ragged input with {value.ragged_rank} levels must be "
+                f"padded before lookup (rows of level {level} have lengths {sorted(set(lengths))})"
+            )
+        prefix.append(int(lengths[0]) if lengths.size else 0)
+    if value.values.dtype.kind not in "iu":
+        raise TypeError(f"feature {name!r}: expected integer ids, got {value.values.dtype}")
+    ids = value.values.astype(np.int64, copy=False)
+    weights = value.weights if use_weight else None
+    offsets = value.offsets[-1].astype(np.int64, copy=False)
+    return Request(ids, offsets, weights, tuple(prefix), dense=False)
+
+
+def output_shape(request: Request, dim: int, tile_len: int | None = None) -> tuple[int, ...]:
+    """A feature's embedding shape: ``prefix + (dim,)``, or with the tile combiner
+    ``prefix + (tile_len, dim)`` — flattened to ``prefix + (tile_len * dim,)`` for dense
+    inputs, as RecIS does."""
+    if tile_len is None:
+        return (*request.prefix, dim)
+    if request.dense:
+        return (*request.prefix, tile_len * dim)
+    return (*request.prefix, tile_len, dim)
 
 
 def merge_requests(requests: list[Request]) -> Request:

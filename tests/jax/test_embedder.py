@@ -14,8 +14,8 @@ from recis import nn as recis_nn  # noqa: E402
 from recis.backends.jax import BatchBuckets, Embedder, EmbeddingOption  # noqa: E402
 from recis.backends.jax.layout import feature_request, layout_run, pad_request  # noqa: E402
 from recis.core.initializers import NormalInitializer  # noqa: E402
+from recis.core.policy_hooks import AdmitHook, FilterHook  # noqa: E402
 from recis.core.ragged import Ragged  # noqa: E402
-from recis.nn.hashtable_hook import AdmitHook, FilterHook  # noqa: E402
 from recis.ragged.tensor import RaggedTensor  # noqa: E402
 
 INIT = NormalInitializer(std=0.1)
@@ -197,7 +197,7 @@ def test_ragged_inputs_pad_and_sequences_must_be_padded():
     request = pad_request(feature_request("r", ragged), 5)
     assert request.prefix == (5,) and request.offsets.tolist() == [0, 2, 2, 3, 3, 3]
     uneven = Ragged(np.array([1, 2]), (np.array([0, 1, 3]), np.array([0, 1, 1, 2])))
-    with pytest.raises(ValueError, match="'s': a Ragged with 2 levels must be padded"):
+    with pytest.raises(ValueError, match="'s': a ragged input with 2 levels must be padded"):
         feature_request("s", uneven)
     with pytest.raises(TypeError, match="'x': expected integer ids"):
         feature_request("x", np.ones((2, 1), np.float32))

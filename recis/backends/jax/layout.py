@@ -25,14 +25,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from recis.core import interop
-from recis.core.embedding_plan import Request, dense_request, merge_requests
+from recis.core.embedding_plan import (
+    Request,
+    dense_request,
+    merge_requests,
+    output_shape,
+    ragged_request,
+)
 from recis.core.ragged import Ragged
 
 
 def feature_request(name: str, value, use_weight: bool = True) -> Request:
     """The :class:`Request` of feature ``name``'s input: dense integer ids or a Ragged."""
     if isinstance(value, Ragged):
-        return _ragged_request(name, value, use_weight)
+        return ragged_request(name, value, use_weight)
     if not hasattr(value, "__dlpack__"):
         raise TypeError(
             f"feature {name!r}: expected an integer array or a Ragged, got {type(value).__name__}"
@@ -43,23 +49,6 @@ def feature_request(name: str, value, use_weight: bool = True) -> Request:
     if ids.dtype.kind not in "iu" or ids.ndim == 0:
         raise TypeError(f"feature {name!r}: expected integer ids [B, ..., k], got {ids.dtype}")
     return dense_request(ids)
-
-
-def _ragged_request(name: str, value: Ragged, use_weight: bool) -> Request:
-    prefix = [value.num_rows]
-    for level in range(value.ragged_rank - 1):
-        lengths = value.row_lengths(level)
-        if lengths.size and (lengths != lengths[0]).any():
-            raise ValueError(
-                f"feature {name!r}: a Ragged with {value.ragged_rank} levels must be padded "
-                f"before lookup (rows of level {level} have lengths {sorted(set(lengths))})"
-            )
-        prefix.append(int(lengths[0]) if lengths.size else 0)
-    if value.values.dtype.kind not in "iu":
-        raise TypeError(f"feature {name!r}: expected integer ids, got {value.values.dtype}")
-    ids = value.values.astype(np.int64, copy=False)
-    weights = value.weights if use_weight else None
-    return Request(ids, value.offsets[-1], weights, tuple(prefix), dense=False)
 
 
 def pad_request(request: Request, batch_size: int) -> Request:
@@ -117,7 +106,7 @@ def layout_run(
         request = requests[feature]
         start += gap
         slices[feature] = (start, start + request.num_segments)
-        shapes[feature] = _output_shape(request, dim, tile_len)
+        shapes[feature] = output_shape(request, dim, tile_len)
         parts.append(request)
         start += request.num_segments
     return RunLayout(merge_requests(parts), slices, shapes)
@@ -125,14 +114,6 @@ def layout_run(
 
 def _empty_segments(count: int) -> Request:
     return Request(np.empty(0, np.int64), np.zeros(count + 1, np.int64), None, (count,), False)
-
-
-def _output_shape(request: Request, dim: int, tile_len: int | None) -> tuple[int, ...]:
-    if tile_len is None:
-        return (*request.prefix, dim)
-    if request.dense:  # RecIS: a dense input's tiles are flattened
-        return (*request.prefix, tile_len * dim)
-    return (*request.prefix, tile_len, dim)
 
 
 def _part(parts: dict, feature: str, shape: tuple[int, ...]) -> np.ndarray:

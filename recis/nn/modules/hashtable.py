@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import weakref
 
+import ml_dtypes
 import numpy as np
 import torch
 from torch import nn
@@ -24,10 +25,10 @@ from torch import nn
 from recis.core import interop
 from recis.core.dedupe import first_occurrences
 from recis.core.policies import LookupStats
+from recis.core.policy_hooks import AdmitHook, FilterHook
 from recis.core.table import EmbeddingTable
 from recis.core.threads import beside_framework
 from recis.nn.functional.embedding_ops import lookup_rows
-from recis.nn.hashtable_hook import AdmitHook, FilterHook
 from recis.nn.initializers import ConstantInitializer
 
 _TABLES: weakref.WeakSet = weakref.WeakSet()
@@ -89,7 +90,7 @@ class HashTable(nn.Module):
             int(embedding_shape[-1]),
             initializer,
             seed=seed,
-            dtype=_numpy_dtype(dtype),
+            dtype=storage_dtype(dtype),
             block_rows=1 << max(0, int(block_size) - 1).bit_length(),
             capacity=capacity,
             children=children if coalesced or children else None,
@@ -151,14 +152,13 @@ def filter_out_sparse_param(model: nn.Module) -> dict[str, HashTable]:
     return tables
 
 
-def _numpy_dtype(dtype: torch.dtype):
-    import ml_dtypes
-
+def storage_dtype(dtype) -> np.dtype:
+    """The NumPy dtype of table rows stored as torch ``dtype`` (a NumPy dtype passes through)."""
     names = {
         torch.float32: np.float32,
         torch.float16: np.float16,
         torch.bfloat16: ml_dtypes.bfloat16,
     }
-    if dtype not in names:
+    if isinstance(dtype, torch.dtype) and dtype not in names:
         raise TypeError(f"table dtype must be float32, float16 or bfloat16, got {dtype}")
-    return names[dtype]
+    return np.dtype(names.get(dtype, dtype))
