@@ -64,10 +64,11 @@ def check_on_rank(rank: int, init_file: str) -> None:
 
 
 def test_two_ranks_equal_one_process(tmp_path):
-    # fork: the ranks start in a fraction of the time spawned interpreters need to import torch
+    # spawn, not fork: the test process may already run OpenMP or JAX threads, which a fork
+    # would copy in an undefined state
     init_file = str(tmp_path / "init")
     ranks = mp.start_processes(
-        check_on_rank, args=(init_file,), nprocs=WORLD, join=False, start_method="fork"
+        check_on_rank, args=(init_file,), nprocs=WORLD, join=False, start_method="spawn"
     )
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while not ranks.join(timeout=1):  # raises when a rank failed
