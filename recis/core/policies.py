@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recis.core.errors import TableFullError
-from recis.core.id_map import IdMap
+from recis.core.id_map import Entries, IdMap
 
 
 @dataclass
@@ -177,9 +177,9 @@ class GlobalStepEviction(Eviction):
     def evict_stale(self, table) -> int:
         entries = table.ids.export()
         last_seen = table.store.gather(entries.rows, self.slot)
-        stale = last_seen < self.step - self.filter_step
-        table.erase(entries.keys[stale], entries.tags[stale])
-        return int(stale.sum())
+        stale = np.flatnonzero(last_seen < self.step - self.filter_step)
+        _erase_by_row(table, entries, stale)
+        return int(stale.size)
 
 
 @dataclass
@@ -219,10 +219,17 @@ class CapacityEviction(Eviction):
                 f"table {table.name!r}: {count} new ids do not fit in max_size {self.max_size} "
                 f"even after evicting every id not used by this lookup"
             )
-        keys, tags, rows = (a[candidates] for a in entries)
-        victims = _lowest(table.store.gather(rows, self.slot), rows, excess)
-        table.erase(keys[victims], tags[victims])
+        candidates = Entries(*(a[candidates] for a in entries))
+        victims = _lowest(table.store.gather(candidates.rows, self.slot), candidates.rows, excess)
+        _erase_by_row(table, candidates, victims)
         return excess
+
+
+def _erase_by_row(table, entries, chosen: np.ndarray) -> None:
+    """Erase the chosen entries in row order, so that their rows are reused in an order that
+    does not depend on where the keys sit in the id map (a restored table reuses them alike)."""
+    chosen = chosen[np.argsort(entries.rows[chosen], kind="stable")]
+    table.erase(entries.keys[chosen], entries.tags[chosen])
 
 
 def _lowest(scores: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:

@@ -1,0 +1,99 @@
+"""Checkpoints of embedding tables: safetensors files plus a JSON index, written atomically.
+
+A checkpoint is one directory::
+
+    index.json                          what is where, and a sha256 of every file
+    sparse-00000.safetensors, ...       the rows of the logical tables, keyed by (table, id)
+    dense-00000.safetensors, ...        named dense arrays, when there are any
+    model.pt, extra.pt, ...             files a front end adds (listed and checked like the rest)
+
+**Sparse tensors** are named after the *logical* table (a child of a merged physical table), so a
+checkpoint loads into any grouping of tables; rows are keyed by id, not by position:
+
+=========================== ===================================================================
+``<table>/id``              int64 ``[n]``: the table's ids, in row order
+``<table>/row``             int64 ``[n]``: each id's row in its physical table
+``<table>/embedding``       ``[n, dim]`` in the storage dtype (float32, float16 or bfloat16)
+``<table>/<slot>``          ``[n, *shape]``: optimizer slots and policy slots (e.g. last use)
+``<table>/@<key>``          per-id policy state, e.g. ``@admission.keys`` and
+                            ``@admission.counts`` of ids still waiting for admission
+``<physical>/@<key>``       state of a physical table: its row allocator (``@rows.high_water``,
+                            ``@rows.free``) and eviction clock (``@eviction.step``)
+=========================== ===================================================================
+
+A large logical table is split by rows into parts of at most ``max_file_bytes`` each, in files of
+their own; small tables share files. Every file is an ordinary safetensors file (bfloat16 as
+``BF16``) that the ``safetensors`` library opens.
+
+**index.json** holds ``format`` (``"recis.checkpoint"``), ``version`` (1), ``metadata`` (e.g. the
+global step), ``files`` (name → ``bytes``, ``sha256``), ``tensors`` (name → ``dtype``, ``shape``
+and ``files``: the files holding its consecutive row ranges), ``tables`` (physical table →
+``children``, ``dim``, ``dtype``, ``fields`` with dtype, shape and kind — ``embedding``,
+``optimizer`` or ``policy`` —, ``state`` keys and ``lookup_stats``), ``logical`` (logical table →
+physical ``table``, ``tag``, ``ids``, ``state`` keys), ``dense`` (names), and ``sha256``, the
+digest of the rest of the index as canonical JSON.
+
+**Atomicity.** Files go to a hidden directory ``.tmp-<name>-<random>`` beside the target; every file
+and the directory are fsynced, then it is renamed into place, so a reader sees a whole checkpoint
+or none. :class:`CheckpointDirectory` keeps a run's checkpoints and the ``checkpoint`` file that
+lists them (rewritten atomically, newest last), deleting the oldest beyond ``max_to_keep``.
+
+**Loading** checks each file's size and sha256 before reading it; a truncated or corrupt file
+raises :class:`CheckpointError` naming it. :func:`load_tables` restores a physical table exactly
+(same rows, allocator, policy state and counters) when its layout matches the checkpoint's, and
+otherwise re-inserts each logical table's ids with new rows, values and slots preserved.
+
+Modules: ``files`` (names, fsync, seals), ``table_state`` (a table's state split by logical
+table), ``writer``, ``reader``, ``loading`` (plans and loads), ``directory`` (a run's list and
+rotation). Only NumPy and safetensors are used, so every front end shares this code.
+
+>>> import tempfile
+>>> import numpy as np
+>>> from recis.core.table import EmbeddingTable
+>>> table = EmbeddingTable("item", dim=2)
+>>> _ = table.find_or_insert(np.array([7, 3]))
+>>> path = save_tables(f"{tempfile.mkdtemp()}/ckpt", {"item": table}, metadata={"step": 1})
+>>> checkpoint = Checkpoint(path)
+>>> checkpoint.metadata, checkpoint.read_tensor("item/id").tolist()
+({'step': 1}, [7, 3])
+>>> fresh = EmbeddingTable("item", dim=2)
+>>> _ = load_tables(checkpoint, {"item": fresh}, plan_load(checkpoint, {"item": fresh}))
+>>> fresh.find(np.array([3, 7])).tolist()
+[1, 0]
+"""
+
+from recis.core.checkpoint.directory import CheckpointDirectory
+from recis.core.checkpoint.files import (
+    INDEX,
+    LIST_FILE,
+    MAX_FILE_BYTES,
+    CheckpointError,
+    read_checkpoint_list,
+    write_text_atomic,
+)
+from recis.core.checkpoint.loading import Source, load_tables, merge_counters, plan_load
+from recis.core.checkpoint.reader import Checkpoint, resolve_checkpoint
+from recis.core.checkpoint.table_state import OPTIMIZER, field_kind
+from recis.core.checkpoint.writer import CheckpointWriter, save_tables
+from recis.core.row_store import EMBEDDING
+
+__all__ = [
+    "EMBEDDING",
+    "INDEX",
+    "LIST_FILE",
+    "MAX_FILE_BYTES",
+    "OPTIMIZER",
+    "Checkpoint",
+    "CheckpointDirectory",
+    "CheckpointError",
+    "CheckpointWriter",
+    "Source",
+    "field_kind",
+    "load_tables",
+    "merge_counters",
+    "plan_load",
+    "read_checkpoint_list",
+    "resolve_checkpoint",
+    "save_tables",
+    "write_text_atomic",
+]

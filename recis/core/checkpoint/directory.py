@@ -1,0 +1,91 @@
+"""``CheckpointDirectory``: a run's checkpoints, listed newest last and rotated."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from recis.core.checkpoint.files import (
+    LIST_FILE,
+    OLD_PREFIX,
+    TEMP_PREFIX,
+    read_checkpoint_list,
+    write_text_atomic,
+)
+from recis.core.checkpoint.writer import CheckpointWriter
+
+
+class CheckpointDirectory:
+    """A run's checkpoints: ``<root>/ckpt_<step>/`` and the ``checkpoint`` file listing them.
+
+    >>> import tempfile
+    >>> from recis.core.table import EmbeddingTable
+    >>> run = CheckpointDirectory(tempfile.mkdtemp(), max_to_keep=2)
+    >>> for step in (1, 2, 3):
+    ...     _ = run.save(step, lambda writer: writer.write_tables({"t": EmbeddingTable("t", 2)}))
+    >>> run.names(), run.latest().name
+    (['ckpt_2', 'ckpt_3'], 'ckpt_3')
+    """
+
+    def __init__(self, root, max_to_keep: int | None = 5) -> None:
+        if max_to_keep is not None and max_to_keep < 1:
+            raise ValueError(f"max_to_keep must be >= 1 or None, got {max_to_keep}")
+        self.root = Path(root)
+        self.max_to_keep = max_to_keep
+
+    def names(self) -> list[str]:
+        """The listed checkpoints, oldest first."""
+        return read_checkpoint_list(self.root)
+
+    def latest(self) -> Path | None:
+        """The newest listed checkpoint, or None."""
+        names = self.names()
+        return self.root / names[-1] if names else None
+
+    def path(self, step: int) -> Path:
+        """Where the checkpoint of ``step`` lives."""
+        return self.root / f"ckpt_{step}"
+
+    def save(
+        self,
+        step: int,
+        fill: Callable[[CheckpointWriter], None],
+        metadata: Mapping | None = None,
+        **writer_options,
+    ) -> Path:
+        """Write ``ckpt_<step>`` (``fill(writer)`` adds its content), list it, drop old ones.
+
+        A checkpoint of the same step is replaced; it is unlisted while that happens, so a
+        crash at any point leaves the list naming only whole checkpoints.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._remove_leftovers()
+        name = self.path(step).name
+        names = self.names()
+        if name in names:
+            names.remove(name)
+            self._write_list(names)
+        with CheckpointWriter(self.path(step), **writer_options) as writer:
+            fill(writer)
+            writer.commit({"step": step, **(metadata or {})})
+        names.append(name)
+        keep = len(names) if self.max_to_keep is None else self.max_to_keep
+        self._write_list(names[-keep:])
+        for old in names[:-keep]:
+            shutil.rmtree(self.root / old, ignore_errors=True)
+        return self.path(step)
+
+    def _write_list(self, names: list[str]) -> None:
+        write_text_atomic(self.root / LIST_FILE, "".join(f"{n}\n" for n in names))
+
+    def _remove_leftovers(self) -> None:
+        """Delete temporary directories and files of saves that were interrupted."""
+        for path in self.root.iterdir():
+            if path.name.startswith((TEMP_PREFIX, OLD_PREFIX)):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()

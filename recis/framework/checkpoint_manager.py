@@ -1,0 +1,319 @@
+"""``CheckpointManager``: periodic, atomic, exactly resumable checkpoints of a run (RecIS API).
+
+Layout of ``output_dir``::
+
+    checkpoint          names of the kept checkpoints, newest last (rewritten atomically)
+    ckpt_<step>/        one checkpoint (format: :mod:`recis.core.checkpoint`)
+        index.json, sparse-*.safetensors   hash tables: rows, optimizer slots, policy state
+        model.pt        the dense state dict (hash tables excluded), ``torch.save``
+        extra.pt        global step; dense optimizer, LR scheduler and sparse optimizer state;
+                        RNG states (``random``, NumPy, torch CPU and CUDA); dataset (IO) states;
+                        registered objects' states; the ``extra`` callable's dict
+
+A checkpoint is written to a temporary directory, fsynced and renamed, then listed; a kill at any
+moment leaves the previous checkpoints listed and loadable. ``extra.pt`` holds pickled objects
+(dataset states, RNG states): load checkpoints from trusted places only.
+
+**Model bank** (warm start): :meth:`CheckpointManager.load_model_bank` takes entries
+``{"path": ..., "load": [...], "exclude": [...], "strict": True}``. ``path`` is a checkpoint or a
+run directory (its newest checkpoint). ``load`` picks parts (default ``["*"]``, all):
+``"sparse"`` (hash-table ids, embeddings, policy state), ``"sparse_opt"`` (optimizer slots and
+the sparse optimizer's state), ``"dense"`` (``model.pt``), ``"extra"`` (global step, dense
+optimizer, LR scheduler, RNG, registered objects) and ``"io_state"``. ``exclude`` holds
+``fnmatch`` patterns of names to skip: logical table names, dense state-dict keys, and the names
+in ``extra.pt`` (``global_step``, ``dense_optimizer``, ``lr_scheduler``, ``sparse_optimizer``,
+``rng``, registered names). ``strict`` makes anything missing on either side an error.
+
+>>> import tempfile, torch
+>>> from recis.nn import HashTable
+>>> model = torch.nn.ModuleDict({"emb": HashTable([-1, 2], name="item"),
+...                              "fc": torch.nn.Linear(2, 1)})
+>>> manager = CheckpointManager(tempfile.mkdtemp(), model, save_steps=2)
+>>> _ = model["emb"](torch.tensor([1, 2]))
+>>> for _ in range(4):
+...     _ = manager.step()
+>>> manager.directory.names()
+['ckpt_2', 'ckpt_4']
+>>> again = CheckpointManager(manager.directory.root, model)
+>>> again.restore(), again.global_step
+(True, 4)
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from fnmatch import fnmatchcase
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recis.core.checkpoint import (
+    EMBEDDING,
+    MAX_FILE_BYTES,
+    OPTIMIZER,
+    Checkpoint,
+    CheckpointDirectory,
+    CheckpointError,
+    CheckpointWriter,
+    load_tables,
+    merge_counters,
+    plan_load,
+)
+from recis.nn.modules.hashtable import HashTable, filter_out_sparse_param
+
+MODEL_FILE = "model.pt"
+EXTRA_FILE = "extra.pt"
+PARTS = frozenset({"sparse", "sparse_opt", "dense", "extra", "io_state"})
+BANK_KEYS = frozenset({"path", "load", "exclude", "strict"})
+
+
+class CheckpointManager:
+    """Saves a run every ``save_steps`` steps into ``output_dir``, keeps ``max_to_keep``
+    checkpoints, and restores the newest one (see the module docstring).
+
+    Args:
+        output_dir: the run's directory.
+        model: the model; its HashTables are saved as sparse tables, the rest as ``model.pt``.
+        dense_optimizer, lr_scheduler, sparse_optimizer: saved and restored with it.
+        dataset: the training dataset, whose ``state_dict()`` is saved (name ``"dataset"``).
+        save_steps: :meth:`step` saves when the global step is a multiple (≤ 0: never).
+        max_to_keep: checkpoints kept (None: all).
+        extra: called at each save for a picklable dict, given back as :attr:`loaded_extra`
+            after a restore.
+        parallel: threads writing files.
+        max_file_bytes: size limit of one sparse file.
+
+    RecIS builds its manager as ``CheckpointManager(saver, save_interval)`` around a framework
+    ``Saver``; this one takes the objects to save directly (the ``Trainer`` builds it), and
+    :meth:`restore` returns whether a checkpoint was found (the step is :attr:`global_step`).
+    """
+
+    def __init__(
+        self,
+        output_dir,
+        model: torch.nn.Module | None = None,
+        dense_optimizer: torch.optim.Optimizer | None = None,
+        lr_scheduler=None,
+        sparse_optimizer=None,
+        dataset=None,
+        save_steps: int = 1000,
+        max_to_keep: int | None = 5,
+        extra: Callable[[], dict] | None = None,
+        parallel: int = 8,
+        max_file_bytes: int = MAX_FILE_BYTES,
+    ) -> None:
+        self.directory = CheckpointDirectory(output_dir, max_to_keep)
+        self.model = model
+        self.dense_optimizer = dense_optimizer
+        self.lr_scheduler = lr_scheduler
+        self.sparse_optimizer = sparse_optimizer
+        self.save_steps = save_steps
+        self.extra = extra
+        self.loaded_extra: dict | None = None
+        self.writer_options = {"parallel": parallel, "max_file_bytes": max_file_bytes}
+        self._io = {"dataset": dataset} if dataset is not None else {}
+        self._objects: dict[str, object] = {}
+        self._global_step = 0
+
+    @property
+    def global_step(self) -> int:
+        """Steps counted by :meth:`step` (restored by :meth:`restore`)."""
+        return self._global_step
+
+    def register_for_checkpointing(self, name: str, obj) -> None:
+        """Also save and restore ``obj`` (anything with ``state_dict``/``load_state_dict``)."""
+        if name in self._objects or name in self._io:
+            raise ValueError(f"{name!r} is already registered")
+        self._objects[name] = obj
+
+    def register_io_state(self, name: str, dataset) -> None:
+        """Also save and restore the position of ``dataset`` (part ``"io_state"``)."""
+        if name in self._objects or name in self._io:
+            raise ValueError(f"{name!r} is already registered")
+        self._io[name] = dataset
+
+    def step(self) -> Path | None:
+        """Count a step; save if the step is a multiple of ``save_steps`` (return the path)."""
+        self._global_step += 1
+        if self.save_steps > 0 and self._global_step % self.save_steps == 0:
+            return self.save()
+        return None
+
+    def save(self) -> Path:
+        """Write ``ckpt_<global step>`` now, list it and drop the oldest beyond ``max_to_keep``."""
+        hashtables = self._hashtables()
+        pending = [name for name, table in hashtables.items() if table.table.grads]
+        if pending:
+            warnings.warn(
+                f"saving between gradient-accumulation boundaries: the pending gradients of "
+                f"{pending} are not saved, so a resumed run will differ",
+                stacklevel=2,
+            )
+        fill = partial(self._write, hashtables)
+        return self.directory.save(self._global_step, fill, **self.writer_options)
+
+    def restore(self, step: int | None = None) -> bool:
+        """Load ``ckpt_<step>`` (default: the newest listed) entirely; False if there is none."""
+        path = self.directory.latest() if step is None else self.directory.path(step)
+        if path is None:
+            return False
+        self._load(Checkpoint(path), PARTS, (), strict=True)
+        return True
+
+    def load_model_bank(self, model_bank: Iterable[Mapping] | None) -> None:
+        """Warm-start from other checkpoints, in order (entries: see the module docstring)."""
+        for entry in model_bank or ():
+            unknown = set(entry) - BANK_KEYS
+            if unknown or "path" not in entry:
+                raise ValueError(
+                    f"model bank entry {dict(entry)}: needs 'path', and only {sorted(BANK_KEYS)}"
+                )
+            parts = _parts(entry.get("load", ["*"]))
+            exclude = list(entry.get("exclude", ()))
+            self._load(Checkpoint(entry["path"]), parts, exclude, bool(entry.get("strict", True)))
+
+    # -- saving ----------------------------------------------------------------------------------
+
+    def _hashtables(self) -> dict[str, HashTable]:
+        return filter_out_sparse_param(self.model) if self.model is not None else {}
+
+    def _write(self, hashtables: dict[str, HashTable], writer: CheckpointWriter) -> None:
+        writer.write_tables({name: table.table for name, table in hashtables.items()})
+        writer.write_file(MODEL_FILE, partial(torch.save, self._dense_state()))
+        writer.write_file(EXTRA_FILE, partial(torch.save, self._extra_state()))
+
+    def _dense_state(self) -> dict[str, torch.Tensor]:
+        if self.model is None:
+            return {}
+        tables = tuple(f"{n}." for n, m in self.model.named_modules() if isinstance(m, HashTable))
+        return {k: v for k, v in self.model.state_dict().items() if not k.startswith(tables)}
+
+    def _extra_state(self) -> dict:
+        return {
+            "global_step": self._global_step,
+            "dense_optimizer": _state_of(self.dense_optimizer),
+            "lr_scheduler": _state_of(self.lr_scheduler),
+            "sparse_optimizer": _state_of(self.sparse_optimizer),
+            "rng": _rng_state(),
+            "io_state": {name: dataset.state_dict() for name, dataset in self._io.items()},
+            "objects": {name: obj.state_dict() for name, obj in self._objects.items()},
+            "extra": self.extra() if self.extra is not None else None,
+        }
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def _load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
+        checkpoint.check_files()
+        sources = self._load_sparse(checkpoint, parts, exclude, strict)
+        if "dense" in parts and self.model is not None:
+            self._load_dense(checkpoint, exclude, strict)
+        if parts & {"sparse_opt", "extra", "io_state"}:
+            if EXTRA_FILE not in checkpoint.index["files"] and not strict:
+                return
+            extra = torch.load(checkpoint.file(EXTRA_FILE), map_location="cpu", weights_only=False)
+            _Restorer(checkpoint, extra, exclude, strict).run(self, parts, sources)
+
+    def _load_sparse(self, checkpoint, parts, exclude, strict) -> dict[str, list[str]]:
+        kinds = [EMBEDDING, "policy"] if "sparse" in parts else []
+        kinds += [OPTIMIZER] if "sparse_opt" in parts else []
+        tables = {name: table.table for name, table in self._hashtables().items()}
+        if not kinds or not tables:
+            return {}
+        plan = plan_load(checkpoint, tables, kinds, exclude, strict)
+        return load_tables(checkpoint, tables, plan, strict)
+
+    def _load_dense(self, checkpoint: Checkpoint, exclude, strict: bool) -> None:
+        if MODEL_FILE not in checkpoint.index["files"] and not strict:
+            return
+        path = checkpoint.file(MODEL_FILE)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not _excluded(k, exclude)}
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not _excluded(k, exclude)]
+        if strict and (missing or unexpected):
+            raise CheckpointError(
+                f"{str(path)!r} does not fit the model: missing {missing}, unexpected {unexpected}"
+            )
+
+
+class _Restorer:
+    """Puts the states of ``extra.pt`` back into a manager's objects."""
+
+    def __init__(self, checkpoint: Checkpoint, extra: dict, exclude, strict: bool) -> None:
+        self.path = str(checkpoint.path / EXTRA_FILE)
+        self.extra = extra
+        self.exclude = exclude
+        self.strict = strict
+
+    def run(self, manager: CheckpointManager, parts, sources: dict[str, list[str]]) -> None:
+        if "sparse_opt" in parts and manager.sparse_optimizer is not None:
+            self._load("sparse_optimizer", manager.sparse_optimizer, self._sparse_state(sources))
+        if "extra" in parts:
+            self._load("dense_optimizer", manager.dense_optimizer, self.extra["dense_optimizer"])
+            self._load("lr_scheduler", manager.lr_scheduler, self.extra["lr_scheduler"])
+            for name, obj in manager._objects.items():
+                self._load(name, obj, self.extra["objects"].get(name))
+            if not _excluded("global_step", self.exclude):
+                manager._global_step = int(self.extra["global_step"])
+            if not _excluded("rng", self.exclude):
+                _set_rng_state(self.extra["rng"])
+            manager.loaded_extra = self.extra["extra"]
+        if "io_state" in parts:
+            for name, dataset in manager._io.items():
+                self._load(name, dataset, self.extra["io_state"].get(name))
+
+    def _sparse_state(self, sources: dict[str, list[str]]) -> dict | None:
+        """The sparse optimizer's state, its per-table counters moved to the tables loaded."""
+        state = self.extra["sparse_optimizer"]
+        if state is None:
+            return None
+        counters = {k: v for k, v in state["tables"].items() if isinstance(v, dict)}
+        return {**state, "tables": {**state["tables"], **merge_counters(counters, sources)}}
+
+    def _load(self, name: str, target, state) -> None:
+        if target is None or _excluded(name, self.exclude):
+            return
+        if state is None:
+            if self.strict:
+                raise CheckpointError(f"{self.path!r} holds no state for {name!r}")
+            return
+        target.load_state_dict(state)
+
+
+def _parts(load: Iterable[str]) -> frozenset[str]:
+    parts = set(load)
+    if "*" in parts:
+        return PARTS
+    unknown = parts - PARTS
+    if unknown:
+        raise ValueError(f"model bank: unknown parts {sorted(unknown)}; use {sorted(PARTS)} or '*'")
+    return frozenset(parts)
+
+
+def _excluded(name: str, patterns) -> bool:
+    return any(fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def _state_of(obj) -> dict | None:
+    return obj.state_dict() if obj is not None else None
+
+
+def _rng_state() -> dict:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),  # noqa: NPY002 (the global generator is the user's)
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
