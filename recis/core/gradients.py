@@ -68,7 +68,8 @@ class GradientBuffer:
 
     def scale(self, factor: float) -> None:
         """Multiply every recorded gradient by ``factor`` (e.g. to undo loss scaling)."""
-        self._grads = [grads * np.float32(factor) for grads in self._grads]
+        with np.errstate(invalid="ignore", over="ignore"):  # overflowed steps are skipped later
+            self._grads = [grads * np.float32(factor) for grads in self._grads]
 
     def clear(self) -> None:
         self._rows.clear()

@@ -47,6 +47,14 @@ class HashTableFilterHook(Hook):
         candidates = self._tables if self._tables is not None else live_hashtables()
         return [t for t in candidates if isinstance(t.table.eviction, GlobalStepEviction)]
 
+    def state_dict(self) -> dict:
+        """Steps seen and evictions per table, for checkpoints."""
+        return {"steps": self._steps, "evicted": dict(self.evicted)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._steps = int(state["steps"])
+        self.evicted = dict(state["evicted"])
+
     def reset_filter_interval(self, filter_interval: int) -> None:
         self.filter_interval = filter_interval
 

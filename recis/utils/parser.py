@@ -15,12 +15,16 @@ instance and stores it under ``dest``.
 >>> parser.add_arguments(Options, dest="options")
 >>> parser.parse_args(["--steps", "3", "--shuffle", "true"]).options
 Options(steps=3, lr=0.1, name=None, shuffle=True)
+
+Fields typed ``list`` or ``dict`` (without element types) take JSON; ``list[int]`` takes
+comma-separated values.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import types
 import typing
 
@@ -81,6 +85,8 @@ def _converter(hint, name: str):
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in arguments:
         inner = _converter(next(a for a in arguments if a is not type(None)), name)
         return lambda text: None if text.lower() == "none" else inner(text)
+    if hint in (list, dict) or typing.get_origin(hint) is dict or arguments[:1] == (dict,):
+        return json.loads  # e.g. a model bank: a JSON list of dicts
     if typing.get_origin(hint) is list:
         element = _converter(arguments[0] if arguments else str, name)
         return lambda text: [element(item) for item in text.split(",") if item]

@@ -1,0 +1,319 @@
+"""``Trainer`` and ``TrainingArguments``: RecIS's training loop, on CPU or GPU, with or without
+``torch.distributed``.
+
+The model's ``forward(batch)`` returns the loss. Each *step* consumes one batch: forward,
+backward, and — every ``gradient_accumulation_steps`` steps — the dense optimizer (and LR
+scheduler) and the sparse optimizer update with the mean gradient of the accumulated batches.
+Metrics given to :func:`recis.framework.metrics.add_metric` during the step reach the hooks with
+the loss. Checkpoints are written every ``save_steps`` steps and at the end; :meth:`Trainer.train`
+first resumes from the newest checkpoint in ``output_dir`` (or warm-starts from ``model_bank``),
+so a killed run continues exactly where its last checkpoint was taken.
+
+Mixed precision: ``mixed_precision="bf16"`` runs the forward pass under ``torch.autocast``;
+``"fp16"`` adds dynamic loss scaling (dense and sparse gradients are unscaled together, and a
+step with overflowing gradients is skipped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from recis.core.loss_scale import DynamicLossScale
+from recis.framework.checkpoint_manager import CheckpointManager
+from recis.framework.metrics import clear_global_metrics, get_global_metrics
+from recis.hooks import Hook, LoggerHook
+from recis.optim.sparse_optim import SparseOptimizer
+
+MIXED_PRECISION = (None, "bf16", "fp16")
+_END = object()
+
+
+@dataclass
+class TrainingArguments:
+    """Options of :class:`Trainer` (RecIS's fields, plus ``mixed_precision`` and ``seed``).
+
+    ``train_steps`` limits the steps of :meth:`Trainer.train` (None: ``train_epoch`` passes
+    over the data); ``save_steps`` ≤ 0 saves only at the end.
+    """
+
+    gradient_accumulation_steps: int = 1
+    output_dir: str = "output_dir"
+    model_bank: list | None = None
+    log_steps: int = 100
+    train_steps: int | None = None
+    train_epoch: int = 1
+    eval_steps: int | None = None
+    save_steps: int = 1000
+    max_to_keep: int = 5
+    save_concurrency_per_rank: int = 4
+    mixed_precision: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError("gradient_accumulation_steps must be >= 1")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}")
+
+
+class Trainer:
+    """Trains ``model`` on ``train_dataset`` (see the module docstring).
+
+    Args:
+        model: an ``nn.Module`` whose ``forward(batch)`` returns the loss.
+        args: :class:`TrainingArguments`.
+        train_dataset, eval_dataset: iterables of batches (RecIS datasets or any iterable;
+            ``(is_end, batch)`` pairs are unwrapped).
+        hooks: extra :class:`~recis.hooks.Hook` s; a ``LoggerHook(args.log_steps)`` is added.
+        dense_optimizers: ``(optimizer, lr_scheduler)``, either may be None.
+        sparse_optimizer: a :class:`~recis.optim.SparseOptimizer` over the model's tables.
+        data_to_cuda: move batches to the current GPU.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        args: TrainingArguments | None = None,
+        train_dataset=None,
+        eval_dataset=None,
+        hooks: list[Hook] | None = None,
+        dense_optimizers=(None, None),
+        sparse_optimizer: SparseOptimizer | None = None,
+        data_to_cuda: bool = False,
+        **_accelerator_kwargs,
+    ) -> None:
+        self.model = model
+        self.args = args if args is not None else TrainingArguments()
+        self.train_dataset = train_dataset
+        self.eval_dataset = eval_dataset
+        self.dense_optimizer, self.lr_scheduler = dense_optimizers
+        self.sparse_optimizer = sparse_optimizer
+        self.data_to_cuda = data_to_cuda
+        self.hooks: list[Hook] = [LoggerHook(self.args.log_steps), *(hooks or [])]
+        self.loss_scale = DynamicLossScale() if self.args.mixed_precision == "fp16" else None
+        accumulation = self.args.gradient_accumulation_steps
+        if self.args.save_steps > 0 and self.args.save_steps % accumulation:
+            raise ValueError("save_steps must be a multiple of gradient_accumulation_steps")
+        if sparse_optimizer is not None:
+            sparse_optimizer.set_grad_accum_steps(accumulation)
+        self.checkpoint_manager = CheckpointManager(
+            self.args.output_dir,
+            model,
+            dense_optimizer=self.dense_optimizer,
+            lr_scheduler=self.lr_scheduler,
+            sparse_optimizer=sparse_optimizer,
+            dataset=train_dataset if hasattr(train_dataset, "state_dict") else None,
+            save_steps=self.args.save_steps,
+            max_to_keep=self.args.max_to_keep,
+            parallel=self.args.save_concurrency_per_rank,
+        )
+        if self.loss_scale is not None:
+            self.checkpoint_manager.register_for_checkpointing("loss_scale", self.loss_scale)
+        self.checkpoint_manager.register_for_checkpointing("trainer", self)
+        self.epoch = 0
+        self._restored = False
+
+    def add_hooks(self, hooks: list[Hook]) -> None:
+        self.hooks.extend(hooks)
+
+    def add_hook(self, hook: Hook) -> None:
+        self.hooks.append(hook)
+
+    @property
+    def global_step(self) -> int:
+        return self.checkpoint_manager.global_step
+
+    def restore(self) -> None:
+        """Resume from the newest checkpoint, else warm-start from ``model_bank`` (once).
+
+        Hooks that keep state (``state_dict``/``load_state_dict``) are saved and restored too.
+        """
+        if self._restored:
+            return
+        self._restored = True
+        for index, hook in enumerate(self.hooks):
+            if hasattr(hook, "state_dict"):
+                name = f"hook.{index}.{type(hook).__name__}"
+                self.checkpoint_manager.register_for_checkpointing(name, hook)
+        if not self.checkpoint_manager.restore() and self.args.model_bank:
+            self.checkpoint_manager.load_model_bank(self.args.model_bank)
+
+    def train(self, train_steps: int | None = None) -> None:
+        """Train until the global step reaches ``train_steps`` (default ``args.train_steps``),
+        or for ``args.train_epoch`` passes over the data; then save a checkpoint."""
+        self.restore()
+        limit = train_steps if train_steps is not None else self.args.train_steps
+        for hook in self.hooks:
+            if limit is not None and hasattr(hook, "set_total_steps"):
+                hook.set_total_steps(limit)
+        self._call("before_train")
+        self.model.train()
+        epochs_left = self.args.train_epoch
+        while self.global_step < limit if limit is not None else epochs_left > 0:
+            self._call("before_epoch", self.epoch)
+            steps, completed = self._train_epoch(limit)
+            if not completed:
+                break  # the step limit was reached inside the epoch
+            self._call("after_epoch", self.epoch)
+            self.epoch += 1
+            epochs_left -= 1
+            if not steps:
+                break  # the data is empty
+        self.checkpoint_manager.save()
+        self._call("after_train")
+        self._call("end")
+
+    def _train_epoch(self, limit: int | None) -> tuple[int, bool]:
+        """Steps of one pass over the data; returns (steps, whether the data ran out).
+
+        The step limit is checked before a batch is taken, so the data position saved with the
+        last checkpoint is exactly after the last batch trained on.
+        """
+        steps, batches = 0, _batches(self.train_dataset)
+        while limit is None or self.global_step < limit:
+            batch = next(batches, _END)
+            if batch is _END:
+                return steps, True
+            self._call("before_step", self.global_step)
+            metrics = self._train_step(batch)
+            metrics["epoch"] = self.epoch
+            self.checkpoint_manager.step()
+            self._call("after_step", metrics, self.global_step)
+            steps += 1
+        return steps, False
+
+    def state_dict(self) -> dict:
+        """The trainer's own progress (the epoch), saved with each checkpoint."""
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+
+    def _train_step(self, batch) -> dict:
+        batch = self._to_device(batch)
+        clear_global_metrics()
+        start = time.perf_counter()
+        with self._autocast():
+            loss = self.model(batch)
+        scale = self.loss_scale.scale if self.loss_scale is not None else 1.0
+        (loss * scale if scale != 1.0 else loss).backward()
+        boundary = (self.global_step + 1) % self.args.gradient_accumulation_steps == 0
+        if boundary:
+            self._update(scale)
+        else:
+            self._count_sparse_micro_step()
+        metrics = {"loss": float(loss.detach()), **_scalars(get_global_metrics())}
+        metrics["step_seconds"] = time.perf_counter() - start
+        metrics["batch_size"] = _batch_size(batch)
+        return metrics
+
+    def _update(self, scale: float) -> None:
+        """Apply the accumulated gradients of dense and sparse parameters (or skip on overflow)."""
+        divisor = scale * self.args.gradient_accumulation_steps
+        dense = [p for p in self.model.parameters() if p.grad is not None]
+        for parameter in dense:
+            parameter.grad.div_(divisor)
+        if self.sparse_optimizer is not None and scale != 1.0:
+            self.sparse_optimizer.unscale_grads(scale)
+        apply = True
+        if self.loss_scale is not None:
+            finite = all(torch.isfinite(p.grad).all() for p in dense)
+            finite = finite and (
+                self.sparse_optimizer is None or self.sparse_optimizer.grads_finite()
+            )
+            apply = self.loss_scale.update(bool(finite))
+        if apply and self.dense_optimizer is not None:
+            self.dense_optimizer.step()
+            if self.lr_scheduler is not None:
+                self.lr_scheduler.step()
+        if self.sparse_optimizer is not None:
+            if apply:
+                self.sparse_optimizer.step()
+            else:
+                self.sparse_optimizer.skip_step()
+        self.model.zero_grad(set_to_none=True)
+
+    def _count_sparse_micro_step(self) -> None:
+        if self.sparse_optimizer is not None:
+            self.sparse_optimizer.step()  # counts the micro-step; updates at the boundary
+
+    def evaluate(self, eval_steps: int | None = None) -> dict:
+        """Run the model without gradients over ``eval_dataset`` (at most ``eval_steps``
+        batches); return the mean loss and the last global metrics."""
+        steps = eval_steps if eval_steps is not None else self.args.eval_steps
+        self._call("before_evaluate")
+        self.model.eval()
+        losses, metrics = [], {}
+        with torch.no_grad():
+            for count, batch in enumerate(_batches(self.eval_dataset)):
+                if steps is not None and count >= steps:
+                    break
+                clear_global_metrics()
+                with self._autocast():
+                    losses.append(float(self.model(self._to_device(batch))))
+                metrics = _scalars(get_global_metrics())
+        self.model.train()
+        result = {"loss": sum(losses) / max(len(losses), 1), "steps": len(losses), **metrics}
+        self._call("after_evaluate", result)
+        return result
+
+    def train_and_evaluate(self, epochs: int = 1, train_steps: int | None = None, eval_steps=None):
+        """Alternate a training epoch (or ``train_steps`` more steps) and an evaluation."""
+        results = []
+        for _ in range(epochs):
+            target = None if train_steps is None else self.global_step + train_steps
+            if target is None:
+                self.args.train_epoch = 1
+            self.train(target)
+            results.append(self.evaluate(eval_steps))
+        return results
+
+    def _autocast(self):
+        if self.args.mixed_precision is None:
+            return contextlib.nullcontext()
+        device = "cuda" if self.data_to_cuda else "cpu"
+        dtype = torch.bfloat16 if self.args.mixed_precision == "bf16" else torch.float16
+        return torch.autocast(device, dtype=dtype)
+
+    def _to_device(self, batch):
+        if not self.data_to_cuda:
+            return batch
+        return {k: v.cuda(non_blocking=True) if hasattr(v, "cuda") else v for k, v in batch.items()}
+
+    def _call(self, name: str, *args) -> None:
+        for hook in self.hooks:
+            getattr(hook, name)(*args)
+
+
+def _batches(dataset):
+    """Batches of ``dataset``, unwrapping RecIS's ``(is_end, batch)`` pairs."""
+    if dataset is None:
+        raise ValueError("Trainer: no dataset to iterate")
+    for item in dataset:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], bool):
+            if item[0]:
+                return
+            item = item[1]
+        yield item
+
+
+def _scalars(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items() if _is_scalar(v)}
+
+
+def _is_scalar(value) -> bool:
+    return isinstance(value, int | float) or (hasattr(value, "numel") and value.numel() == 1)
+
+
+def _batch_size(batch) -> int | None:
+    values = batch.values() if isinstance(batch, dict) else []
+    for value in values:
+        shape = getattr(value, "shape", None)
+        if shape:
+            return int(shape[0])
+    return None
