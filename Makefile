@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
+# DeepFM on 500k generated Criteo-shaped rows, two passes, on CPU (a fresh run each time)
 demo: $(STAMP)
-	$(BIN)/python examples/engine_demo.py
+	rm -rf runs/demo
+	$(BIN)/python -m examples.deepfm.train --output_dir runs/demo --rows 500000 --steps 250 --log_steps 25
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest --doctest-modules recis tests -q

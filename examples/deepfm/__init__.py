@@ -1,0 +1,1 @@
+"""DeepFM on Criteo-shaped data."""

@@ -1,0 +1,1 @@
+"""DLRM on Criteo-shaped data."""
