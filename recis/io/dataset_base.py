@@ -66,6 +66,7 @@ class DatasetBase:
 
     file_format: ClassVar[FileFormat | None] = None
     wraps_in_list: ClassVar[bool] = False
+    default_output: ClassVar[str] = "numpy"  # when ``output`` is not given
 
     def __init__(
         self,
@@ -78,6 +79,7 @@ class DatasetBase:
         is_compressed: bool = False,
         drop_remainder: bool = False,
         worker_slice_batch_num: int | None = None,
+        shuffle: bool = False,
         ragged_format: bool = True,
         transform_fn=None,
         save_interval: int | None = 100,
@@ -85,15 +87,15 @@ class DatasetBase:
         device: str = "cpu",
         prefetch_transform: int | None = None,
         *,
-        shuffle: bool = False,
         seed: int = 0,
         shuffle_buffer_size: int = 65536,
-        output: str = "numpy",
+        output: str | None = None,
         filesystem=None,
         on_error: str = "raise",
     ) -> None:
         if type(self).file_format is None:
             raise TypeError("DatasetBase is abstract: use OrcDataset or ParquetDataset")
+        output = output if output is not None else self.default_output
         _check_counts(batch_size, worker_idx, worker_num, read_threads_num, prefetch)
         _check_options(is_compressed, seed, shuffle_buffer_size, on_error)
         self._batch_size = int(batch_size)
