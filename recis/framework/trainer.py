@@ -164,7 +164,9 @@ class Trainer:
             epochs_left -= 1
             if not steps:
                 break  # the data is empty
-        self.checkpoint_manager.save()
+        manager = self.checkpoint_manager
+        if manager.directory.latest() != manager.directory.path(self.global_step):
+            manager.save()  # unless the last step's checkpoint was just written
         self._call("after_train")
         self._call("end")
 
