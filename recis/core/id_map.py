@@ -140,6 +140,8 @@ class IdMap:
         """
         keys = int64_vector(keys, "keys")
         tag_array, stride = tag_vector(tags, keys.size)
+        if self.max_size is None and self._size + keys.size <= self.capacity * self.max_load:
+            return self._find_or_insert_in_one_probe(keys, tag_array, stride)
         rows = self.find(keys, tags)
         is_new = rows < 0
         missing = np.flatnonzero(is_new)
@@ -149,6 +151,23 @@ class IdMap:
         new_rows = self.insert_new(keys[positions], tag_array[positions * stride])
         rows[missing] = new_rows[inverse]
         return Inserted(rows, is_new, positions, new_rows)
+
+    def _find_or_insert_in_one_probe(self, keys, tags, stride) -> Inserted:
+        """:meth:`find_or_insert` when every key would fit without growing: each key is probed
+        once, new keys take a placeholder, then get their rows."""
+        rows = interop.empty(keys.size, np.int64)
+        first = interop.empty(keys.size, np.int64)
+        slot_of = np.empty(keys.size, np.int64)
+        kernels.find_or_place(
+            self._slots, self._shift, keys, tags, stride, self._regions, rows, first, slot_of
+        )
+        is_new = first >= 0
+        positions = np.empty(keys.size, np.int64)
+        count = kernels.rank_first_occurrences(first, positions)
+        new_rows = self.rows.allocate(count)
+        kernels.settle(self._slots, tags, stride, first, positions[:count], slot_of, new_rows, rows)
+        self._size += count
+        return Inserted(rows, is_new, positions[:count], new_rows)
 
     def insert_new(self, keys: np.ndarray, tags=None) -> np.ndarray:
         """Insert keys known to be absent and distinct; return their new rows.

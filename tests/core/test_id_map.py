@@ -240,3 +240,42 @@ def _hash_scalar(key):
 
 def _as_dict(slots):
     return kernels._as_dict_reference(slots)
+
+
+@pytest.mark.parametrize("regions", [1, 2, 4])
+def test_one_probe_find_or_insert_kernels_match_twins(regions):
+    capacity, shift = 1 << 12, 52
+    rng = np.random.default_rng(10 + regions)
+    present, present_tags = _random_pairs(rng, 600)
+    batch = np.concatenate([present[:200], rng.integers(-50, 50, 900), present[:50]])
+    batch_tags = rng.integers(0, 4, batch.size)
+    batch_tags[:200] = present_tags[:200]
+    batch_tags[-50:] = present_tags[:50]
+    results = []
+    for find_or_place, rank, settle in (
+        (kernels.find_or_place, kernels.rank_first_occurrences, kernels.settle),
+        (
+            kernels.find_or_place_reference,
+            kernels.rank_first_occurrences_reference,
+            kernels.settle_reference,
+        ),
+    ):
+        slots = np.zeros((capacity, 2), np.int64)
+        kernels.insert_new(slots, shift, present, present_tags, 1, np.arange(present.size), 1)
+        rows, first, slot_of = (np.empty(batch.size, np.int64) for _ in range(3))
+        find_or_place(slots, shift, batch, batch_tags, 1, regions, rows, first, slot_of)
+        positions = np.empty(batch.size, np.int64)
+        count = rank(first, positions)
+        new_rows = np.arange(1000, 1000 + count)
+        settle(slots, batch_tags, 1, first, positions[:count], slot_of, new_rows, rows)
+        results.append((rows, positions[:count], _as_dict(slots)))
+    (rows, positions, table), (twin_rows, twin_positions, twin_table) = results
+    np.testing.assert_array_equal(rows, twin_rows)
+    np.testing.assert_array_equal(positions, twin_positions)
+    assert table == twin_table
+    pairs = list(zip(batch.tolist(), batch_tags.tolist(), strict=True))
+    keys = zip(present.tolist(), present_tags.tolist(), strict=True)
+    expected = dict(zip(keys, range(present.size), strict=True))
+    for pair in pairs:
+        expected.setdefault(pair, 1000 + len(expected) - present.size)
+    assert rows.tolist() == [expected[p] for p in pairs]

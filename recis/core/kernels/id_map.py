@@ -238,3 +238,124 @@ def erase_reference(slots, shift, keys, tags, tag_stride, out):
             slots, shift, np.array(keys_left, np.int64), np.array(tags_left, np.int64), 1,
             np.array(rows_left, np.int64), 1,
         )  # fmt: skip
+
+
+@numba.njit(parallel=True, cache=True)
+def find_or_place(slots, shift, keys, tags, tag_stride, regions, rows, first, slot_of):
+    """One probe per key: the row of present keys, a placeholder for absent ones.
+
+    For key ``i``: a present key gives ``rows[i] = row`` and ``first[i] = -1``; an absent key
+    gets ``rows[i] = -1`` and ``first[i]``, the position of its first occurrence in ``keys``,
+    where a placeholder ``-pack(tag, first)`` now holds its slot (``slot_of[first]``). The
+    caller then gives the new keys rows with :func:`settle`. Work is split into ``regions`` as in
+    :func:`insert_new`; the table must have room for every key being new.
+    """
+    size = slots.shape[0] // regions
+    deferred = np.zeros(keys.shape[0], np.bool_)
+    for r in numba.prange(regions):
+        low, high = r * size, (r + 1) * size
+        for i in range(keys.shape[0]):
+            tag = tags[i * tag_stride]
+            home = home_slot(keys[i], tag, shift)
+            if low <= home < high:
+                deferred[i] = not _find_or_place_one(
+                    slots, home, high, -1, keys[i], tag, i, rows, first, slot_of
+                )
+    mask = slots.shape[0] - 1
+    for i in range(keys.shape[0]):
+        if deferred[i]:
+            tag = tags[i * tag_stride]
+            home = home_slot(keys[i], tag, shift)
+            _find_or_place_one(slots, home, -1, mask, keys[i], tag, i, rows, first, slot_of)
+
+
+@numba.njit(inline="always")
+def _find_or_place_one(slots, s, end, mask, key, tag, i, rows, first, slot_of):
+    """Probe from ``s`` up to ``end`` (or around the table with ``mask``); False if it reached
+    ``end`` without an answer."""
+    while s != end:
+        packed = slots[s, 1]
+        if packed == 0:
+            slots[s, 0] = key
+            slots[s, 1] = -pack(tag, i)
+            rows[i], first[i], slot_of[i] = -1, i, s
+            return True
+        entry = packed if packed > 0 else -packed
+        if slots[s, 0] == key and (entry - 1) >> ROW_BITS == tag:
+            row = (entry - 1) & ROW_MASK
+            rows[i], first[i] = (row, -1) if packed > 0 else (-1, row)
+            return True
+        s = (s + 1) & mask
+    return False
+
+
+@numba.njit(parallel=True, cache=True)
+def settle(slots, tags, tag_stride, first, positions, slot_of, new_rows, rows):
+    """Replace the placeholders of :func:`find_or_place` by real rows.
+
+    ``first`` holds ranks by now (the new key of rank ``k``, first seen at ``positions[k]``,
+    gets ``new_rows[k]``), as :func:`rank_first_occurrences` leaves it.
+    """
+    for i in numba.prange(first.shape[0]):
+        if first[i] >= 0:
+            rows[i] = new_rows[first[i]]
+    for k in numba.prange(new_rows.shape[0]):
+        position = positions[k]
+        slots[slot_of[position], 1] = pack(tags[position * tag_stride], new_rows[k])
+
+
+@numba.njit(cache=True)
+def rank_first_occurrences(first, positions):
+    """Turn first positions (-1: not new) into ranks of first occurrence, in place; write the
+    positions of first occurrences, in order, to ``positions``; return how many there are."""
+    count = 0
+    for i in range(first.shape[0]):
+        if first[i] < 0:
+            continue
+        if first[i] == i:
+            positions[count] = i
+            first[i] = count
+            count += 1
+        else:
+            first[i] = first[first[i]]
+    return count
+
+
+def find_or_place_reference(slots, shift, keys, tags, tag_stride, regions, rows, first, slot_of):
+    """Twin of :func:`find_or_place`: keys in order, one probe each, no regions."""
+    mask = slots.shape[0] - 1
+    homes = home_slot_reference(keys, tags[np.arange(keys.size) * tag_stride], shift)
+    for i, key in enumerate(keys.tolist()):
+        tag, s = int(tags[i * tag_stride]), int(homes[i])
+        while slots[s, 1] != 0:
+            entry = abs(int(slots[s, 1]))
+            if slots[s, 0] == key and (entry - 1) >> ROW_BITS == tag:
+                break
+            s = (s + 1) & mask
+        if slots[s, 1] == 0:
+            slots[s] = key, -(1 + (tag << ROW_BITS) + i)
+            rows[i], first[i], slot_of[i] = -1, i, s
+            continue
+        row = (abs(int(slots[s, 1])) - 1) & ROW_MASK
+        rows[i], first[i] = (row, -1) if slots[s, 1] > 0 else (-1, row)
+
+
+def settle_reference(slots, tags, tag_stride, first, positions, slot_of, new_rows, rows):
+    """Twin of :func:`settle`."""
+    new = first >= 0
+    rows[new] = new_rows[first[new]]
+    for k, position in enumerate(positions.tolist()):
+        slots[slot_of[position], 1] = (
+            1 + (int(tags[position * tag_stride]) << ROW_BITS) + int(new_rows[k])
+        )
+
+
+def rank_first_occurrences_reference(first, positions):
+    """Twin of :func:`rank_first_occurrences`."""
+    new = np.flatnonzero(first >= 0)
+    starts = new[first[new] == new]
+    rank = np.full(first.size, -1, np.int64)
+    rank[starts] = np.arange(starts.size)
+    first[new] = rank[first[new]]
+    positions[: starts.size] = starts
+    return starts.size
