@@ -1,28 +1,28 @@
 """Shared command line of the example trainers: data, model, training, evaluation, outputs.
 
-Flags (absl): ``--backend`` (torch), ``--data`` (a directory of ORC files; empty: generate a
-Criteo-shaped dataset of ``--rows`` rows under ``--output_dir``), ``--batch_size``, ``--steps``,
-``--eval_steps``, ``--output_dir``, ``--device``, ``--lr``, ``--sparse_lr``, ``--dim``,
-``--mixed_precision``, ``--log_steps``, ``--save_steps``, ``--seed``. Training resumes from the
-newest checkpoint in ``--output_dir``.
+Flags (absl): ``--backend`` (``torch`` or ``jax``: the framework of the dense model), ``--data``
+(a directory of ORC files; empty: generate a Criteo-shaped dataset of ``--rows`` rows under
+``--output_dir``), ``--batch_size``, ``--steps``, ``--eval_steps``, ``--output_dir``,
+``--device``, ``--lr``, ``--sparse_lr``, ``--dim``, ``--mixed_precision``, ``--log_steps``,
+``--save_steps``, ``--seed``. Training resumes from the newest checkpoint in ``--output_dir``.
+The chosen backend alone is imported: a JAX run never loads torch.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
-import torch
+import numpy as np
 from absl import flags
 
-from recis.framework.trainer import Trainer, TrainingArguments
-from recis.hooks import PlotHook, TensorBoardHook
+from recis.core.metrics import auc_thresholds, confusion_counts, threshold_auc
+from recis.framework.metrics import add_metric
 from recis.io import OrcDataset
-from recis.nn import filter_out_sparse_param
-from recis.optim import SparseAdamW
 from recis.tools.synthetic import CATEGORICAL, DENSE, write_dataset
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("backend", "torch", ["torch"], "Framework of the dense model.")
+flags.DEFINE_enum("backend", "torch", ["torch", "jax"], "Framework of the dense model.")
 flags.DEFINE_string("data", "", "Directory of training ORC files; empty: generate data.")
 flags.DEFINE_string("eval_data", "", "Directory of evaluation ORC files; empty: generate data.")
 flags.DEFINE_integer("rows", 200_000, "Rows of generated training data (evaluation: a quarter).")
@@ -39,17 +39,21 @@ flags.DEFINE_integer("log_steps", 20, "Steps between log lines.")
 flags.DEFINE_integer("save_steps", 100, "Steps between checkpoints.")
 flags.DEFINE_integer("seed", 0, "Seed of the data generator and the dense initial weights.")
 
+DENSE_WEIGHT_DECAY = 0.01  # torch.optim.AdamW's default, used by both backends
 
-def dataset(path: str, shuffle: bool) -> OrcDataset:
-    """Batches of the Criteo-shaped columns, one dict per batch."""
+
+def dataset(path: str, shuffle: bool, output: str = "torch", prepare=None) -> OrcDataset:
+    """Batches of the Criteo-shaped columns, one dict per batch (``prepare``d if given)."""
+    transforms = [lambda tables: tables[0], *([prepare] if prepare is not None else [])]
     data = OrcDataset(
         FLAGS.batch_size,
         read_threads_num=2,
         prefetch=2,
         shuffle=shuffle,
         seed=FLAGS.seed,
-        transform_fn=[lambda tables: tables[0]],
-        device=FLAGS.device,
+        transform_fn=transforms,
+        device=FLAGS.device if output == "torch" else "cpu",
+        output=output,
     )
     data.add_path(path)
     data.fixedlen_feature("label", [0.0])
@@ -74,16 +78,9 @@ def data_directories() -> tuple[str, str]:
     return train, evaluation
 
 
-def run(build_model) -> dict:
-    """Train ``build_model()`` with the flags above, evaluate it and report where outputs are."""
-    torch.manual_seed(FLAGS.seed)
-    train_dir, eval_dir = data_directories()
-    model = build_model()
-    if FLAGS.device == "cuda":
-        model = model.cuda()
-    dense = torch.optim.AdamW(model.parameters(), lr=FLAGS.lr)
-    sparse = SparseAdamW(filter_out_sparse_param(model), lr=FLAGS.sparse_lr)
-    args = TrainingArguments(
+def training_arguments(arguments_class):
+    """The flags as the backend's ``TrainingArguments``."""
+    return arguments_class(
         output_dir=FLAGS.output_dir,
         train_steps=FLAGS.steps,
         eval_steps=FLAGS.eval_steps,
@@ -92,22 +89,94 @@ def run(build_model) -> dict:
         mixed_precision=FLAGS.mixed_precision,
         seed=FLAGS.seed,
     )
+
+
+def run(builders: dict[str, Callable]) -> dict:
+    """Train the model that ``builders[FLAGS.backend]()`` builds with the flags above, evaluate
+    it and report where the outputs are."""
+    train_dir, eval_dir = data_directories()
+    if FLAGS.backend == "jax":
+        trainer, tables, reset_auc = _jax_trainer(builders["jax"], train_dir, eval_dir)
+    else:
+        trainer, tables, reset_auc = _torch_trainer(builders["torch"], train_dir, eval_dir)
+    return _train_and_evaluate(trainer, tables, reset_auc)
+
+
+def _torch_trainer(build_model, train_dir: str, eval_dir: str):
+    import torch
+
+    from recis.framework.trainer import Trainer, TrainingArguments
+    from recis.nn import filter_out_sparse_param
+    from recis.optim import SparseAdamW
+
+    torch.manual_seed(FLAGS.seed)
+    model = build_model()
+    if FLAGS.device == "cuda":
+        model = model.cuda()
+    dense = torch.optim.AdamW(model.parameters(), lr=FLAGS.lr, weight_decay=DENSE_WEIGHT_DECAY)
+    sparse = SparseAdamW(filter_out_sparse_param(model), lr=FLAGS.sparse_lr)
     trainer = Trainer(
         model,
-        args,
+        training_arguments(TrainingArguments),
         train_dataset=dataset(train_dir, shuffle=True),
         eval_dataset=dataset(eval_dir, shuffle=False),
         dense_optimizers=(dense, None),
         sparse_optimizer=sparse,
         data_to_cuda=FLAGS.device == "cuda",
     )
+    return trainer, None, model.auc.reset
+
+
+def _jax_trainer(build_model, train_dir: str, eval_dir: str):
+    import optax
+
+    from recis.backends.jax import SparseOptimizer, rules
+    from recis.backends.jax.flax import sparse_layers
+    from recis.backends.jax.trainer import Trainer, TrainingArguments
+
+    model = build_model()
+    layers = sparse_layers(model)
+    prepare = getattr(model, "prepare_batch", None)
+    auc = StreamingAuc()
+    trainer = Trainer(
+        model,
+        training_arguments(TrainingArguments),
+        train_dataset=dataset(train_dir, shuffle=True, output="numpy", prepare=prepare),
+        eval_dataset=dataset(eval_dir, shuffle=False, output="numpy", prepare=prepare),
+        dense_optimizer=optax.adamw(FLAGS.lr, weight_decay=DENSE_WEIGHT_DECAY),
+        sparse_optimizer=SparseOptimizer(layers, rules.AdamW(), FLAGS.sparse_lr),
+        metrics_fn=auc,
+    )
+    tables = [table for layer in layers for table in layer.tables.values()]
+    return trainer, tables, auc.reset
+
+
+def _train_and_evaluate(trainer, tables: list | None, reset_auc: Callable[[], None]) -> dict:
+    from recis.hooks import PlotHook, TensorBoardHook
+
     plot_path = os.path.join(FLAGS.output_dir, "training.png")
     logs = os.path.join(FLAGS.output_dir, "tensorboard")
-    trainer.add_hooks([TensorBoardHook(logs), PlotHook(plot_path)])
+    trainer.add_hooks([TensorBoardHook(logs, tables=tables), PlotHook(plot_path)])
     trainer.train()
-    model.auc.reset()
+    reset_auc()
     result = trainer.evaluate()
     print(f"evaluation: loss {result['loss']:.4f}, AUC {result.get('auc', float('nan')):.4f}")
     print(f"plot: {plot_path}\ntensorboard: tensorboard --logdir {logs}")
     print(f"checkpoints: {FLAGS.output_dir} (newest listed last in its 'checkpoint' file)")
     return result
+
+
+class StreamingAuc:
+    """The JAX models' training and evaluation AUC: threshold AUC (200 thresholds, as the torch
+    models' ``AUROC``) over every sample since the last :meth:`reset`, reported as ``auc``."""
+
+    def __init__(self) -> None:
+        self.thresholds = auc_thresholds(200)
+        self.reset()
+
+    def reset(self) -> None:
+        self.counts = np.zeros((4, self.thresholds.size), np.int64)  # tp, fp, tn, fn
+
+    def __call__(self, probabilities: np.ndarray, batch: dict) -> None:
+        self.counts += confusion_counts(probabilities, batch["label"], self.thresholds)
+        add_metric("auc", threshold_auc(self.counts))

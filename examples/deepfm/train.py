@@ -1,4 +1,5 @@
-"""Train DeepFM on Criteo-shaped ORC data: ``python -m examples.deepfm.train --steps 200``.
+"""Train DeepFM on Criteo-shaped ORC data: ``python -m examples.deepfm.train --steps 200``
+(``--backend=jax`` for the Flax model).
 
 See :mod:`examples.launcher` for the flags.
 """
@@ -8,14 +9,28 @@ from __future__ import annotations
 from absl import app, flags
 
 from examples import launcher
-from examples.deepfm.model import DeepFM
 
 flags.DEFINE_string("hidden", "400,400,400", "Widths of the MLP layers.")
 
 
+def hidden() -> tuple[int, ...]:
+    return tuple(int(width) for width in flags.FLAGS.hidden.split(",") if width)
+
+
+def torch_model():
+    from examples.deepfm.model import DeepFM
+
+    return DeepFM(dim=flags.FLAGS.dim, hidden=hidden())
+
+
+def jax_model():
+    from examples.deepfm.model_jax import DeepFM
+
+    return DeepFM(dim=flags.FLAGS.dim, hidden=hidden(), seed=flags.FLAGS.seed)
+
+
 def main(_) -> None:
-    hidden = tuple(int(width) for width in flags.FLAGS.hidden.split(",") if width)
-    launcher.run(lambda: DeepFM(dim=flags.FLAGS.dim, hidden=hidden))
+    launcher.run({"torch": torch_model, "jax": jax_model})
 
 
 if __name__ == "__main__":

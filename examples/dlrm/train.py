@@ -1,4 +1,5 @@
-"""Train DLRM on Criteo-shaped ORC data: ``python -m examples.dlrm.train --steps 200``.
+"""Train DLRM on Criteo-shaped ORC data: ``python -m examples.dlrm.train --steps 200``
+(``--backend=jax`` for the Flax model).
 
 See :mod:`examples.launcher` for the flags.
 """
@@ -8,11 +9,22 @@ from __future__ import annotations
 from absl import app, flags
 
 from examples import launcher
-from examples.dlrm.model import DLRM
+
+
+def torch_model():
+    from examples.dlrm.model import DLRM
+
+    return DLRM(dim=flags.FLAGS.dim)
+
+
+def jax_model():
+    from examples.dlrm.model_jax import DLRM
+
+    return DLRM(dim=flags.FLAGS.dim, seed=flags.FLAGS.seed)
 
 
 def main(_) -> None:
-    launcher.run(lambda: DLRM(dim=flags.FLAGS.dim))
+    launcher.run({"torch": torch_model, "jax": jax_model})
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ Layout of ``output_dir``::
                         RNG states (``random``, NumPy, torch CPU and CUDA); dataset (IO) states;
                         registered objects' states; the ``extra`` callable's dict
 
+The data positions (dataset states that JSON can hold, as RecIS datasets' are) are also kept in
+the index metadata (``io_state``), where the JAX trainer reads them; a checkpoint without
+``extra.pt`` (written by the JAX trainer) gives its data positions from there.
+
 A checkpoint is written to a temporary directory, fsynced and renamed, then listed; a kill at any
 moment leaves the previous checkpoints listed and loadable. ``extra.pt`` holds pickled objects
 (dataset states, RNG states): load checkpoints from trusted places only.
@@ -41,6 +45,7 @@ in ``extra.pt`` (``global_step``, ``dense_optimizer``, ``lr_scheduler``, ``spars
 
 from __future__ import annotations
 
+import json
 import random
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -154,7 +159,8 @@ class CheckpointManager:
                 stacklevel=2,
             )
         fill = partial(self._write, hashtables)
-        return self.directory.save(self._global_step, fill, **self.writer_options)
+        metadata = {"io_state": _portable(self._io_states())}
+        return self.directory.save(self._global_step, fill, metadata, **self.writer_options)
 
     def restore(self, step: int | None = None) -> bool:
         """Load ``ckpt_<step>`` (default: the newest listed) entirely; False if there is none."""
@@ -199,10 +205,13 @@ class CheckpointManager:
             "lr_scheduler": _state_of(self.lr_scheduler),
             "sparse_optimizer": _state_of(self.sparse_optimizer),
             "rng": _rng_state(),
-            "io_state": {name: dataset.state_dict() for name, dataset in self._io.items()},
+            "io_state": self._io_states(),
             "objects": {name: obj.state_dict() for name, obj in self._objects.items()},
             "extra": self.extra() if self.extra is not None else None,
         }
+
+    def _io_states(self) -> dict:
+        return {name: dataset.state_dict() for name, dataset in self._io.items()}
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -212,7 +221,8 @@ class CheckpointManager:
         if "dense" in parts and self.model is not None:
             self._load_dense(checkpoint, exclude, strict)
         if parts & {"sparse_opt", "extra", "io_state"}:
-            if EXTRA_FILE not in checkpoint.index["files"] and not strict:
+            if EXTRA_FILE not in checkpoint.index["files"]:
+                self._load_without_extra(checkpoint, parts, exclude, strict)
                 return
             extra = torch.load(checkpoint.file(EXTRA_FILE), map_location="cpu", weights_only=False)
             _Restorer(checkpoint, extra, exclude, strict).run(self, parts, sources)
@@ -225,6 +235,15 @@ class CheckpointManager:
             return {}
         plan = plan_load(checkpoint, tables, kinds, exclude, strict)
         return load_tables(checkpoint, tables, plan, strict)
+
+    def _load_without_extra(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
+        """A checkpoint without ``extra.pt`` (another front end's): data positions from the
+        index metadata; with ``strict``, asking for more is an error."""
+        if strict and parts & {"sparse_opt", "extra"}:
+            raise CheckpointError(f"{checkpoint!r} lists no {EXTRA_FILE}")
+        if "io_state" in parts:
+            extra = {"io_state": checkpoint.metadata.get("io_state", {})}
+            _Restorer(checkpoint, extra, exclude, strict).run(self, {"io_state"}, {})
 
     def _load_dense(self, checkpoint: Checkpoint, exclude, strict: bool) -> None:
         if MODEL_FILE not in checkpoint.index["files"] and not strict:
@@ -292,6 +311,18 @@ def _parts(load: Iterable[str]) -> frozenset[str]:
     if unknown:
         raise ValueError(f"model bank: unknown parts {sorted(unknown)}; use {sorted(PARTS)} or '*'")
     return frozenset(parts)
+
+
+def _portable(states: dict) -> dict:
+    """The entries of ``states`` that JSON can hold."""
+    portable = {}
+    for name, state in states.items():
+        try:
+            json.dumps(state)
+        except (TypeError, ValueError):
+            continue
+        portable[name] = state
+    return portable
 
 
 def _excluded(name: str, patterns) -> bool:

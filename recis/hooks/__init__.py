@@ -1,17 +1,30 @@
-"""Training hooks."""
+"""Training hooks.
 
-from recis.hooks.filter_hook import HashTableFilterHook
-from recis.hooks.hook import Hook
-from recis.hooks.logger_hook import LoggerHook
-from recis.hooks.plot_hook import PlotHook
-from recis.hooks.profiler_hook import ProfilerHook
-from recis.hooks.tensorboard_hook import TensorBoardHook
+The hooks are imported on first use, so that a front end imports only those it needs (the torch
+ones — filter, profiler — are never loaded by a JAX run).
+"""
 
-__all__ = [
-    "HashTableFilterHook",
-    "Hook",
-    "LoggerHook",
-    "PlotHook",
-    "ProfilerHook",
-    "TensorBoardHook",
-]
+from __future__ import annotations
+
+import importlib
+
+_MODULES = {
+    "HashTableFilterHook": "recis.hooks.filter_hook",
+    "Hook": "recis.hooks.hook",
+    "LoggerHook": "recis.hooks.logger_hook",
+    "PlotHook": "recis.hooks.plot_hook",
+    "ProfilerHook": "recis.hooks.profiler_hook",
+    "TensorBoardHook": "recis.hooks.tensorboard_hook",
+}
+
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str):
+    if name not in _MODULES:
+        raise AttributeError(f"module 'recis.hooks' has no attribute {name!r}")
+    return getattr(importlib.import_module(_MODULES[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

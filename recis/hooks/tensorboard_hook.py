@@ -9,7 +9,9 @@ Every ``every`` steps it writes, at the global step:
   ``bytes``, and the running totals of ids ``new``, ``admitted``, ``refused`` and ``evicted``.
 
 Evaluation results are written as ``eval/<name>`` at the last training step seen. Needs the
-``tensorboard`` package; view with ``tensorboard --logdir <log_dir>``.
+``tensorboard`` package; view with ``tensorboard --logdir <log_dir>``. A process that has
+imported torch writes with torch's ``SummaryWriter``; one that has not (a JAX run) with
+tensorboard's own framework-free writer, whose scalars TensorBoard shows alike.
 
 >>> import tempfile
 >>> from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -26,10 +28,11 @@ Evaluation results are written as ``eval/<name>`` at the last training step seen
 
 from __future__ import annotations
 
+import sys
+
 from recis.framework.metrics import scalar_metrics
 from recis.hooks.hook import Hook
 from recis.hooks.logger_hook import Throughput
-from recis.nn.modules.hashtable import HashTable, live_hashtables
 from recis.utils.logger import is_rank_zero
 
 TABLE_STATS = ("size", "capacity", "load_factor", "bytes")
@@ -42,7 +45,8 @@ class TensorBoardHook(Hook):
     Args:
         log_dir: directory of the event files.
         every: steps between writes.
-        tables: hash tables to report (default: every live ``HashTable``).
+        tables: hash tables to report: torch ``HashTable`` s or engine ``EmbeddingTable`` s
+            (default: every live ``HashTable``).
         batch_size: samples per step, when the metrics do not say.
     """
 
@@ -50,7 +54,7 @@ class TensorBoardHook(Hook):
         self,
         log_dir: str,
         every: int = 1,
-        tables: list[HashTable] | None = None,
+        tables: list | None = None,
         batch_size: int | None = None,
     ) -> None:
         if every < 1:
@@ -62,8 +66,12 @@ class TensorBoardHook(Hook):
         self._writer = None
         self._last_step = 0
 
-    def tables(self) -> list[HashTable]:
-        return self._tables if self._tables is not None else live_hashtables()
+    def tables(self) -> list:
+        if self._tables is not None:
+            return self._tables
+        from recis.nn.modules.hashtable import live_hashtables  # the torch front end's tables
+
+        return live_hashtables()
 
     def before_train(self) -> None:
         self.throughput.start()
@@ -100,17 +108,28 @@ class TensorBoardHook(Hook):
 
     def _write(self, prefix: str, scalars: dict[str, float], step: int) -> None:
         if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
-
-            self._writer = SummaryWriter(self.log_dir)
+            self._writer = _summary_writer(self.log_dir)
         for name, value in scalars.items():
             self._writer.add_scalar(f"{prefix}/{name}", value, step)
 
 
-def table_scalars(table: HashTable) -> dict[str, float]:
-    """Size, capacity, load, memory and lookup totals of one hash table."""
-    stats = table.table.stats()
-    totals = table.table.stats_total.as_dict()
+def _summary_writer(log_dir: str):
+    """torch's ``SummaryWriter`` where torch is loaded, else tensorboard's own ``Writer``."""
+    if "torch" in sys.modules:
+        from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+
+        return SummaryWriter(log_dir)
+    from tensorboard.summary import Writer
+
+    return Writer(log_dir)
+
+
+def table_scalars(table) -> dict[str, float]:
+    """Size, capacity, load, memory and lookup totals of one hash table (a torch ``HashTable``
+    or an engine ``EmbeddingTable``)."""
+    engine_table = getattr(table, "table", table)
+    stats = engine_table.stats()
+    totals = engine_table.stats_total.as_dict()
     return {
         **{name: float(stats[name]) for name in TABLE_STATS},
         **{name: float(totals[name]) for name in LOOKUP_TOTALS},

@@ -1,16 +1,25 @@
-"""The example launchers train, evaluate and write their outputs."""
+"""The example launchers train, evaluate and write their outputs, on either backend."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 
 
+def _imported_modules(importtime_log: str) -> set[str]:
+    """Module names of ``python -X importtime`` lines (``import time: self | total | name``)."""
+    return {line.split("|")[-1].strip() for line in importtime_log.splitlines() if "|" in line}
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
 @pytest.mark.parametrize("example", ["deepfm", "dlrm"])
-def test_example_trains_evaluates_and_saves(example, tmp_path):
-    command = [sys.executable, "-m", f"examples.{example}.train", "--output_dir", str(tmp_path)]
+def test_example_trains_evaluates_and_saves(example, backend, tmp_path):
+    pytest.importorskip(backend, reason=f"the {backend} backend is not installed")
+    command = [sys.executable, "-X", "importtime", "-m", f"examples.{example}.train"]
+    command += ["--backend", backend, "--output_dir", str(tmp_path)]
     command += ["--rows", "6000", "--batch_size", "512", "--steps", "12", "--save_steps", "6"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -18,6 +27,9 @@ def test_example_trains_evaluates_and_saves(example, tmp_path):
     assert (tmp_path / "training.png").stat().st_size > 10_000
     assert (tmp_path / "checkpoint").read_text().split() == ["ckpt_6", "ckpt_12"]
     assert any((tmp_path / "tensorboard").iterdir())
+    metadata = json.loads((tmp_path / "ckpt_12" / "index.json").read_text())["metadata"]
+    assert metadata["step"] == 12 and metadata.get("backend", "torch") == backend
+    assert ("torch" in _imported_modules(done.stderr)) == (backend == "torch")
 
 
 def test_engine_demo_learns():

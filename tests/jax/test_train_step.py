@@ -176,3 +176,19 @@ def test_train_step_errors():
     batch = _batch(np.random.default_rng(4), 3)
     with pytest.raises(ValueError, match="different numbers of rows"):
         step({**batch, "label": np.zeros(4, np.float32)})
+
+
+def test_has_aux_returns_the_losses_outputs_padded_to_the_bucket():
+    model = NnxModel()
+
+    def loss_and_logits(model, batch):
+        logits = model(batch)
+        return optax.sigmoid_binary_cross_entropy(logits, batch["label"]), logits
+
+    sparse = SparseOptimizer(model.embedding, rules.SGD(), 0.1)
+    step = nnx_train_step(model, loss_and_logits, optax.sgd(0.1), sparse, has_aux=True)
+    rng = np.random.default_rng(5)
+    assert step(_batch(rng, 8)).aux.shape == (8,)
+    out = step(_batch(rng, 5))  # padded to the bucket of 8
+    assert out.aux.shape == (8,) and step.trace_count == 1
+    assert np.isfinite(np.asarray(out.aux)).all()

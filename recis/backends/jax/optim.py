@@ -58,6 +58,11 @@ class SparseOptimizer:
         self._updater = SparseUpdater(rule, _tables(tables), accumulation_steps, on_nonfinite)
 
     @property
+    def accumulation_steps(self) -> int:
+        """Steps per update."""
+        return self._updater.accumulation_steps
+
+    @property
     def count(self) -> int:
         """Updates applied so far (the argument of a learning-rate schedule)."""
         return self._updater.micro_step // self._updater.accumulation_steps

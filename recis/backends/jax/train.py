@@ -8,7 +8,9 @@ engine and steps the sparse optimizer. Only (2) is jitted, once per bucket size.
 The loss is ``loss_fn(params, state, batch) -> (per_example_loss, state)``: ``batch`` holds the
 activations under the feature names and the other entries of the input batch, padded to the
 bucket size; ``state`` is non-trainable model state (``None`` if the model has none). The step
-minimises the mean loss over the real (unpadded) samples.
+minimises the mean loss over the real (unpadded) samples. With ``has_aux=True`` the loss returns
+``((per_example_loss, aux), state)``, and ``aux`` (e.g. predictions, padded like the batch) comes
+back in :attr:`StepOutput.aux`.
 
 >>> import numpy as np, optax, jax.numpy as jnp
 >>> from recis.backends.jax import Embedder, EmbeddingOption, SparseOptimizer, rules
@@ -42,12 +44,13 @@ from recis.core.ragged import Ragged
 
 class StepOutput(NamedTuple):
     """What a step returns: the mean ``loss`` of the real samples, the gradients w.r.t. the
-    activations (padded to the bucket), and whether the update was ``applied`` (a non-finite
-    step under loss scaling is skipped)."""
+    activations (padded to the bucket), whether the update was ``applied`` (a non-finite step
+    under loss scaling is skipped), and the loss's ``aux`` output (None without ``has_aux``)."""
 
     loss: jax.Array
     embedding_grads: dict[str, jax.Array]
     applied: bool
+    aux: Any = None
 
 
 class TrainStep:
@@ -63,6 +66,7 @@ class TrainStep:
         policy: compute-dtype :class:`Policy` of the loss (default float32).
         loss_scale: a :class:`DynamicLossScale` (for float16 compute), or None.
         buckets: the :class:`BatchBuckets` of padded batch sizes (default: adaptive).
+        has_aux: ``loss_fn`` returns ``((per_example_loss, aux), state)`` (module docstring).
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class TrainStep:
         policy: Policy | None = None,
         loss_scale: DynamicLossScale | None = None,
         buckets: BatchBuckets | None = None,
+        has_aux: bool = False,
     ) -> None:
         # committed to a device like the step's outputs, so that step 2 reuses step 1's program
         device = self.device = jax.devices()[0]
@@ -89,6 +94,7 @@ class TrainStep:
         self.policy = policy if policy is not None else Policy()
         self.loss_scale = jax.device_put(loss_scale, device)
         self.buckets = buckets if buckets is not None else BatchBuckets()
+        self.has_aux = has_aux
         self.trace_count = 0
         self._features = _disjoint_features(self.embedders)
         self._dense_step = jax.jit(self._dense_step_impl)
@@ -105,13 +111,13 @@ class TrainStep:
             self.params, self.state, self.opt_state, self.loss_scale, embedded, dense,
             jnp.asarray(num_samples, jnp.int32),
         )  # fmt: skip
-        self.params, self.state, self.opt_state, self.loss_scale, loss, grads, finite = out
+        self.params, self.state, self.opt_state, self.loss_scale, loss, grads, finite, aux = out
         applied = self.loss_scale is None or bool(finite)
         if applied:
             for embedder, context in zip(self.embedders, contexts, strict=True):
                 embedder.apply_gradients(context, grads)
             self.sparse_optimizer.step()
-        return StepOutput(loss, grads, applied)
+        return StepOutput(loss, grads, applied, aux)
 
     def _lookup(self, batch: Mapping, size: int) -> tuple[dict, list[LookupContext]]:
         embedded, contexts = {}, []
@@ -126,13 +132,14 @@ class TrainStep:
 
         def objective(params, embedded):
             batch = self.policy.cast_to_compute({**dense, **embedded})
-            losses, new_state = self.loss_fn(self.policy.cast_to_compute(params), state, batch)
+            out, new_state = self.loss_fn(self.policy.cast_to_compute(params), state, batch)
+            losses, aux = out if self.has_aux else (out, None)
             mean = masked_mean(self.policy.cast_to_output(losses), count)
             scaled = mean if loss_scale is None else loss_scale.scale_loss(mean)
-            return scaled, (mean, new_state)
+            return scaled, (mean, new_state, aux)
 
         grad_fn = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)
-        (_, (loss, new_state)), grads = grad_fn(params, embedded)
+        (_, (loss, new_state, aux)), grads = grad_fn(params, embedded)
         finite = jnp.asarray(True)
         if loss_scale is not None:
             grads = loss_scale.unscale(grads)
@@ -143,7 +150,7 @@ class TrainStep:
         if loss_scale is not None:
             new = _select(finite, new, (params, state, opt_state))
             loss_scale = loss_scale.adjust(finite)
-        return (*new, loss_scale, loss, embedding_grads, finite)
+        return (*new, loss_scale, loss, embedding_grads, finite, aux)
 
 
 def masked_mean(losses: jax.Array, count: jax.Array) -> jax.Array:

@@ -1,0 +1,349 @@
+"""``Trainer`` and ``TrainingArguments`` for JAX: the torch front end's training loop, for a Flax
+NNX model over RecIS embeddings.
+
+The loop is the torch ``Trainer``'s: each *step* consumes one batch; the step limit is checked
+before a batch is taken; epochs, evaluation, hooks (``after_step(metrics, global_step)`` with
+``loss``, ``epoch``, ``batch_size``, ``step_seconds`` and the metrics reported through
+:func:`~recis.framework.metrics.add_metric`), checkpoints every ``save_steps`` steps and at the
+end, resume from the newest checkpoint in ``output_dir`` or a warm start from ``model_bank``.
+Checkpoints have the torch front end's format (:mod:`recis.backends.jax.checkpoint`), so hash
+tables load across front ends, and a resumed run ends bit-identical to an uninterrupted one.
+
+The model is an NNX module holding :class:`~recis.backends.jax.flax.SparseEmbedding` layers.
+``loss_fn(model, batch) -> (per_example_loss, outputs)`` runs under ``jit`` (default: the model's
+own ``__call__`` returns that pair). Since ``jit`` cannot report metrics, ``metrics_fn(outputs,
+batch)`` runs after each training and evaluation step, outside ``jit``, with the outputs trimmed to
+the batch's real samples (floats as float32 NumPy arrays); it may call ``add_metric``.
+
+Gradient accumulation wraps the dense optimizer in ``optax.MultiSteps`` (the mean gradient of
+``gradient_accumulation_steps`` steps) and needs a sparse optimizer built with the same
+``accumulation_steps``. Mixed precision: ``"bf16"`` computes in bfloat16, ``"fp16"`` in float16
+with dynamic loss scaling (a step with non-finite gradients is skipped, dense and sparse alike).
+
+>>> import tempfile, numpy as np, optax
+>>> from flax import nnx
+>>> from recis.backends.jax import EmbeddingOption, SparseOptimizer, rules
+>>> from recis.backends.jax.flax import SparseEmbedding
+>>> class Model(nnx.Module):
+...     def __init__(self):
+...         self.embedding = SparseEmbedding({"f": EmbeddingOption(4, shared_name="f")})
+...         self.linear = nnx.Linear(4, 1, rngs=nnx.Rngs(0))
+...     def __call__(self, batch):
+...         logits = self.linear(self.embedding(batch)["f"])[:, 0]
+...         return optax.sigmoid_binary_cross_entropy(logits, batch["label"]), logits
+>>> model = Model()
+>>> data = [{"f": np.array([1, 2]), "label": np.array([1.0, 0.0], np.float32)}] * 3
+>>> args = TrainingArguments(output_dir=tempfile.mkdtemp(), log_steps=100)
+>>> trainer = Trainer(model, args, data, data, dense_optimizer=optax.adam(0.01),
+...                   sparse_optimizer=SparseOptimizer(model.embedding, rules.Adam(), 0.01))
+>>> trainer.train()
+>>> result = trainer.evaluate()  # doctest: +ELLIPSIS
+[...] [INFO] [recis.hooks.LoggerHook] evaluation | loss ...  steps 3
+>>> trainer.global_step, sorted(result)
+(3, ['loss', 'steps'])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from recis.backends.jax.buckets import BatchBuckets
+from recis.backends.jax.checkpoint import CheckpointManager
+from recis.backends.jax.eval_step import NnxEvalStep
+from recis.backends.jax.flax import nnx_train_step, sparse_layers
+from recis.backends.jax.optim import SparseOptimizer, rules
+from recis.backends.jax.precision import DynamicLossScale, Policy
+from recis.backends.jax.train import _batch_size
+from recis.framework.metrics import clear_global_metrics, get_global_metrics, scalar_metrics
+from recis.hooks.logger_hook import LoggerHook
+
+MIXED_PRECISION = (None, "bf16", "fp16")
+FP16_INITIAL_SCALE = 2.0**16  # as the torch front end's loss scale
+_END = object()
+
+
+@dataclass
+class TrainingArguments:
+    """Options of :class:`Trainer`: the torch ``TrainingArguments``' fields and meanings.
+
+    ``train_steps`` limits the steps of :meth:`Trainer.train` (None: ``train_epoch`` passes
+    over the data); ``save_steps`` ≤ 0 saves only at the end; ``seed`` is the run's seed (the
+    model's is given when it is built).
+    """
+
+    gradient_accumulation_steps: int = 1
+    output_dir: str = "output_dir"
+    model_bank: list | None = None
+    log_steps: int = 100
+    train_steps: int | None = None
+    train_epoch: int = 1
+    eval_steps: int | None = None
+    save_steps: int = 1000
+    max_to_keep: int = 5
+    save_concurrency_per_rank: int = 4
+    mixed_precision: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError("gradient_accumulation_steps must be >= 1")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}")
+
+
+class Trainer:
+    """Trains the NNX ``model`` on ``train_dataset`` (see the module docstring).
+
+    Args:
+        model: an NNX module with :class:`~recis.backends.jax.flax.SparseEmbedding` layers.
+        args: :class:`TrainingArguments`.
+        train_dataset, eval_dataset: iterables of batches (RecIS datasets with
+            ``output="numpy"``, or any iterable; ``(is_end, batch)`` pairs are unwrapped).
+        hooks: extra hooks; a ``LoggerHook(args.log_steps)`` is added.
+        dense_optimizer: an optax transformation of the model's parameters (None: frozen).
+        sparse_optimizer: the :class:`~recis.backends.jax.SparseOptimizer` of the model's tables.
+        loss_fn: ``(model, batch) -> (per_example_loss, outputs)``, default ``model(batch)``.
+        metrics_fn: ``(outputs, batch) -> None``, run outside ``jit`` after every step.
+        buckets: the padded batch sizes of training (default: adaptive).
+    """
+
+    def __init__(
+        self,
+        model: nnx.Module,
+        args: TrainingArguments | None = None,
+        train_dataset=None,
+        eval_dataset=None,
+        hooks: list | None = None,
+        dense_optimizer: optax.GradientTransformation | None = None,
+        sparse_optimizer: SparseOptimizer | None = None,
+        loss_fn: Callable | None = None,
+        metrics_fn: Callable | None = None,
+        buckets: BatchBuckets | None = None,
+    ) -> None:
+        self.model = model
+        self.args = args if args is not None else TrainingArguments()
+        self.train_dataset = train_dataset
+        self.eval_dataset = eval_dataset
+        self.metrics_fn = metrics_fn
+        self.hooks: list = [LoggerHook(self.args.log_steps), *(hooks or [])]
+        accumulation = self.args.gradient_accumulation_steps
+        if self.args.save_steps > 0 and self.args.save_steps % accumulation:
+            raise ValueError("save_steps must be a multiple of gradient_accumulation_steps")
+        loss_fn = loss_fn if loss_fn is not None else _call_model
+        policy, loss_scale = _precision(self.args.mixed_precision)
+        model.train()
+        self.train_step = nnx_train_step(
+            model, loss_fn, _dense_optimizer(dense_optimizer, accumulation),
+            _sparse_optimizer(model, sparse_optimizer, accumulation),
+            policy=policy, loss_scale=loss_scale, buckets=buckets, has_aux=True,
+        )  # fmt: skip
+        self.eval_step = NnxEvalStep(model, loss_fn, policy=policy)
+        self.checkpoint_manager = CheckpointManager(
+            self.args.output_dir,
+            self.train_step,
+            dataset=train_dataset if hasattr(train_dataset, "state_dict") else None,
+            save_steps=self.args.save_steps,
+            max_to_keep=self.args.max_to_keep,
+            parallel=self.args.save_concurrency_per_rank,
+        )
+        self.checkpoint_manager.register_for_checkpointing("trainer", self)
+        self.epoch = 0
+        self._restored = False
+
+    def add_hooks(self, hooks: list) -> None:
+        self.hooks.extend(hooks)
+
+    def add_hook(self, hook) -> None:
+        self.hooks.append(hook)
+
+    @property
+    def global_step(self) -> int:
+        return self.checkpoint_manager.global_step
+
+    @property
+    def sparse_optimizer(self) -> SparseOptimizer:
+        return self.train_step.sparse_optimizer
+
+    @property
+    def loss_scale(self) -> DynamicLossScale | None:
+        return self.train_step.loss_scale
+
+    def restore(self) -> None:
+        """Resume from the newest checkpoint, else warm-start from ``model_bank`` (once).
+
+        Hooks that keep state (``state_dict``/``load_state_dict``, JSON-able) are saved and
+        restored too.
+        """
+        if self._restored:
+            return
+        self._restored = True
+        for index, hook in enumerate(self.hooks):
+            if hasattr(hook, "state_dict"):
+                name = f"hook.{index}.{type(hook).__name__}"
+                self.checkpoint_manager.register_for_checkpointing(name, hook)
+        if not self.checkpoint_manager.restore() and self.args.model_bank:
+            self.checkpoint_manager.load_model_bank(self.args.model_bank)
+
+    def train(self, train_steps: int | None = None) -> None:
+        """Train until the global step reaches ``train_steps`` (default ``args.train_steps``),
+        or for ``args.train_epoch`` passes over the data; then save a checkpoint."""
+        self.restore()
+        limit = train_steps if train_steps is not None else self.args.train_steps
+        for hook in self.hooks:
+            if limit is not None and hasattr(hook, "set_total_steps"):
+                hook.set_total_steps(limit)
+        self._call("before_train")
+        epochs_left = self.args.train_epoch
+        while self.global_step < limit if limit is not None else epochs_left > 0:
+            self._call("before_epoch", self.epoch)
+            steps, completed = self._train_epoch(limit)
+            if not completed:
+                break  # the step limit was reached inside the epoch
+            self._call("after_epoch", self.epoch)
+            self.epoch += 1
+            epochs_left -= 1
+            if not steps:
+                break  # the data is empty
+        self.checkpoint_manager.save()
+        self._call("after_train")
+        self._call("end")
+
+    def _train_epoch(self, limit: int | None) -> tuple[int, bool]:
+        """Steps of one pass over the data; returns (steps, whether the data ran out).
+
+        The step limit is checked before a batch is taken, so the data position saved with the
+        last checkpoint is exactly after the last batch trained on.
+        """
+        steps, batches = 0, _batches(self.train_dataset)
+        while limit is None or self.global_step < limit:
+            batch = next(batches, _END)
+            if batch is _END:
+                return steps, True
+            self._call("before_step", self.global_step)
+            metrics = self._train_step(batch)
+            metrics["epoch"] = self.epoch
+            self.checkpoint_manager.step()
+            self._call("after_step", metrics, self.global_step)
+            steps += 1
+        return steps, False
+
+    def state_dict(self) -> dict:
+        """The trainer's own progress (the epoch), saved with each checkpoint."""
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+
+    def _train_step(self, batch) -> dict:
+        clear_global_metrics()
+        start = time.perf_counter()
+        out = self.train_step(batch)
+        loss = float(out.loss)
+        self._report(out.aux, batch)
+        metrics = {"loss": loss, **scalar_metrics(get_global_metrics())}
+        metrics["step_seconds"] = time.perf_counter() - start
+        metrics["batch_size"] = _batch_size(batch)
+        return metrics
+
+    def evaluate(self, eval_steps: int | None = None) -> dict:
+        """Run the model in evaluation mode over ``eval_dataset`` (at most ``eval_steps``
+        batches, no ids inserted); return the mean loss and the last global metrics."""
+        steps = eval_steps if eval_steps is not None else self.args.eval_steps
+        self._call("before_evaluate")
+        losses, metrics = [], {}
+        for count, batch in enumerate(_batches(self.eval_dataset)):
+            if steps is not None and count >= steps:
+                break
+            clear_global_metrics()
+            loss, outputs = self.eval_step(batch)
+            losses.append(float(loss))
+            self._report(outputs, batch)
+            metrics = scalar_metrics(get_global_metrics())
+        result = {"loss": sum(losses) / max(len(losses), 1), "steps": len(losses), **metrics}
+        self._call("after_evaluate", result)
+        return result
+
+    def train_and_evaluate(self, epochs: int = 1, train_steps: int | None = None, eval_steps=None):
+        """Alternate a training epoch (or ``train_steps`` more steps) and an evaluation."""
+        results = []
+        for _ in range(epochs):
+            target = None if train_steps is None else self.global_step + train_steps
+            if target is None:
+                self.args.train_epoch = 1
+            self.train(target)
+            results.append(self.evaluate(eval_steps))
+        return results
+
+    def _report(self, outputs, batch) -> None:
+        if self.metrics_fn is not None:
+            self.metrics_fn(_trimmed(outputs, _batch_size(batch)), batch)
+
+    def _call(self, name: str, *args) -> None:
+        for hook in self.hooks:
+            getattr(hook, name)(*args)
+
+
+def _call_model(model, batch):
+    return model(batch)
+
+
+def _precision(mixed_precision: str | None) -> tuple[Policy | None, DynamicLossScale | None]:
+    if mixed_precision == "bf16":
+        return Policy.bf16(), None
+    if mixed_precision == "fp16":
+        return Policy.fp16(), DynamicLossScale.create(initial_scale=FP16_INITIAL_SCALE)
+    return None, None
+
+
+def _dense_optimizer(optimizer, accumulation: int) -> optax.GradientTransformation:
+    """The dense optimizer (frozen parameters without one), averaging ``accumulation`` steps'
+    gradients."""
+    optimizer = optimizer if optimizer is not None else optax.set_to_zero()
+    return optax.MultiSteps(optimizer, accumulation) if accumulation > 1 else optimizer
+
+
+def _sparse_optimizer(model, optimizer, accumulation: int) -> SparseOptimizer:
+    """The sparse optimizer, checked against the model's tables and the accumulation."""
+    if optimizer is None:
+        if sparse_layers(model):
+            raise ValueError("Trainer: the model has sparse layers and needs a sparse_optimizer")
+        return SparseOptimizer([], rules.SGD(), 0.0)
+    if optimizer.accumulation_steps != accumulation:
+        raise ValueError(
+            f"the sparse optimizer accumulates {optimizer.accumulation_steps} steps, the "
+            f"arguments {accumulation}: build it with accumulation_steps={accumulation}"
+        )
+    return optimizer
+
+
+def _trimmed(outputs, num_samples: int):
+    """``outputs`` as NumPy arrays, per-example leaves cut to the real samples, floats as
+    float32."""
+
+    def trim(leaf):
+        leaf = leaf[:num_samples] if jnp.ndim(leaf) else leaf
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            leaf = leaf.astype(jnp.float32)
+        return np.asarray(leaf)
+
+    return jax.tree.map(trim, outputs)
+
+
+def _batches(dataset):
+    """Batches of ``dataset``, unwrapping RecIS's ``(is_end, batch)`` pairs."""
+    if dataset is None:
+        raise ValueError("Trainer: no dataset to iterate")
+    for item in dataset:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], bool):
+            if item[0]:
+                return
+            item = item[1]
+        yield item
