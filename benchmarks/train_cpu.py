@@ -38,10 +38,13 @@ import torch
 from torch import nn
 
 from recis.nn import EmbeddingEngine, EmbeddingOption, filter_out_sparse_param
-from recis.nn.initializers import NormalInitializer
+from recis.nn.initializers import UniformInitializer
 from recis.optim import SparseAdagrad
 
 NUM_DENSE, NUM_SPARSE, VOCAB, DIM, BIAS_DIM = 13, 26, 1_000_000, 16, 4
+# Initial id-map slots of each merged table, as a user who expects a few million ids sets it
+# (the static peers allocate all 26M rows up front); rows still grow only with the ids seen.
+CAPACITY = 1 << 22
 VARIANTS = {"deepfm": ((400, 400, 400), False), "sparse_heavy": ((64, 16), True)}
 
 
@@ -95,17 +98,17 @@ class DenseTower(nn.Module):
 class RecisModel(nn.Module):
     def __init__(self, hidden, with_bias):
         super().__init__()
-        init = NormalInitializer(std=0.01)
+        init = UniformInitializer(-0.01, 0.01)
         options = {
             f"c{i}": EmbeddingOption(
-                embedding_dim=DIM, shared_name=f"c{i}", initializer=init, capacity=1 << 18
+                embedding_dim=DIM, shared_name=f"c{i}", initializer=init, capacity=CAPACITY
             )
             for i in range(NUM_SPARSE)
         }
         if with_bias:
             options |= {
                 f"b{i}": EmbeddingOption(
-                    embedding_dim=BIAS_DIM, shared_name=f"b{i}", initializer=init, capacity=1 << 18
+                    embedding_dim=BIAS_DIM, shared_name=f"b{i}", initializer=init, capacity=CAPACITY
                 )
                 for i in range(NUM_SPARSE)
             }
@@ -245,9 +248,9 @@ def jax_train_step(hidden: tuple[int, ...], with_bias: bool):
     from recis.backends.jax.flax import SparseEmbedding, nnx_train_step
 
     def option(name, dim):
-        init = NormalInitializer(std=0.01)
+        init = UniformInitializer(-0.01, 0.01)
         return JaxEmbeddingOption(
-            embedding_dim=dim, shared_name=name, initializer=init, capacity=1 << 18
+            embedding_dim=dim, shared_name=name, initializer=init, capacity=CAPACITY
         )
 
     class FlaxDeepFM(nnx.Module):

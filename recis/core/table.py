@@ -138,13 +138,19 @@ class EmbeddingTable:
         ids = int64_vector(ids, "ids")
         counts = np.ones(ids.size, np.int64) if counts is None else np.asarray(counts, np.int64)
         admission = admission if admission is not None else self.admission
-        rows = self.find(ids, tags)
         stats = LookupStats()
-        if train:
+        if train and isinstance(admission, AdmitAll) and self.eviction is None:
+            inserted = self.find_or_insert(ids, tags)  # nothing to decide: one probe per id
+            rows = inserted.rows
+            stats.new = stats.admitted = inserted.new_rows.size
+        elif train:
+            rows = self.find(ids, tags)
             stats = self._insert_admitted(ids, tags, counts, rows, admission)
             used = np.flatnonzero(rows >= 0)
             if self.eviction is not None:
                 self.eviction.touch(self, rows[used], counts[used])
+        else:
+            rows = self.find(ids, tags)
         values = self.gather(rows)
         if train and admission.refused_read_initial and stats.refused:
             refused = np.flatnonzero(rows < 0)
