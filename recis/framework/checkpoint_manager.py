@@ -68,12 +68,11 @@ from recis.core.checkpoint import (
     merge_counters,
     plan_load,
 )
+from recis.core.checkpoint.model_bank import PARTS, bank_entries
 from recis.nn.modules.hashtable import HashTable, filter_out_sparse_param
 
 MODEL_FILE = "model.pt"
 EXTRA_FILE = "extra.pt"
-PARTS = frozenset({"sparse", "sparse_opt", "dense", "extra", "io_state"})
-BANK_KEYS = frozenset({"path", "load", "exclude", "strict"})
 
 
 class CheckpointManager:
@@ -172,15 +171,8 @@ class CheckpointManager:
 
     def load_model_bank(self, model_bank: Iterable[Mapping] | None) -> None:
         """Warm-start from other checkpoints, in order (entries: see the module docstring)."""
-        for entry in model_bank or ():
-            unknown = set(entry) - BANK_KEYS
-            if unknown or "path" not in entry:
-                raise ValueError(
-                    f"model bank entry {dict(entry)}: needs 'path', and only {sorted(BANK_KEYS)}"
-                )
-            parts = _parts(entry.get("load", ["*"]))
-            exclude = list(entry.get("exclude", ()))
-            self._load(Checkpoint(entry["path"]), parts, exclude, bool(entry.get("strict", True)))
+        for entry in bank_entries(model_bank):
+            self._load(Checkpoint(entry.path), entry.parts, list(entry.exclude), entry.strict)
 
     # -- saving ----------------------------------------------------------------------------------
 
@@ -301,16 +293,6 @@ class _Restorer:
                 raise CheckpointError(f"{self.path!r} holds no state for {name!r}")
             return
         target.load_state_dict(state)
-
-
-def _parts(load: Iterable[str]) -> frozenset[str]:
-    parts = set(load)
-    if "*" in parts:
-        return PARTS
-    unknown = parts - PARTS
-    if unknown:
-        raise ValueError(f"model bank: unknown parts {sorted(unknown)}; use {sorted(PARTS)} or '*'")
-    return frozenset(parts)
 
 
 def _portable(states: dict) -> dict:

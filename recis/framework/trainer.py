@@ -18,47 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from recis.core.loss_scale import DynamicLossScale
+from recis.framework.arguments import TrainingArguments, batches
 from recis.framework.checkpoint_manager import CheckpointManager
 from recis.framework.metrics import clear_global_metrics, get_global_metrics
 from recis.hooks import Hook, LoggerHook
 from recis.optim.sparse_optim import SparseOptimizer
 
-MIXED_PRECISION = (None, "bf16", "fp16")
 _END = object()
-
-
-@dataclass
-class TrainingArguments:
-    """Options of :class:`Trainer` (RecIS's fields, plus ``mixed_precision`` and ``seed``).
-
-    ``train_steps`` limits the steps of :meth:`Trainer.train` (None: ``train_epoch`` passes
-    over the data); ``save_steps`` ≤ 0 saves only at the end.
-    """
-
-    gradient_accumulation_steps: int = 1
-    output_dir: str = "output_dir"
-    model_bank: list | None = None
-    log_steps: int = 100
-    train_steps: int | None = None
-    train_epoch: int = 1
-    eval_steps: int | None = None
-    save_steps: int = 1000
-    max_to_keep: int = 5
-    save_concurrency_per_rank: int = 4
-    mixed_precision: str | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.gradient_accumulation_steps < 1:
-            raise ValueError("gradient_accumulation_steps must be >= 1")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}")
 
 
 class Trainer:
@@ -176,9 +147,9 @@ class Trainer:
         The step limit is checked before a batch is taken, so the data position saved with the
         last checkpoint is exactly after the last batch trained on.
         """
-        steps, batches = 0, _batches(self.train_dataset)
+        steps, remaining = 0, batches(self.train_dataset)
         while limit is None or self.global_step < limit:
-            batch = next(batches, _END)
+            batch = next(remaining, _END)
             if batch is _END:
                 return steps, True
             self._call("before_step", self.global_step)
@@ -252,7 +223,7 @@ class Trainer:
         self.model.eval()
         losses, metrics = [], {}
         with torch.no_grad():
-            for count, batch in enumerate(_batches(self.eval_dataset)):
+            for count, batch in enumerate(batches(self.eval_dataset)):
                 if steps is not None and count >= steps:
                     break
                 clear_global_metrics()
@@ -290,18 +261,6 @@ class Trainer:
     def _call(self, name: str, *args) -> None:
         for hook in self.hooks:
             getattr(hook, name)(*args)
-
-
-def _batches(dataset):
-    """Batches of ``dataset``, unwrapping RecIS's ``(is_end, batch)`` pairs."""
-    if dataset is None:
-        raise ValueError("Trainer: no dataset to iterate")
-    for item in dataset:
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], bool):
-            if item[0]:
-                return
-            item = item[1]
-        yield item
 
 
 def _scalars(metrics: dict) -> dict:

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -62,41 +61,12 @@ from recis.backends.jax.flax import nnx_train_step, sparse_layers
 from recis.backends.jax.optim import SparseOptimizer, rules
 from recis.backends.jax.precision import DynamicLossScale, Policy
 from recis.backends.jax.train import _batch_size
+from recis.framework.arguments import TrainingArguments, batches
 from recis.framework.metrics import clear_global_metrics, get_global_metrics, scalar_metrics
 from recis.hooks.logger_hook import LoggerHook
 
-MIXED_PRECISION = (None, "bf16", "fp16")
 FP16_INITIAL_SCALE = 2.0**16  # as the torch front end's loss scale
 _END = object()
-
-
-@dataclass
-class TrainingArguments:
-    """Options of :class:`Trainer`: the torch ``TrainingArguments``' fields and meanings.
-
-    ``train_steps`` limits the steps of :meth:`Trainer.train` (None: ``train_epoch`` passes
-    over the data); ``save_steps`` ≤ 0 saves only at the end; ``seed`` is the run's seed (the
-    model's is given when it is built).
-    """
-
-    gradient_accumulation_steps: int = 1
-    output_dir: str = "output_dir"
-    model_bank: list | None = None
-    log_steps: int = 100
-    train_steps: int | None = None
-    train_epoch: int = 1
-    eval_steps: int | None = None
-    save_steps: int = 1000
-    max_to_keep: int = 5
-    save_concurrency_per_rank: int = 4
-    mixed_precision: str | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.gradient_accumulation_steps < 1:
-            raise ValueError("gradient_accumulation_steps must be >= 1")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}")
 
 
 class Trainer:
@@ -222,9 +192,9 @@ class Trainer:
         The step limit is checked before a batch is taken, so the data position saved with the
         last checkpoint is exactly after the last batch trained on.
         """
-        steps, batches = 0, _batches(self.train_dataset)
+        steps, remaining = 0, batches(self.train_dataset)
         while limit is None or self.global_step < limit:
-            batch = next(batches, _END)
+            batch = next(remaining, _END)
             if batch is _END:
                 return steps, True
             self._call("before_step", self.global_step)
@@ -259,7 +229,7 @@ class Trainer:
         steps = eval_steps if eval_steps is not None else self.args.eval_steps
         self._call("before_evaluate")
         losses, metrics = [], {}
-        for count, batch in enumerate(_batches(self.eval_dataset)):
+        for count, batch in enumerate(batches(self.eval_dataset)):
             if steps is not None and count >= steps:
                 break
             clear_global_metrics()
@@ -335,15 +305,3 @@ def _trimmed(outputs, num_samples: int):
         return np.asarray(leaf)
 
     return jax.tree.map(trim, outputs)
-
-
-def _batches(dataset):
-    """Batches of ``dataset``, unwrapping RecIS's ``(is_end, batch)`` pairs."""
-    if dataset is None:
-        raise ValueError("Trainer: no dataset to iterate")
-    for item in dataset:
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], bool):
-            if item[0]:
-                return
-            item = item[1]
-        yield item

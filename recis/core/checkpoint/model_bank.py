@@ -1,0 +1,53 @@
+"""Model-bank entries: which checkpoint parts a warm start loads (shared by the front ends).
+
+An entry is ``{"path": ..., "load": [parts] or ["*"], "exclude": [name patterns],
+"strict": bool}`` with parts among :data:`PARTS`.
+
+>>> [entry.parts == PARTS for entry in bank_entries([{"path": "run/ckpt_10"}])]
+[True]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+PARTS = frozenset({"sparse", "sparse_opt", "dense", "extra", "io_state"})
+BANK_KEYS = frozenset({"path", "load", "exclude", "strict"})
+
+
+@dataclass(frozen=True)
+class BankEntry:
+    """One validated model-bank entry."""
+
+    path: str
+    parts: frozenset[str]
+    exclude: tuple[str, ...]
+    strict: bool
+
+
+def bank_entries(model_bank: Iterable[Mapping] | None) -> list[BankEntry]:
+    """Validate ``model_bank`` (None: no entry) into :class:`BankEntry` s, in order."""
+    entries = []
+    for entry in model_bank or ():
+        unknown = set(entry) - BANK_KEYS
+        if unknown or "path" not in entry:
+            raise ValueError(
+                f"model bank entry {dict(entry)}: needs 'path', and only {sorted(BANK_KEYS)}"
+            )
+        parts = _parts(entry.get("load", ["*"]))
+        exclude = tuple(entry.get("exclude", ()))
+        entries.append(
+            BankEntry(str(entry["path"]), parts, exclude, bool(entry.get("strict", True)))
+        )
+    return entries
+
+
+def _parts(load: Iterable[str]) -> frozenset[str]:
+    parts = set(load)
+    if "*" in parts:
+        return PARTS
+    unknown = parts - PARTS
+    if unknown:
+        raise ValueError(f"model bank: unknown parts {sorted(unknown)}; use {sorted(PARTS)} or '*'")
+    return frozenset(parts)

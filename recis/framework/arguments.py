@@ -1,0 +1,54 @@
+"""``TrainingArguments`` and batch iteration, shared by the torch and JAX trainers (no torch).
+
+>>> TrainingArguments(train_steps=10).save_steps
+1000
+>>> list(batches([(False, "b1"), (False, "b2"), (True, None)]))  # RecIS's (is_end, batch)
+['b1', 'b2']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIXED_PRECISION = (None, "bf16", "fp16")
+
+
+@dataclass
+class TrainingArguments:
+    """Options of a trainer (RecIS's fields, plus ``mixed_precision`` and ``seed``).
+
+    ``train_steps`` limits the steps of ``train()`` (None: ``train_epoch`` passes over the
+    data); ``save_steps`` ≤ 0 saves only at the end; ``model_bank`` lists warm-start entries
+    (see :mod:`recis.core.checkpoint.model_bank`).
+    """
+
+    gradient_accumulation_steps: int = 1
+    output_dir: str = "output_dir"
+    model_bank: list | None = None
+    log_steps: int = 100
+    train_steps: int | None = None
+    train_epoch: int = 1
+    eval_steps: int | None = None
+    save_steps: int = 1000
+    max_to_keep: int = 5
+    save_concurrency_per_rank: int = 4
+    mixed_precision: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError("gradient_accumulation_steps must be >= 1")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}")
+
+
+def batches(dataset):
+    """Batches of ``dataset``, unwrapping RecIS's ``(is_end, batch)`` pairs."""
+    if dataset is None:
+        raise ValueError("Trainer: no dataset to iterate")
+    for item in dataset:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], bool):
+            if item[0]:
+                return
+            item = item[1]
+        yield item
