@@ -25,14 +25,13 @@ from torch import nn
 from recis.core.loss_scale import DynamicLossScale
 from recis.framework.arguments import TrainingArguments, batches
 from recis.framework.checkpoint_manager import CheckpointManager
+from recis.framework.loop import TrainingLoop
 from recis.framework.metrics import clear_global_metrics, get_global_metrics
 from recis.hooks import Hook, LoggerHook
 from recis.optim.sparse_optim import SparseOptimizer
 
-_END = object()
 
-
-class Trainer:
+class Trainer(TrainingLoop):
     """Trains ``model`` on ``train_dataset`` (see the module docstring).
 
     Args:
@@ -85,89 +84,12 @@ class Trainer:
         )
         if self.loss_scale is not None:
             self.checkpoint_manager.register_for_checkpointing("loss_scale", self.loss_scale)
-        self.checkpoint_manager.register_for_checkpointing("trainer", self)
-        self.epoch = 0
-        self._restored = False
+        self.start_loop()
 
-    def add_hooks(self, hooks: list[Hook]) -> None:
-        self.hooks.extend(hooks)
-
-    def add_hook(self, hook: Hook) -> None:
-        self.hooks.append(hook)
-
-    @property
-    def global_step(self) -> int:
-        return self.checkpoint_manager.global_step
-
-    def restore(self) -> None:
-        """Resume from the newest checkpoint, else warm-start from ``model_bank`` (once).
-
-        Hooks that keep state (``state_dict``/``load_state_dict``) are saved and restored too.
-        """
-        if self._restored:
-            return
-        self._restored = True
-        for index, hook in enumerate(self.hooks):
-            if hasattr(hook, "state_dict"):
-                name = f"hook.{index}.{type(hook).__name__}"
-                self.checkpoint_manager.register_for_checkpointing(name, hook)
-        if not self.checkpoint_manager.restore() and self.args.model_bank:
-            self.checkpoint_manager.load_model_bank(self.args.model_bank)
-
-    def train(self, train_steps: int | None = None) -> None:
-        """Train until the global step reaches ``train_steps`` (default ``args.train_steps``),
-        or for ``args.train_epoch`` passes over the data; then save a checkpoint."""
-        self.restore()
-        limit = train_steps if train_steps is not None else self.args.train_steps
-        for hook in self.hooks:
-            if limit is not None and hasattr(hook, "set_total_steps"):
-                hook.set_total_steps(limit)
-        self._call("before_train")
+    def prepare_training(self) -> None:
         self.model.train()
-        epochs_left = self.args.train_epoch
-        while self.global_step < limit if limit is not None else epochs_left > 0:
-            self._call("before_epoch", self.epoch)
-            steps, completed = self._train_epoch(limit)
-            if not completed:
-                break  # the step limit was reached inside the epoch
-            self._call("after_epoch", self.epoch)
-            self.epoch += 1
-            epochs_left -= 1
-            if not steps:
-                break  # the data is empty
-        manager = self.checkpoint_manager
-        if manager.directory.latest() != manager.directory.path(self.global_step):
-            manager.save()  # unless the last step's checkpoint was just written
-        self._call("after_train")
-        self._call("end")
 
-    def _train_epoch(self, limit: int | None) -> tuple[int, bool]:
-        """Steps of one pass over the data; returns (steps, whether the data ran out).
-
-        The step limit is checked before a batch is taken, so the data position saved with the
-        last checkpoint is exactly after the last batch trained on.
-        """
-        steps, remaining = 0, batches(self.train_dataset)
-        while limit is None or self.global_step < limit:
-            batch = next(remaining, _END)
-            if batch is _END:
-                return steps, True
-            self._call("before_step", self.global_step)
-            metrics = self._train_step(batch)
-            metrics["epoch"] = self.epoch
-            self.checkpoint_manager.step()
-            self._call("after_step", metrics, self.global_step)
-            steps += 1
-        return steps, False
-
-    def state_dict(self) -> dict:
-        """The trainer's own progress (the epoch), saved with each checkpoint."""
-        return {"epoch": self.epoch}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch = int(state["epoch"])
-
-    def _train_step(self, batch) -> dict:
+    def run_step(self, batch) -> dict:
         batch = self._to_device(batch)
         clear_global_metrics()
         start = time.perf_counter()
@@ -219,7 +141,7 @@ class Trainer:
         """Run the model without gradients over ``eval_dataset`` (at most ``eval_steps``
         batches); return the mean loss and the last global metrics."""
         steps = eval_steps if eval_steps is not None else self.args.eval_steps
-        self._call("before_evaluate")
+        self.call_hooks("before_evaluate")
         self.model.eval()
         losses, metrics = [], {}
         with torch.no_grad():
@@ -232,7 +154,7 @@ class Trainer:
                 metrics = _scalars(get_global_metrics())
         self.model.train()
         result = {"loss": sum(losses) / max(len(losses), 1), "steps": len(losses), **metrics}
-        self._call("after_evaluate", result)
+        self.call_hooks("after_evaluate", result)
         return result
 
     def train_and_evaluate(self, epochs: int = 1, train_steps: int | None = None, eval_steps=None):
@@ -257,10 +179,6 @@ class Trainer:
         if not self.data_to_cuda:
             return batch
         return {k: v.cuda(non_blocking=True) if hasattr(v, "cuda") else v for k, v in batch.items()}
-
-    def _call(self, name: str, *args) -> None:
-        for hook in self.hooks:
-            getattr(hook, name)(*args)
 
 
 def _scalars(metrics: dict) -> dict:

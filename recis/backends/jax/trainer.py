@@ -62,14 +62,14 @@ from recis.backends.jax.optim import SparseOptimizer, rules
 from recis.backends.jax.precision import DynamicLossScale, Policy
 from recis.backends.jax.train import _batch_size
 from recis.framework.arguments import TrainingArguments, batches
+from recis.framework.loop import TrainingLoop
 from recis.framework.metrics import clear_global_metrics, get_global_metrics, scalar_metrics
 from recis.hooks.logger_hook import LoggerHook
 
 FP16_INITIAL_SCALE = 2.0**16  # as the torch front end's loss scale
-_END = object()
 
 
-class Trainer:
+class Trainer(TrainingLoop):
     """Trains the NNX ``model`` on ``train_dataset`` (see the module docstring).
 
     Args:
@@ -124,19 +124,7 @@ class Trainer:
             max_to_keep=self.args.max_to_keep,
             parallel=self.args.save_concurrency_per_rank,
         )
-        self.checkpoint_manager.register_for_checkpointing("trainer", self)
-        self.epoch = 0
-        self._restored = False
-
-    def add_hooks(self, hooks: list) -> None:
-        self.hooks.extend(hooks)
-
-    def add_hook(self, hook) -> None:
-        self.hooks.append(hook)
-
-    @property
-    def global_step(self) -> int:
-        return self.checkpoint_manager.global_step
+        self.start_loop()
 
     @property
     def sparse_optimizer(self) -> SparseOptimizer:
@@ -146,73 +134,10 @@ class Trainer:
     def loss_scale(self) -> DynamicLossScale | None:
         return self.train_step.loss_scale
 
-    def restore(self) -> None:
-        """Resume from the newest checkpoint, else warm-start from ``model_bank`` (once).
+    def prepare_training(self) -> None:
+        """Nothing to switch: the jitted step always trains the model in training mode."""
 
-        Hooks that keep state (``state_dict``/``load_state_dict``, JSON-able) are saved and
-        restored too.
-        """
-        if self._restored:
-            return
-        self._restored = True
-        for index, hook in enumerate(self.hooks):
-            if hasattr(hook, "state_dict"):
-                name = f"hook.{index}.{type(hook).__name__}"
-                self.checkpoint_manager.register_for_checkpointing(name, hook)
-        if not self.checkpoint_manager.restore() and self.args.model_bank:
-            self.checkpoint_manager.load_model_bank(self.args.model_bank)
-
-    def train(self, train_steps: int | None = None) -> None:
-        """Train until the global step reaches ``train_steps`` (default ``args.train_steps``),
-        or for ``args.train_epoch`` passes over the data; then save a checkpoint."""
-        self.restore()
-        limit = train_steps if train_steps is not None else self.args.train_steps
-        for hook in self.hooks:
-            if limit is not None and hasattr(hook, "set_total_steps"):
-                hook.set_total_steps(limit)
-        self._call("before_train")
-        epochs_left = self.args.train_epoch
-        while self.global_step < limit if limit is not None else epochs_left > 0:
-            self._call("before_epoch", self.epoch)
-            steps, completed = self._train_epoch(limit)
-            if not completed:
-                break  # the step limit was reached inside the epoch
-            self._call("after_epoch", self.epoch)
-            self.epoch += 1
-            epochs_left -= 1
-            if not steps:
-                break  # the data is empty
-        self.checkpoint_manager.save()
-        self._call("after_train")
-        self._call("end")
-
-    def _train_epoch(self, limit: int | None) -> tuple[int, bool]:
-        """Steps of one pass over the data; returns (steps, whether the data ran out).
-
-        The step limit is checked before a batch is taken, so the data position saved with the
-        last checkpoint is exactly after the last batch trained on.
-        """
-        steps, remaining = 0, batches(self.train_dataset)
-        while limit is None or self.global_step < limit:
-            batch = next(remaining, _END)
-            if batch is _END:
-                return steps, True
-            self._call("before_step", self.global_step)
-            metrics = self._train_step(batch)
-            metrics["epoch"] = self.epoch
-            self.checkpoint_manager.step()
-            self._call("after_step", metrics, self.global_step)
-            steps += 1
-        return steps, False
-
-    def state_dict(self) -> dict:
-        """The trainer's own progress (the epoch), saved with each checkpoint."""
-        return {"epoch": self.epoch}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch = int(state["epoch"])
-
-    def _train_step(self, batch) -> dict:
+    def run_step(self, batch) -> dict:
         clear_global_metrics()
         start = time.perf_counter()
         out = self.train_step(batch)
@@ -227,7 +152,7 @@ class Trainer:
         """Run the model in evaluation mode over ``eval_dataset`` (at most ``eval_steps``
         batches, no ids inserted); return the mean loss and the last global metrics."""
         steps = eval_steps if eval_steps is not None else self.args.eval_steps
-        self._call("before_evaluate")
+        self.call_hooks("before_evaluate")
         losses, metrics = [], {}
         for count, batch in enumerate(batches(self.eval_dataset)):
             if steps is not None and count >= steps:
@@ -238,7 +163,7 @@ class Trainer:
             self._report(outputs, batch)
             metrics = scalar_metrics(get_global_metrics())
         result = {"loss": sum(losses) / max(len(losses), 1), "steps": len(losses), **metrics}
-        self._call("after_evaluate", result)
+        self.call_hooks("after_evaluate", result)
         return result
 
     def train_and_evaluate(self, epochs: int = 1, train_steps: int | None = None, eval_steps=None):
@@ -255,10 +180,6 @@ class Trainer:
     def _report(self, outputs, batch) -> None:
         if self.metrics_fn is not None:
             self.metrics_fn(_trimmed(outputs, _batch_size(batch)), batch)
-
-    def _call(self, name: str, *args) -> None:
-        for hook in self.hooks:
-            getattr(hook, name)(*args)
 
 
 def _call_model(model, batch):

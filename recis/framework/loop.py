@@ -1,0 +1,115 @@
+"""``TrainingLoop``: the training loop both trainers share (steps, epochs, hooks, checkpoints).
+
+A subclass builds ``args`` (:class:`~recis.framework.arguments.TrainingArguments`), ``hooks``,
+``train_dataset`` and a ``checkpoint_manager`` (with ``step``/``save``/``restore``/
+``load_model_bank``/``register_for_checkpointing``, ``global_step`` and ``directory``), calls
+:meth:`start_loop`, and implements :meth:`run_step` (one batch → its metrics) and
+:meth:`prepare_training`.
+
+Each *step* consumes one batch. The step limit is checked before a batch is taken, so the data
+position saved with a checkpoint is exactly after the last batch trained on.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from recis.framework.arguments import batches
+
+_END = object()
+
+
+class TrainingLoop(abc.ABC):
+    """The loop of ``train()``; see the module docstring for what subclasses provide."""
+
+    def start_loop(self) -> None:
+        """Set up the loop's own state; call once the checkpoint manager exists."""
+        self.checkpoint_manager.register_for_checkpointing("trainer", self)
+        self.epoch = 0
+        self._restored = False
+
+    @abc.abstractmethod
+    def run_step(self, batch) -> dict:
+        """Train on ``batch``; return its metrics (at least ``loss`` and ``batch_size``)."""
+
+    @abc.abstractmethod
+    def prepare_training(self) -> None:
+        """Called at the start of :meth:`train` (e.g. to switch the model to training mode)."""
+
+    def add_hooks(self, hooks: list) -> None:
+        self.hooks.extend(hooks)
+
+    def add_hook(self, hook) -> None:
+        self.hooks.append(hook)
+
+    @property
+    def global_step(self) -> int:
+        return self.checkpoint_manager.global_step
+
+    def restore(self) -> None:
+        """Resume from the newest checkpoint, else warm-start from ``model_bank`` (once).
+
+        Hooks that keep state (``state_dict``/``load_state_dict``) are saved and restored too.
+        """
+        if self._restored:
+            return
+        self._restored = True
+        for index, hook in enumerate(self.hooks):
+            if hasattr(hook, "state_dict"):
+                name = f"hook.{index}.{type(hook).__name__}"
+                self.checkpoint_manager.register_for_checkpointing(name, hook)
+        if not self.checkpoint_manager.restore() and self.args.model_bank:
+            self.checkpoint_manager.load_model_bank(self.args.model_bank)
+
+    def train(self, train_steps: int | None = None) -> None:
+        """Train until the global step reaches ``train_steps`` (default ``args.train_steps``),
+        or for ``args.train_epoch`` passes over the data; then save a checkpoint."""
+        self.restore()
+        limit = train_steps if train_steps is not None else self.args.train_steps
+        for hook in self.hooks:
+            if limit is not None and hasattr(hook, "set_total_steps"):
+                hook.set_total_steps(limit)
+        self.call_hooks("before_train")
+        self.prepare_training()
+        epochs_left = self.args.train_epoch
+        while self.global_step < limit if limit is not None else epochs_left > 0:
+            self.call_hooks("before_epoch", self.epoch)
+            steps, completed = self._train_epoch(limit)
+            if not completed:
+                break  # the step limit was reached inside the epoch
+            self.call_hooks("after_epoch", self.epoch)
+            self.epoch += 1
+            epochs_left -= 1
+            if not steps:
+                break  # the data is empty
+        manager = self.checkpoint_manager
+        if manager.directory.latest() != manager.directory.path(self.global_step):
+            manager.save()  # unless the last step's checkpoint was just written
+        self.call_hooks("after_train")
+        self.call_hooks("end")
+
+    def _train_epoch(self, limit: int | None) -> tuple[int, bool]:
+        """Steps of one pass over the data; returns (steps, whether the data ran out)."""
+        steps, remaining = 0, batches(self.train_dataset)
+        while limit is None or self.global_step < limit:
+            batch = next(remaining, _END)
+            if batch is _END:
+                return steps, True
+            self.call_hooks("before_step", self.global_step)
+            metrics = self.run_step(batch)
+            metrics["epoch"] = self.epoch
+            self.checkpoint_manager.step()
+            self.call_hooks("after_step", metrics, self.global_step)
+            steps += 1
+        return steps, False
+
+    def state_dict(self) -> dict:
+        """The loop's own progress (the epoch), saved with each checkpoint."""
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+
+    def call_hooks(self, name: str, *args) -> None:
+        for hook in self.hooks:
+            getattr(hook, name)(*args)
