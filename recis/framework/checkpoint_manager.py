@@ -47,11 +47,9 @@ from __future__ import annotations
 
 import json
 import random
-import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -61,21 +59,21 @@ from recis.core.checkpoint import (
     MAX_FILE_BYTES,
     OPTIMIZER,
     Checkpoint,
-    CheckpointDirectory,
     CheckpointError,
     CheckpointWriter,
     load_tables,
     merge_counters,
     plan_load,
 )
-from recis.core.checkpoint.model_bank import PARTS, bank_entries
+from recis.core.checkpoint.manager import CheckpointManagerBase
+from recis.core.table import EmbeddingTable
 from recis.nn.modules.hashtable import HashTable, filter_out_sparse_param
 
 MODEL_FILE = "model.pt"
 EXTRA_FILE = "extra.pt"
 
 
-class CheckpointManager:
+class CheckpointManager(CheckpointManagerBase):
     """Saves a run every ``save_steps`` steps into ``output_dir``, keeps ``max_to_keep``
     checkpoints, and restores the newest one (see the module docstring).
 
@@ -110,77 +108,27 @@ class CheckpointManager:
         parallel: int = 8,
         max_file_bytes: int = MAX_FILE_BYTES,
     ) -> None:
-        self.directory = CheckpointDirectory(output_dir, max_to_keep)
+        super().__init__(output_dir, dataset, save_steps, max_to_keep, parallel, max_file_bytes)
         self.model = model
         self.dense_optimizer = dense_optimizer
         self.lr_scheduler = lr_scheduler
         self.sparse_optimizer = sparse_optimizer
-        self.save_steps = save_steps
         self.extra = extra
         self.loaded_extra: dict | None = None
-        self.writer_options = {"parallel": parallel, "max_file_bytes": max_file_bytes}
-        self._io = {"dataset": dataset} if dataset is not None else {}
-        self._objects: dict[str, object] = {}
-        self._global_step = 0
-
-    @property
-    def global_step(self) -> int:
-        """Steps counted by :meth:`step` (restored by :meth:`restore`)."""
-        return self._global_step
-
-    def register_for_checkpointing(self, name: str, obj) -> None:
-        """Also save and restore ``obj`` (anything with ``state_dict``/``load_state_dict``)."""
-        if name in self._objects or name in self._io:
-            raise ValueError(f"{name!r} is already registered")
-        self._objects[name] = obj
-
-    def register_io_state(self, name: str, dataset) -> None:
-        """Also save and restore the position of ``dataset`` (part ``"io_state"``)."""
-        if name in self._objects or name in self._io:
-            raise ValueError(f"{name!r} is already registered")
-        self._io[name] = dataset
-
-    def step(self) -> Path | None:
-        """Count a step; save if the step is a multiple of ``save_steps`` (return the path)."""
-        self._global_step += 1
-        if self.save_steps > 0 and self._global_step % self.save_steps == 0:
-            return self.save()
-        return None
-
-    def save(self) -> Path:
-        """Write ``ckpt_<global step>`` now, list it and drop the oldest beyond ``max_to_keep``."""
-        hashtables = self._hashtables()
-        pending = [name for name, table in hashtables.items() if table.table.grads]
-        if pending:
-            warnings.warn(
-                f"saving between gradient-accumulation boundaries: the pending gradients of "
-                f"{pending} are not saved, so a resumed run will differ",
-                stacklevel=2,
-            )
-        fill = partial(self._write, hashtables)
-        metadata = {"io_state": _portable(self._io_states())}
-        return self.directory.save(self._global_step, fill, metadata, **self.writer_options)
-
-    def restore(self, step: int | None = None) -> bool:
-        """Load ``ckpt_<step>`` (default: the newest listed) entirely; False if there is none."""
-        path = self.directory.latest() if step is None else self.directory.path(step)
-        if path is None:
-            return False
-        self._load(Checkpoint(path), PARTS, (), strict=True)
-        return True
-
-    def load_model_bank(self, model_bank: Iterable[Mapping] | None) -> None:
-        """Warm-start from other checkpoints, in order (entries: see the module docstring)."""
-        for entry in bank_entries(model_bank):
-            self._load(Checkpoint(entry.path), entry.parts, list(entry.exclude), entry.strict)
 
     # -- saving ----------------------------------------------------------------------------------
 
     def _hashtables(self) -> dict[str, HashTable]:
         return filter_out_sparse_param(self.model) if self.model is not None else {}
 
-    def _write(self, hashtables: dict[str, HashTable], writer: CheckpointWriter) -> None:
-        writer.write_tables({name: table.table for name, table in hashtables.items()})
+    def engine_tables(self) -> dict[str, EmbeddingTable]:
+        return {name: table.table for name, table in self._hashtables().items()}
+
+    def metadata(self) -> dict:
+        return {"io_state": _portable(self.io_states())}
+
+    def write(self, tables: dict[str, EmbeddingTable], writer: CheckpointWriter) -> None:
+        writer.write_tables(tables)
         writer.write_file(MODEL_FILE, partial(torch.save, self._dense_state()))
         writer.write_file(EXTRA_FILE, partial(torch.save, self._extra_state()))
 
@@ -197,17 +145,14 @@ class CheckpointManager:
             "lr_scheduler": _state_of(self.lr_scheduler),
             "sparse_optimizer": _state_of(self.sparse_optimizer),
             "rng": _rng_state(),
-            "io_state": self._io_states(),
-            "objects": {name: obj.state_dict() for name, obj in self._objects.items()},
+            "io_state": self.io_states(),
+            "objects": {name: obj.state_dict() for name, obj in self.objects.items()},
             "extra": self.extra() if self.extra is not None else None,
         }
 
-    def _io_states(self) -> dict:
-        return {name: dataset.state_dict() for name, dataset in self._io.items()}
-
     # -- loading ---------------------------------------------------------------------------------
 
-    def _load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
+    def load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
         checkpoint.check_files()
         sources = self._load_sparse(checkpoint, parts, exclude, strict)
         if "dense" in parts and self.model is not None:
@@ -222,7 +167,7 @@ class CheckpointManager:
     def _load_sparse(self, checkpoint, parts, exclude, strict) -> dict[str, list[str]]:
         kinds = [EMBEDDING, "policy"] if "sparse" in parts else []
         kinds += [OPTIMIZER] if "sparse_opt" in parts else []
-        tables = {name: table.table for name, table in self._hashtables().items()}
+        tables = self.engine_tables()
         if not kinds or not tables:
             return {}
         plan = plan_load(checkpoint, tables, kinds, exclude, strict)
@@ -266,7 +211,7 @@ class _Restorer:
         if "extra" in parts:
             self._load("dense_optimizer", manager.dense_optimizer, self.extra["dense_optimizer"])
             self._load("lr_scheduler", manager.lr_scheduler, self.extra["lr_scheduler"])
-            for name, obj in manager._objects.items():
+            for name, obj in manager.objects.items():
                 self._load(name, obj, self.extra["objects"].get(name))
             if not _excluded("global_step", self.exclude):
                 manager._global_step = int(self.extra["global_step"])
@@ -274,7 +219,7 @@ class _Restorer:
                 _set_rng_state(self.extra["rng"])
             manager.loaded_extra = self.extra["extra"]
         if "io_state" in parts:
-            for name, dataset in manager._io.items():
+            for name, dataset in manager.io_datasets.items():
                 self._load(name, dataset, self.extra["io_state"].get(name))
 
     def _sparse_state(self, sources: dict[str, list[str]]) -> dict | None:

@@ -32,14 +32,14 @@ class KillAt(Hook):
 def kill_while_saving(manager, step: int) -> None:
     """SIGKILL the process once the files of checkpoint ``step`` are written, before it is
     published."""
-    write = manager._write
+    write = manager.write
 
     def write_then_die(tables, writer):
         write(tables, writer)
         if manager.global_step == step:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    manager._write = write_then_die
+    manager.write = write_then_die
 
 
 def main() -> None:

@@ -48,11 +48,7 @@ True
 from __future__ import annotations
 
 import random
-import warnings
-from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
-from functools import partial
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -66,20 +62,19 @@ from recis.core.checkpoint import (
     MAX_FILE_BYTES,
     OPTIMIZER,
     Checkpoint,
-    CheckpointDirectory,
     CheckpointError,
     CheckpointWriter,
     load_tables,
     merge_counters,
     plan_load,
 )
-from recis.core.checkpoint.model_bank import PARTS, bank_entries
+from recis.core.checkpoint.manager import CheckpointManagerBase
 from recis.core.table import EmbeddingTable
 
 MODEL_TREES = ("params", "state")
 
 
-class CheckpointManager:
+class CheckpointManager(CheckpointManagerBase):
     """Saves ``train_step`` every ``save_steps`` steps into ``output_dir``, keeps
     ``max_to_keep`` checkpoints and restores the newest (see the module docstring).
 
@@ -104,70 +99,15 @@ class CheckpointManager:
         parallel: int = 8,
         max_file_bytes: int = MAX_FILE_BYTES,
     ) -> None:
-        self.directory = CheckpointDirectory(output_dir, max_to_keep)
+        super().__init__(output_dir, dataset, save_steps, max_to_keep, parallel, max_file_bytes)
         self.train_step = train_step
-        self.save_steps = save_steps
-        self.writer_options = {"parallel": parallel, "max_file_bytes": max_file_bytes}
-        self._io = {"dataset": dataset} if dataset is not None else {}
-        self._objects: dict[str, object] = {}
-        self._global_step = 0
-
-    @property
-    def global_step(self) -> int:
-        """Steps counted by :meth:`step` (restored by :meth:`restore`)."""
-        return self._global_step
-
-    def register_for_checkpointing(self, name: str, obj) -> None:
-        """Also save and restore ``obj`` (``state_dict``/``load_state_dict``, JSON-able)."""
-        if name in self._objects or name in self._io:
-            raise ValueError(f"{name!r} is already registered")
-        self._objects[name] = obj
-
-    def register_io_state(self, name: str, dataset) -> None:
-        """Also save and restore the position of ``dataset`` (part ``"io_state"``)."""
-        if name in self._objects or name in self._io:
-            raise ValueError(f"{name!r} is already registered")
-        self._io[name] = dataset
-
-    def step(self) -> Path | None:
-        """Count a step; save if the step is a multiple of ``save_steps`` (return the path)."""
-        self._global_step += 1
-        if self.save_steps > 0 and self._global_step % self.save_steps == 0:
-            return self.save()
-        return None
-
-    def save(self) -> Path:
-        """Write ``ckpt_<global step>`` now, list it and drop the oldest beyond ``max_to_keep``."""
-        tables = self._tables()
-        pending = [name for name, table in tables.items() if table.grads]
-        if pending:
-            warnings.warn(
-                f"saving between gradient-accumulation boundaries: the pending gradients of "
-                f"{pending} are not saved, so a resumed run will differ",
-                stacklevel=2,
-            )
-        fill = partial(self._write, tables)
-        return self.directory.save(self._global_step, fill, self._metadata(), **self.writer_options)
-
-    def restore(self, step: int | None = None) -> bool:
-        """Load ``ckpt_<step>`` (default: the newest listed) entirely; False if there is none."""
-        path = self.directory.latest() if step is None else self.directory.path(step)
-        if path is None:
-            return False
-        self._load(Checkpoint(path), PARTS, (), strict=True)
-        return True
-
-    def load_model_bank(self, model_bank: Iterable[Mapping] | None) -> None:
-        """Warm-start from other checkpoints, in order (entries: see the module docstring)."""
-        for entry in bank_entries(model_bank):
-            self._load(Checkpoint(entry.path), entry.parts, list(entry.exclude), entry.strict)
 
     # -- saving ----------------------------------------------------------------------------------
 
-    def _tables(self) -> dict[str, EmbeddingTable]:
+    def engine_tables(self) -> dict[str, EmbeddingTable]:
         return {n: t for e in self.train_step.embedders for n, t in e.tables.items()}
 
-    def _write(self, tables: dict[str, EmbeddingTable], writer: CheckpointWriter) -> None:
+    def write(self, tables: dict[str, EmbeddingTable], writer: CheckpointWriter) -> None:
         writer.write_tables(tables)
         step = self.train_step
         arrays = named_arrays(step.params, "params") | named_arrays(step.state, "state")
@@ -175,20 +115,20 @@ class CheckpointManager:
         arrays |= named_arrays(step.loss_scale, "loss_scale")
         writer.write_dense(arrays | _rng_arrays())
 
-    def _metadata(self) -> dict:
+    def metadata(self) -> dict:
         buckets = self.train_step.buckets
         return {
             "backend": "jax",
-            "io_state": {name: dataset.state_dict() for name, dataset in self._io.items()},
+            "io_state": {name: dataset.state_dict() for name, dataset in self.io_datasets.items()},
             "sparse_optimizer": self.train_step.sparse_optimizer.state_dict(),
-            "objects": {name: obj.state_dict() for name, obj in self._objects.items()},
+            "objects": {name: obj.state_dict() for name, obj in self.objects.items()},
             "rng": _rng_metadata(),
             "buckets": None if buckets.fixed else list(buckets.sizes),
         }
 
     # -- loading ---------------------------------------------------------------------------------
 
-    def _load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
+    def load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
         checkpoint.check_files()
         loader = _Loader(checkpoint, list(exclude), strict)
         sources = self._load_sparse(checkpoint, parts, loader)
@@ -200,7 +140,7 @@ class CheckpointManager:
         if "extra" in parts:
             self._load_extra(loader)
         if "io_state" in parts:
-            for name, dataset in self._io.items():
+            for name, dataset in self.io_datasets.items():
                 loader.state(name, dataset, checkpoint.metadata.get("io_state", {}).get(name))
         step.params, step.state, step.opt_state, step.loss_scale = jax.device_put(
             (step.params, step.state, step.opt_state, step.loss_scale), step.device
@@ -211,7 +151,7 @@ class CheckpointManager:
     def _load_sparse(self, checkpoint, parts, loader: _Loader) -> dict[str, list[str]]:
         kinds = [EMBEDDING, "policy"] if "sparse" in parts else []
         kinds += [OPTIMIZER] if "sparse_opt" in parts else []
-        tables = self._tables()
+        tables = self.engine_tables()
         if not kinds or not tables:
             return {}
         plan = plan_load(checkpoint, tables, kinds, loader.exclude, loader.strict)
@@ -223,7 +163,7 @@ class CheckpointManager:
             step.opt_state = loader.tree(step.opt_state, "opt_state")
         if not loader.excluded("loss_scale"):
             step.loss_scale = loader.tree(step.loss_scale, "loss_scale")
-        for name, obj in self._objects.items():
+        for name, obj in self.objects.items():
             loader.state(name, obj, metadata.get("objects", {}).get(name))
         if not loader.excluded("global_step"):
             self._global_step = int(metadata["step"])

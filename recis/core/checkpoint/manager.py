@@ -1,0 +1,124 @@
+"""``CheckpointManagerBase``: what the torch and JAX checkpoint managers share.
+
+A run's checkpoints live in :class:`~recis.core.checkpoint.directory.CheckpointDirectory`;
+the manager counts steps, saves every ``save_steps``, restores the newest checkpoint and
+warm-starts from a model bank. Front ends say what their tables are (:meth:`engine_tables`), how
+a checkpoint's content is written (:meth:`write`, :meth:`metadata`) and read back (:meth:`load`).
+"""
+
+from __future__ import annotations
+
+import abc
+import warnings
+from collections.abc import Iterable, Mapping
+from functools import partial
+from pathlib import Path
+
+from recis.core.checkpoint.directory import CheckpointDirectory
+from recis.core.checkpoint.files import MAX_FILE_BYTES
+from recis.core.checkpoint.model_bank import PARTS, bank_entries
+from recis.core.checkpoint.reader import Checkpoint
+from recis.core.checkpoint.writer import CheckpointWriter
+from recis.core.table import EmbeddingTable
+
+
+class CheckpointManagerBase(abc.ABC):
+    """Step counting, saving, restoring and registration (see the module docstring).
+
+    Args:
+        output_dir: the run's directory.
+        dataset: the training dataset, whose ``state_dict()`` is saved (name ``"dataset"``).
+        save_steps: :meth:`step` saves when the global step is a multiple (≤ 0: never).
+        max_to_keep: checkpoints kept (None: all).
+        parallel: threads writing files.
+        max_file_bytes: size limit of one sparse file.
+    """
+
+    def __init__(
+        self,
+        output_dir,
+        dataset=None,
+        save_steps: int = 1000,
+        max_to_keep: int | None = 5,
+        parallel: int = 8,
+        max_file_bytes: int = MAX_FILE_BYTES,
+    ) -> None:
+        self.directory = CheckpointDirectory(output_dir, max_to_keep)
+        self.save_steps = save_steps
+        self.writer_options = {"parallel": parallel, "max_file_bytes": max_file_bytes}
+        self.io_datasets = {"dataset": dataset} if dataset is not None else {}
+        self.objects: dict[str, object] = {}
+        self._global_step = 0
+
+    @abc.abstractmethod
+    def engine_tables(self) -> dict[str, EmbeddingTable]:
+        """The physical tables to save, by name."""
+
+    @abc.abstractmethod
+    def write(self, tables: dict[str, EmbeddingTable], writer: CheckpointWriter) -> None:
+        """Write one checkpoint's content (the tables and the front end's own state)."""
+
+    @abc.abstractmethod
+    def metadata(self) -> dict:
+        """JSON-able metadata stored in the checkpoint's index."""
+
+    @abc.abstractmethod
+    def load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
+        """Load ``parts`` of ``checkpoint``, except names matching ``exclude``."""
+
+    @property
+    def global_step(self) -> int:
+        """Steps counted by :meth:`step` (restored by :meth:`restore`)."""
+        return self._global_step
+
+    def register_for_checkpointing(self, name: str, obj) -> None:
+        """Also save and restore ``obj`` (anything with ``state_dict``/``load_state_dict``)."""
+        self._check_free(name)
+        self.objects[name] = obj
+
+    def register_io_state(self, name: str, dataset) -> None:
+        """Also save and restore the position of ``dataset`` (part ``"io_state"``)."""
+        self._check_free(name)
+        self.io_datasets[name] = dataset
+
+    def _check_free(self, name: str) -> None:
+        if name in self.objects or name in self.io_datasets:
+            raise ValueError(f"{name!r} is already registered")
+
+    def io_states(self) -> dict:
+        """The registered datasets' positions."""
+        return {name: dataset.state_dict() for name, dataset in self.io_datasets.items()}
+
+    def step(self) -> Path | None:
+        """Count a step; save if the step is a multiple of ``save_steps`` (return the path)."""
+        self._global_step += 1
+        if self.save_steps > 0 and self._global_step % self.save_steps == 0:
+            return self.save()
+        return None
+
+    def save(self) -> Path:
+        """Write ``ckpt_<global step>`` now, list it and drop the oldest beyond ``max_to_keep``."""
+        tables = self.engine_tables()
+        pending = [name for name, table in tables.items() if table.grads]
+        if pending:
+            warnings.warn(
+                f"saving between gradient-accumulation boundaries: the pending gradients of "
+                f"{pending} are not saved, so a resumed run will differ",
+                stacklevel=2,
+            )
+        fill = partial(self.write, tables)
+        return self.directory.save(self._global_step, fill, self.metadata(), **self.writer_options)
+
+    def restore(self, step: int | None = None) -> bool:
+        """Load ``ckpt_<step>`` (default: the newest listed) entirely; False if there is none."""
+        path = self.directory.latest() if step is None else self.directory.path(step)
+        if path is None:
+            return False
+        self.load(Checkpoint(path), PARTS, (), strict=True)
+        return True
+
+    def load_model_bank(self, model_bank: Iterable[Mapping] | None) -> None:
+        """Warm-start from other checkpoints, in order (entries: see
+        :mod:`recis.core.checkpoint.model_bank`)."""
+        for entry in bank_entries(model_bank):
+            self.load(Checkpoint(entry.path), entry.parts, list(entry.exclude), entry.strict)
