@@ -3,8 +3,9 @@
 A subclass builds ``args`` (:class:`~recis.framework.arguments.TrainingArguments`), ``hooks``,
 ``train_dataset`` and a ``checkpoint_manager`` (with ``step``/``save``/``restore``/
 ``load_model_bank``/``register_for_checkpointing``, ``global_step`` and ``directory``), calls
-:meth:`start_loop`, and implements :meth:`run_step` (one batch → its metrics) and
-:meth:`prepare_training`.
+:meth:`start_loop`, and implements :meth:`run_step` (one batch → its metrics),
+:meth:`prepare_training`, :meth:`evaluation` (the context evaluation runs in) and
+:meth:`evaluate_batch` (one batch → its loss, without training).
 
 Each *step* consumes one batch. The step limit is checked before a batch is taken, so the data
 position saved with a checkpoint is exactly after the last batch trained on.
@@ -13,8 +14,10 @@ position saved with a checkpoint is exactly after the last batch trained on.
 from __future__ import annotations
 
 import abc
+import contextlib
 
 from recis.framework.arguments import batches
+from recis.framework.metrics import clear_global_metrics, get_global_metrics, scalar_metrics
 
 _END = object()
 
@@ -35,6 +38,14 @@ class TrainingLoop(abc.ABC):
     @abc.abstractmethod
     def prepare_training(self) -> None:
         """Called at the start of :meth:`train` (e.g. to switch the model to training mode)."""
+
+    @abc.abstractmethod
+    def evaluation(self) -> contextlib.AbstractContextManager:
+        """The context of :meth:`evaluate` (e.g. evaluation mode, no gradients)."""
+
+    @abc.abstractmethod
+    def evaluate_batch(self, batch) -> float:
+        """The loss of ``batch``, without training or inserting ids; may report metrics."""
 
     def add_hooks(self, hooks: list) -> None:
         self.hooks.extend(hooks)
@@ -102,6 +113,34 @@ class TrainingLoop(abc.ABC):
             self.call_hooks("after_step", metrics, self.global_step)
             steps += 1
         return steps, False
+
+    def evaluate(self, eval_steps: int | None = None) -> dict:
+        """Run over ``eval_dataset`` (at most ``eval_steps`` batches) without training; return
+        the mean loss, the number of batches and the last global metrics."""
+        steps = eval_steps if eval_steps is not None else self.args.eval_steps
+        self.call_hooks("before_evaluate")
+        losses, metrics = [], {}
+        with self.evaluation():
+            for count, batch in enumerate(batches(self.eval_dataset)):
+                if steps is not None and count >= steps:
+                    break
+                clear_global_metrics()
+                losses.append(self.evaluate_batch(batch))
+                metrics = scalar_metrics(get_global_metrics())
+        result = {"loss": sum(losses) / max(len(losses), 1), "steps": len(losses), **metrics}
+        self.call_hooks("after_evaluate", result)
+        return result
+
+    def train_and_evaluate(self, epochs: int = 1, train_steps: int | None = None, eval_steps=None):
+        """Alternate a training epoch (or ``train_steps`` more steps) and an evaluation."""
+        results = []
+        for _ in range(epochs):
+            target = None if train_steps is None else self.global_step + train_steps
+            if target is None:
+                self.args.train_epoch = 1
+            self.train(target)
+            results.append(self.evaluate(eval_steps))
+        return results
 
     def state_dict(self) -> dict:
         """The loop's own progress (the epoch), saved with each checkpoint."""

@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from recis.core.loss_scale import DynamicLossScale
-from recis.framework.arguments import TrainingArguments, batches
+from recis.framework.arguments import TrainingArguments
 from recis.framework.checkpoint_manager import CheckpointManager
 from recis.framework.loop import TrainingLoop
-from recis.framework.metrics import clear_global_metrics, get_global_metrics
+from recis.framework.metrics import clear_global_metrics, get_global_metrics, scalar_metrics
 from recis.hooks import Hook, LoggerHook
 from recis.optim.sparse_optim import SparseOptimizer
 
@@ -102,7 +102,7 @@ class Trainer(TrainingLoop):
             self._update(scale)
         else:
             self._count_sparse_micro_step()
-        metrics = {"loss": float(loss.detach()), **_scalars(get_global_metrics())}
+        metrics = {"loss": float(loss.detach()), **scalar_metrics(get_global_metrics())}
         metrics["step_seconds"] = time.perf_counter() - start
         metrics["batch_size"] = _batch_size(batch)
         return metrics
@@ -137,36 +137,19 @@ class Trainer(TrainingLoop):
         if self.sparse_optimizer is not None:
             self.sparse_optimizer.step()  # counts the micro-step; updates at the boundary
 
-    def evaluate(self, eval_steps: int | None = None) -> dict:
-        """Run the model without gradients over ``eval_dataset`` (at most ``eval_steps``
-        batches); return the mean loss and the last global metrics."""
-        steps = eval_steps if eval_steps is not None else self.args.eval_steps
-        self.call_hooks("before_evaluate")
+    @contextlib.contextmanager
+    def evaluation(self):
+        """Evaluation mode and no gradients; training mode again afterwards."""
         self.model.eval()
-        losses, metrics = [], {}
-        with torch.no_grad():
-            for count, batch in enumerate(batches(self.eval_dataset)):
-                if steps is not None and count >= steps:
-                    break
-                clear_global_metrics()
-                with self._autocast():
-                    losses.append(float(self.model(self._to_device(batch))))
-                metrics = _scalars(get_global_metrics())
-        self.model.train()
-        result = {"loss": sum(losses) / max(len(losses), 1), "steps": len(losses), **metrics}
-        self.call_hooks("after_evaluate", result)
-        return result
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.model.train()
 
-    def train_and_evaluate(self, epochs: int = 1, train_steps: int | None = None, eval_steps=None):
-        """Alternate a training epoch (or ``train_steps`` more steps) and an evaluation."""
-        results = []
-        for _ in range(epochs):
-            target = None if train_steps is None else self.global_step + train_steps
-            if target is None:
-                self.args.train_epoch = 1
-            self.train(target)
-            results.append(self.evaluate(eval_steps))
-        return results
+    def evaluate_batch(self, batch) -> float:
+        with self._autocast():
+            return float(self.model(self._to_device(batch)))
 
     def _autocast(self):
         if self.args.mixed_precision is None:
@@ -179,14 +162,6 @@ class Trainer(TrainingLoop):
         if not self.data_to_cuda:
             return batch
         return {k: v.cuda(non_blocking=True) if hasattr(v, "cuda") else v for k, v in batch.items()}
-
-
-def _scalars(metrics: dict) -> dict:
-    return {k: float(v) for k, v in metrics.items() if _is_scalar(v)}
-
-
-def _is_scalar(value) -> bool:
-    return isinstance(value, int | float) or (hasattr(value, "numel") and value.numel() == 1)
 
 
 def _batch_size(batch) -> int | None:

@@ -45,6 +45,7 @@ with dynamic loss scaling (a step with non-finite gradients is skipped, dense an
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -61,7 +62,7 @@ from recis.backends.jax.flax import nnx_train_step, sparse_layers
 from recis.backends.jax.optim import SparseOptimizer, rules
 from recis.backends.jax.precision import DynamicLossScale, Policy
 from recis.backends.jax.train import _batch_size
-from recis.framework.arguments import TrainingArguments, batches
+from recis.framework.arguments import TrainingArguments
 from recis.framework.loop import TrainingLoop
 from recis.framework.metrics import clear_global_metrics, get_global_metrics, scalar_metrics
 from recis.hooks.logger_hook import LoggerHook
@@ -148,34 +149,14 @@ class Trainer(TrainingLoop):
         metrics["batch_size"] = _batch_size(batch)
         return metrics
 
-    def evaluate(self, eval_steps: int | None = None) -> dict:
-        """Run the model in evaluation mode over ``eval_dataset`` (at most ``eval_steps``
-        batches, no ids inserted); return the mean loss and the last global metrics."""
-        steps = eval_steps if eval_steps is not None else self.args.eval_steps
-        self.call_hooks("before_evaluate")
-        losses, metrics = [], {}
-        for count, batch in enumerate(batches(self.eval_dataset)):
-            if steps is not None and count >= steps:
-                break
-            clear_global_metrics()
-            loss, outputs = self.eval_step(batch)
-            losses.append(float(loss))
-            self._report(outputs, batch)
-            metrics = scalar_metrics(get_global_metrics())
-        result = {"loss": sum(losses) / max(len(losses), 1), "steps": len(losses), **metrics}
-        self.call_hooks("after_evaluate", result)
-        return result
+    def evaluation(self):
+        """Nothing to set up: the evaluation step runs the model in evaluation mode."""
+        return contextlib.nullcontext()
 
-    def train_and_evaluate(self, epochs: int = 1, train_steps: int | None = None, eval_steps=None):
-        """Alternate a training epoch (or ``train_steps`` more steps) and an evaluation."""
-        results = []
-        for _ in range(epochs):
-            target = None if train_steps is None else self.global_step + train_steps
-            if target is None:
-                self.args.train_epoch = 1
-            self.train(target)
-            results.append(self.evaluate(eval_steps))
-        return results
+    def evaluate_batch(self, batch) -> float:
+        loss, outputs = self.eval_step(batch)
+        self._report(outputs, batch)
+        return float(loss)
 
     def _report(self, outputs, batch) -> None:
         if self.metrics_fn is not None:
