@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from recis.core.kernels.id_map import ROW_BITS, home_slot, pack
+from recis.core.kernels.id_map import ROW_BITS, home_slot, pack, rank_first_occurrences
 
 
 @numba.njit(parallel=True, cache=True)
@@ -39,7 +39,7 @@ def unique_inverse(keys, tags, tag_stride, scratch, shift, regions, unique, inve
             first[i] = _first_position(
                 scratch, home_slot(keys[i], tag, shift), -1, keys[i], tag, i, mask
             )
-    return _ranks(first, unique)
+    return rank_first_occurrences(first, unique)
 
 
 @numba.njit(inline="always")
@@ -56,20 +56,6 @@ def _first_position(scratch, s, end, key, tag, position, mask=-1):
             return (packed - 1) & ((1 << ROW_BITS) - 1)
         s = (s + 1) & mask
     return -1
-
-
-@numba.njit(inline="always")
-def _ranks(first, unique):
-    """Turn first positions into ranks of first occurrence, in place; fill ``unique``."""
-    count = 0
-    for i in range(first.shape[0]):
-        if first[i] == i:
-            unique[count] = i
-            first[i] = count
-            count += 1
-        else:
-            first[i] = first[first[i]]
-    return count
 
 
 def unique_inverse_reference(keys, tags, tag_stride, scratch, shift, regions, unique, inverse):
