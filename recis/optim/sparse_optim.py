@@ -16,11 +16,13 @@ It holds one parameter group (``lr``), so torch LR schedulers drive it like any 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from recis.core.optim.rule import Rule
 from recis.core.threads import beside_framework
 from recis.core.updater import SparseUpdater
+from recis.distributed.exchange import push_gradients
 from recis.nn.modules.hashtable import HashTable
 
 
@@ -64,23 +66,44 @@ class SparseOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     @beside_framework
     def step(self, closure=None):
-        """Count a micro-step; at each accumulation boundary update the tables' rows."""
+        """Count a micro-step; at each accumulation boundary update the tables' rows.
+
+        With tables sharded over ranks, this is a collective: the gradients recorded for rows
+        owned by other ranks are sent to them first.
+        """
         loss = closure() if closure is not None else None
+        self.push_gradients()
         self._updater.step(lr=self.param_groups[0]["lr"])
         return loss
+
+    def push_gradients(self) -> None:
+        """Send the gradients of rows owned by other ranks to them (a collective when the tables
+        are sharded; nothing otherwise)."""
+        shards = [table.shard for table in self.hashtables.values()]
+        if shards and shards[0] is not None:
+            push_gradients(shards)
 
     def skip_step(self) -> None:
         """Count a micro-step like :meth:`step` but drop the gradients instead of applying them
         (e.g. after an fp16 overflow)."""
+        self.push_gradients()
         self._updater.micro_step += 1
         self._updater.zero_grad()
 
     def grads_finite(self) -> bool:
-        """Whether every gradient received since the last update is finite."""
-        return all(table.table.grads.all_finite() for table in self.hashtables.values())
+        """Whether every gradient received since the last update is finite (on every rank, when
+        the tables are sharded)."""
+        self.push_gradients()
+        finite = all(table.table.grads.all_finite() for table in self.hashtables.values())
+        shards = [table.shard for table in self.hashtables.values()]
+        if shards and shards[0] is not None:
+            flag = np.array([int(finite)], np.int64)
+            finite = bool(shards[0].comm.all_reduce(flag, "min", "all-reduce of finiteness")[0])
+        return finite
 
     def unscale_grads(self, scale: float) -> None:
         """Divide the gradients received so far by ``scale`` (fp16 loss scaling)."""
+        self.push_gradients()
         for table in self.hashtables.values():
             table.table.grads.scale(1.0 / scale)
 

@@ -22,6 +22,7 @@ from recis.core import interop
 from recis.core.segment import segment_reduce, segment_reduce_backward
 from recis.core.table import EmbeddingTable
 from recis.core.threads import beside_framework
+from recis.distributed.exchange import LookupReply, ShardedTable
 
 
 class _LookupRows(torch.autograd.Function):
@@ -53,6 +54,33 @@ def lookup_rows(
     ``grad_scale`` optionally scales each row's gradient (e.g. 1 / occurrences).
     """
     return _LookupRows.apply(trigger, values, table, rows, grad_scale)
+
+
+class _ShardRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, trigger, shard, reply, grad_scale):
+        ctx.shard, ctx.reply, ctx.grad_scale = shard, reply, grad_scale
+        return torch.from_numpy(reply.values)
+
+    @staticmethod
+    @beside_framework
+    def backward(ctx, grad):
+        grad = interop.as_engine_array(grad.detach().float().contiguous(), "gradient")
+        if ctx.grad_scale is not None:
+            grad = grad * ctx.grad_scale[:, None]
+        ctx.shard.add_gradients(ctx.reply, grad)
+        return None, None, None, None
+
+
+def shard_rows(
+    trigger: torch.Tensor,
+    shard: ShardedTable,
+    reply: LookupReply,
+    grad_scale: np.ndarray | None = None,
+) -> torch.Tensor:
+    """The rows of a sharded lookup as a tensor whose gradient, in backward, is recorded for the
+    owners of the rows (:meth:`ShardedTable.add_gradients`); see :func:`lookup_rows`."""
+    return _ShardRows.apply(trigger, shard, reply, grad_scale)
 
 
 class _Combine(torch.autograd.Function):

@@ -27,7 +27,7 @@ from recis.core.dedupe import first_occurrences
 from recis.core.embedding_plan import TableGroup, merge_requests, plan_tables
 from recis.core.threads import beside_framework
 from recis.nn.modules.embedding import EmbeddingOption, combine_segments, make_request, shape_output
-from recis.nn.modules.hashtable import HashTable
+from recis.nn.modules.hashtable import lookup_tables
 from recis.ragged.tensor import RaggedTensor
 
 
@@ -45,18 +45,25 @@ class EmbeddingEngine(nn.Module):
 
     @beside_framework
     def forward(self, batch: dict) -> dict:
-        """Embeddings of the configured features; other entries pass through (ragged → dense)."""
+        """Embeddings of the configured features; other entries pass through (ragged → dense).
+
+        Under torch.distributed with several ranks this is a collective (the tables are sharded
+        over the ranks): every rank calls it once per step.
+        """
+        prepared = [self._prepare_group(group, batch) for group in self._groups]
+        keys = [(ids, tags, counts) for _, ids, tags, counts, _ in prepared]
+        values = lookup_tables(list(self.tables.values()), keys)
         out = {}
-        for group, table in zip(self._groups, self.tables.values(), strict=True):
-            out.update(self._embed_group(group, table, batch))
+        for (requests, *_, index), group, rows in zip(prepared, self._groups, values, strict=True):
+            out.update(self._combine(group, requests, rows, index))
         for key, value in batch.items():
             if key not in self.options:
                 out[key] = value.to_dense() if isinstance(value, RaggedTensor) else value
         return out
 
-    def _embed_group(
-        self, group: TableGroup, table: HashTable, batch: dict
-    ) -> dict[str, torch.Tensor]:
+    def _prepare_group(self, group: TableGroup, batch: dict) -> tuple:
+        """The group's requests, its distinct (ids, tags) with their counts, and each id's
+        position among them."""
         requests = {}
         for feature in group.features:
             if feature not in batch:
@@ -67,8 +74,7 @@ class EmbeddingEngine(nn.Module):
         ids, tags = group.lookup_keys(requests)
         first, index = first_occurrences(ids, tags)
         counts = np.bincount(index, minlength=first.size)
-        _, values = table.lookup_unique(ids[first], tags[first], counts)
-        return self._combine(group, requests, values, index)
+        return requests, ids[first], tags[first], counts, index
 
     def _combine(self, group: TableGroup, requests, values, index) -> dict[str, torch.Tensor]:
         """One combine call per run of features with equal runtime options."""

@@ -22,13 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from recis.backends.torch.communicator import default_communicator
 from recis.core import interop
 from recis.core.dedupe import first_occurrences
 from recis.core.policies import LookupStats
 from recis.core.policy_hooks import AdmitHook, FilterHook
 from recis.core.table import EmbeddingTable
 from recis.core.threads import beside_framework
-from recis.nn.functional.embedding_ops import lookup_rows
+from recis.distributed.exchange import LookupRequest, ShardedTable, lookup
+from recis.nn.functional.embedding_ops import lookup_rows, shard_rows
 from recis.nn.initializers import ConstantInitializer
 
 _TABLES: weakref.WeakSet = weakref.WeakSet()
@@ -102,7 +104,19 @@ class HashTable(nn.Module):
         self.grad_reduce_by = grad_reduce_by
         self.last_stats = LookupStats()
         self._trigger = torch.zeros((), requires_grad=True)  # makes autograd call our backward
+        self._shard: ShardedTable | None = None
         _TABLES.add(self)
+
+    @property
+    def shard(self) -> ShardedTable | None:
+        """This rank's shard under torch.distributed with several ranks (else None): the table
+        then holds the ids whose owner (:mod:`recis.distributed.sharding`) is this rank."""
+        comm = default_communicator()
+        if comm is None:
+            return None
+        if self._shard is None or self._shard.comm is not comm:
+            self._shard = ShardedTable(self.table, comm)
+        return self._shard
 
     @property
     def dim(self) -> int:
@@ -120,7 +134,7 @@ class HashTable(nn.Module):
         self, ids: np.ndarray, tags=None, counts=None
     ) -> tuple[np.ndarray, torch.Tensor]:
         """Rows and values (a float32 tensor [U, dim] wired to the gradient buffer) of
-        distinct ``ids`` seen ``counts`` times in the batch."""
+        distinct ``ids`` seen ``counts`` times in the batch, in this process's table."""
         train = self.training and torch.is_grad_enabled()
         rows, values, stats = self.table.lookup(ids, tags, counts, train)
         self.last_stats = stats
@@ -136,9 +150,44 @@ class HashTable(nn.Module):
         first, inverse = first_occurrences(flat, tags)
         counts = np.bincount(inverse, minlength=first.size)
         unique_tags = tags if tags is None or np.ndim(tags) == 0 else np.asarray(tags)[first]
-        _, values = self.lookup_unique(flat[first], unique_tags, counts)
+        (values,) = lookup_tables([self], [(flat[first], unique_tags, counts)])
         out = values[torch.from_numpy(inverse)]
         return out.reshape(*ids.shape, self.dim)
+
+
+@beside_framework
+def lookup_tables(tables: list[HashTable], keys: list[tuple]) -> list[torch.Tensor]:
+    """Values [U, dim] of each table's distinct ids (``keys[i] = (ids, tags, counts)``).
+
+    When the tables are sharded over ranks this is a collective: the ids of every table are
+    exchanged with their owners together (:func:`recis.distributed.exchange.lookup`), and the
+    gradients of the returned values go back to the owners at the sparse optimizer's step.
+    """
+    shards = [table.shard for table in tables]
+    if not tables or shards[0] is None:
+        return [table.lookup_unique(*key)[1] for table, key in zip(tables, keys, strict=True)]
+    train = tables[0].training and torch.is_grad_enabled()
+    requests = [
+        LookupRequest(shard, ids, _tag_array(tags, ids), np.asarray(counts, np.int64),
+                      with_counts=train and table.grad_reduce_by == "id")
+        for table, shard, (ids, tags, counts) in zip(tables, shards, keys, strict=True)
+    ]  # fmt: skip
+    replies = lookup(requests, train)
+    values = []
+    for table, shard, reply in zip(tables, shards, replies, strict=True):
+        table.last_stats = shard.last_stats
+        if not train:
+            values.append(torch.from_numpy(reply.values))
+            continue
+        scale = None if reply.counts is None else 1.0 / reply.counts.astype(np.float32)
+        values.append(shard_rows(table._trigger, shard, reply, scale))
+    return values
+
+
+def _tag_array(tags, ids: np.ndarray) -> np.ndarray | None:
+    if tags is None:
+        return None
+    return np.broadcast_to(np.asarray(tags, np.int64), ids.shape)
 
 
 def filter_out_sparse_param(model: nn.Module) -> dict[str, HashTable]:
