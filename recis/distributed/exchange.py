@@ -109,8 +109,10 @@ def lookup(requests: Sequence[LookupRequest], train: bool) -> list[LookupReply]:
         return []
     comm = requests[0].table.comm
     outgoing = [_outgoing(r, comm.world_size) for r in requests]
+    names = [r.table.name for r in requests]
     recv_counts = comm.exchange_counts(
-        np.stack([o.send_counts for o in outgoing], axis=1), "all-to-all of lookup counts"
+        np.stack([o.send_counts for o in outgoing], axis=1),
+        f"all-to-all of lookup counts of tables {names}",
     )
     keys = [
         comm.all_to_all(_keys(o), o.send_counts, recv_counts[:, g], _what("ids", o.request))
@@ -186,7 +188,8 @@ def push_gradients(tables: Sequence[ShardedTable], average: bool = True) -> None
     comm = tables[0].comm
     outgoing = [_gradient_rows(t, comm.world_size) for t in tables]
     recv_counts = comm.exchange_counts(
-        np.stack([counts for _, counts in outgoing], axis=1), "all-to-all of gradient counts"
+        np.stack([counts for _, counts in outgoing], axis=1),
+        f"all-to-all of gradient counts of tables {[t.name for t in tables]}",
     )
     pending = [
         comm.all_to_all(

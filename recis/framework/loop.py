@@ -9,6 +9,11 @@ A subclass builds ``args`` (:class:`~recis.framework.arguments.TrainingArguments
 
 Each *step* consumes one batch. The step limit is checked before a batch is taken, so the data
 position saved with a checkpoint is exactly after the last batch trained on.
+
+With several ranks (``communicator`` set by the subclass), every step first agrees that every rank
+has a batch — an epoch ends for all ranks when the first one runs out, so nobody waits forever in a
+collective — the logged loss is the mean over ranks, and a rank that raises tells the others, whose
+next collective then fails naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from __future__ import annotations
 import abc
 import contextlib
 
+import numpy as np
+
+from recis.distributed.communicator import CollectiveError, Communicator
 from recis.framework.arguments import batches
 from recis.framework.metrics import clear_global_metrics, get_global_metrics, scalar_metrics
 
@@ -24,6 +32,8 @@ _END = object()
 
 class TrainingLoop(abc.ABC):
     """The loop of ``train()``; see the module docstring for what subclasses provide."""
+
+    communicator: Communicator | None = None  # the ranks' collectives, None in one process
 
     def start_loop(self) -> None:
         """Set up the loop's own state; call once the checkpoint manager exists."""
@@ -75,6 +85,20 @@ class TrainingLoop(abc.ABC):
     def train(self, train_steps: int | None = None) -> None:
         """Train until the global step reaches ``train_steps`` (default ``args.train_steps``),
         or for ``args.train_epoch`` passes over the data; then save a checkpoint."""
+        with self._failures_reported():
+            self._train(train_steps)
+
+    @contextlib.contextmanager
+    def _failures_reported(self):
+        """Tell the other ranks when this one raises (their collectives then name it)."""
+        try:
+            yield
+        except BaseException as error:
+            if self.communicator is not None and not isinstance(error, CollectiveError):
+                self.communicator.report_failure(error)
+            raise
+
+    def _train(self, train_steps: int | None) -> None:
         self.restore()
         limit = train_steps if train_steps is not None else self.args.train_steps
         for hook in self.hooks:
@@ -104,10 +128,11 @@ class TrainingLoop(abc.ABC):
         steps, remaining = 0, batches(self.train_dataset)
         while limit is None or self.global_step < limit:
             batch = next(remaining, _END)
-            if batch is _END:
+            if not self._every_rank_has(batch):
                 return steps, True
             self.call_hooks("before_step", self.global_step)
             metrics = self.run_step(batch)
+            metrics["loss"] = self._mean_over_ranks(metrics["loss"])
             metrics["epoch"] = self.epoch
             self.checkpoint_manager.step()
             self.call_hooks("after_step", metrics, self.global_step)
@@ -120,12 +145,15 @@ class TrainingLoop(abc.ABC):
         steps = eval_steps if eval_steps is not None else self.args.eval_steps
         self.call_hooks("before_evaluate")
         losses, metrics = [], {}
-        with self.evaluation():
-            for count, batch in enumerate(batches(self.eval_dataset)):
-                if steps is not None and count >= steps:
+        with self._failures_reported(), self.evaluation():
+            remaining, count = batches(self.eval_dataset), 0
+            while steps is None or count < steps:
+                batch = next(remaining, _END)
+                if not self._every_rank_has(batch):
                     break
                 clear_global_metrics()
-                losses.append(self.evaluate_batch(batch))
+                losses.append(self._mean_over_ranks(self.evaluate_batch(batch)))
+                count += 1
                 metrics = scalar_metrics(get_global_metrics())
         result = {"loss": sum(losses) / max(len(losses), 1), "steps": len(losses), **metrics}
         self.call_hooks("after_evaluate", result)
@@ -141,6 +169,20 @@ class TrainingLoop(abc.ABC):
             self.train(target)
             results.append(self.evaluate(eval_steps))
         return results
+
+    def _every_rank_has(self, batch) -> bool:
+        """Whether this rank — and, with several ranks, every rank — has a batch."""
+        has = batch is not _END
+        if self.communicator is None:
+            return has
+        flag = np.array([int(has)], np.int64)
+        return bool(self.communicator.all_reduce(flag, "min", "all-reduce of end of data")[0])
+
+    def _mean_over_ranks(self, value: float) -> float:
+        if self.communicator is None:
+            return value
+        total = self.communicator.all_reduce(np.array([value], np.float64), "sum", "loss")
+        return float(total[0]) / self.communicator.world_size
 
     def state_dict(self) -> dict:
         """The loop's own progress (the epoch), saved with each checkpoint."""

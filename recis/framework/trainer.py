@@ -9,6 +9,11 @@ the loss. Checkpoints are written every ``save_steps`` steps and at the end; :me
 first resumes from the newest checkpoint in ``output_dir`` (or warm-starts from ``model_bank``),
 so a killed run continues exactly where its last checkpoint was taken.
 
+Under torch.distributed with several ranks (launched with ``torchrun``), the tables are sharded over
+the ranks and the dense parameters are data-parallel: the model runs wrapped in
+``DistributedDataParallel`` (gradient synchronisation skipped on accumulation micro-steps), each
+rank reading its own shard of the data (``worker_idx=rank, worker_num=world_size``).
+
 Mixed precision: ``mixed_precision="bf16"`` runs the forward pass under ``torch.autocast``;
 ``"fp16"`` adds dynamic loss scaling (dense and sparse gradients are unscaled together, and a
 step with overflowing gradients is skipped).
@@ -22,6 +27,7 @@ import time
 import torch
 from torch import nn
 
+from recis.backends.torch.communicator import default_communicator
 from recis.core.loss_scale import DynamicLossScale
 from recis.framework.arguments import TrainingArguments
 from recis.framework.checkpoint_manager import CheckpointManager
@@ -84,7 +90,15 @@ class Trainer(TrainingLoop):
         )
         if self.loss_scale is not None:
             self.checkpoint_manager.register_for_checkpointing("loss_scale", self.loss_scale)
+        self.communicator = default_communicator()
+        self.training_model = self._data_parallel(model)
         self.start_loop()
+
+    def _data_parallel(self, model: nn.Module) -> nn.Module:
+        """``model`` wrapped in DDP when there are several ranks and dense parameters."""
+        if self.communicator is None or not any(p.requires_grad for p in model.parameters()):
+            return model
+        return nn.parallel.DistributedDataParallel(model)
 
     def prepare_training(self) -> None:
         self.model.train()
@@ -93,11 +107,11 @@ class Trainer(TrainingLoop):
         batch = self._to_device(batch)
         clear_global_metrics()
         start = time.perf_counter()
-        with self._autocast():
-            loss = self.model(batch)
-        scale = self.loss_scale.scale if self.loss_scale is not None else 1.0
-        (loss * scale if scale != 1.0 else loss).backward()
         boundary = (self.global_step + 1) % self.args.gradient_accumulation_steps == 0
+        with self._autocast(), self._gradient_sync(boundary):
+            loss = self.training_model(batch)
+            scale = self.loss_scale.scale if self.loss_scale is not None else 1.0
+            (loss * scale if scale != 1.0 else loss).backward()
         if boundary:
             self._update(scale)
         else:
@@ -132,6 +146,12 @@ class Trainer(TrainingLoop):
             else:
                 self.sparse_optimizer.skip_step()
         self.model.zero_grad(set_to_none=True)
+
+    def _gradient_sync(self, boundary: bool):
+        """DDP synchronises dense gradients only on the step that applies them."""
+        if boundary or self.training_model is self.model:
+            return contextlib.nullcontext()
+        return self.training_model.no_sync()
 
     def _count_sparse_micro_step(self) -> None:
         if self.sparse_optimizer is not None:

@@ -13,6 +13,7 @@ True
 from __future__ import annotations
 
 import datetime
+import os
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from recis.core import interop
 from recis.distributed.communicator import CollectiveError, Communicator, Pending
 
 FAILURE_KEY = "recis/failure"
+TIMEOUT_VARIABLE = "RECIS_COLLECTIVE_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 600.0
 _OPS = {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}
 _CACHE: dict = {}
@@ -29,7 +31,8 @@ _CACHE: dict = {}
 
 def default_communicator(group=None) -> TorchCommunicator | None:
     """The communicator of ``group`` (default: the world), or None when torch.distributed is not
-    initialised or has a single rank."""
+    initialised or has a single rank. Its timeout is ``$RECIS_COLLECTIVE_TIMEOUT`` seconds
+    (default 600)."""
     if not (dist.is_available() and dist.is_initialized()):
         return None
     if dist.get_world_size(group) < 2:
@@ -37,7 +40,8 @@ def default_communicator(group=None) -> TorchCommunicator | None:
     key = (id(dist.group.WORLD), group)
     if key not in _CACHE:
         _CACHE.clear()
-        _CACHE[key] = TorchCommunicator(group)
+        timeout = float(os.environ.get(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT_SECONDS))
+        _CACHE[key] = TorchCommunicator(group, timeout)
     return _CACHE[key]
 
 
@@ -102,10 +106,9 @@ class TorchCommunicator(Communicator):
 
     def failed(self, what: str, error: BaseException) -> CollectiveError:
         """The error to raise when collective ``what`` failed with ``error``."""
-        cause = _reported_failure()
-        if cause is not None:
-            return CollectiveError(f"{what} failed on rank {self.rank}: {cause}")
-        return CollectiveError(f"{what} failed on rank {self.rank}: {error}")
+        cause = _reported_failure() or str(error)
+        limit = self.timeout.total_seconds()
+        return CollectiveError(f"{what} failed on rank {self.rank} (timeout {limit:g} s): {cause}")
 
     def _wait(self, work, what: str) -> None:
         try:
