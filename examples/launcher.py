@@ -5,7 +5,12 @@ Flags (absl): ``--backend`` (``torch`` or ``jax``: the framework of the dense mo
 ``--output_dir``), ``--batch_size``, ``--steps``, ``--eval_steps``, ``--output_dir``,
 ``--device``, ``--lr``, ``--sparse_lr``, ``--dim``, ``--mixed_precision``, ``--log_steps``,
 ``--save_steps``, ``--seed``. Training resumes from the newest checkpoint in ``--output_dir``.
-The chosen backend alone is imported: a JAX run never loads torch.
+The chosen backend alone is imported: a single-process JAX run never loads torch.
+
+Launched by ``torchrun --nproc_per_node N``, the script trains on N ranks (either backend): the
+tables are sharded over the ranks, the dense model is data-parallel and each rank reads its own
+part of the data (``worker_idx=rank``, ``worker_num=N``); rank 0 generates the data and writes
+the logs, plots and checkpoint list.
 """
 
 from __future__ import annotations
@@ -42,11 +47,42 @@ flags.DEFINE_integer("seed", 0, "Seed of the data generator and the dense initia
 DENSE_WEIGHT_DECAY = 0.01  # torch.optim.AdamW's default, used by both backends
 
 
+def rank_and_world_size() -> tuple[int, int]:
+    """This process's rank and the number of ranks (``torchrun`` sets them; else 0 and 1)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def start_ranks() -> None:
+    """Join the other ranks under ``torchrun`` (gloo on CPU, NCCL on GPU); nothing alone."""
+    rank, world_size = rank_and_world_size()
+    if world_size == 1:
+        return
+    import torch.distributed as dist
+
+    if FLAGS.device == "cuda":
+        import torch
+
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+    dist.init_process_group("nccl" if FLAGS.device == "cuda" else "gloo")
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing alone)."""
+    if rank_and_world_size()[1] > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def dataset(path: str, shuffle: bool, output: str = "torch", prepare=None) -> OrcDataset:
-    """Batches of the Criteo-shaped columns, one dict per batch (``prepare``d if given)."""
+    """Batches of the Criteo-shaped columns, one dict per batch (``prepare``d if given); under
+    several ranks, this rank's part of them."""
     transforms = [lambda tables: tables[0], *([prepare] if prepare is not None else [])]
+    rank, world_size = rank_and_world_size()
     data = OrcDataset(
         FLAGS.batch_size,
+        worker_idx=rank,
+        worker_num=world_size,
         read_threads_num=2,
         prefetch=2,
         shuffle=shuffle,
@@ -65,16 +101,19 @@ def dataset(path: str, shuffle: bool, output: str = "torch", prepare=None) -> Or
 
 
 def data_directories() -> tuple[str, str]:
-    """The training and evaluation directories, generating data where none is given."""
+    """The training and evaluation directories, generating data (on rank 0) where none is
+    given."""
     train, evaluation = FLAGS.data, FLAGS.eval_data
+    writer = rank_and_world_size()[0] == 0
     if not train:
         train = os.path.join(FLAGS.output_dir, "data", "train")
-        if not os.path.isdir(train):
+        if writer and not os.path.isdir(train):
             write_dataset(train, rows=FLAGS.rows, files=4, seed=FLAGS.seed)
     if not evaluation:
         evaluation = os.path.join(FLAGS.output_dir, "data", "eval")
-        if not os.path.isdir(evaluation):
-            write_dataset(evaluation, rows=max(FLAGS.rows // 4, 1), files=1, seed=FLAGS.seed + 1)
+        if writer and not os.path.isdir(evaluation):
+            write_dataset(evaluation, rows=max(FLAGS.rows // 4, 1), files=4, seed=FLAGS.seed + 1)
+    barrier()
     return train, evaluation
 
 
@@ -94,6 +133,7 @@ def training_arguments(arguments_class):
 def run(builders: dict[str, Callable]) -> dict:
     """Train the model that ``builders[FLAGS.backend]()`` builds with the flags above, evaluate
     it and report where the outputs are."""
+    start_ranks()
     train_dir, eval_dir = data_directories()
     if FLAGS.backend == "jax":
         trainer, tables, reset_auc = _jax_trainer(builders["jax"], train_dir, eval_dir)
@@ -160,9 +200,10 @@ def _train_and_evaluate(trainer, tables: list | None, reset_auc: Callable[[], No
     trainer.train()
     reset_auc()
     result = trainer.evaluate()
-    print(f"evaluation: loss {result['loss']:.4f}, AUC {result.get('auc', float('nan')):.4f}")
-    print(f"plot: {plot_path}\ntensorboard: tensorboard --logdir {logs}")
-    print(f"checkpoints: {FLAGS.output_dir} (newest listed last in its 'checkpoint' file)")
+    if rank_and_world_size()[0] == 0:
+        print(f"evaluation: loss {result['loss']:.4f}, AUC {result.get('auc', float('nan')):.4f}")
+        print(f"plot: {plot_path}\ntensorboard: tensorboard --logdir {logs}")
+        print(f"checkpoints: {FLAGS.output_dir} (newest listed last in its 'checkpoint' file)")
     return result
 
 

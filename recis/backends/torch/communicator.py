@@ -51,6 +51,9 @@ class TorchCommunicator(Communicator):
     Args:
         group: a ``torch.distributed`` process group.
         timeout: seconds any one collective may take before it raises (default 600).
+
+    ``traffic`` counts, per kind of collective (``"all-to-all"``, ``"all-reduce"``), the calls
+    and the bytes this rank sent, e.g. to report a step's communication volume.
     """
 
     def __init__(self, group=None, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
@@ -59,11 +62,18 @@ class TorchCommunicator(Communicator):
         self.world_size = dist.get_world_size(group)
         self.timeout = datetime.timedelta(seconds=timeout)
         self.device = _collective_device(group)
+        self.traffic: dict[str, dict[str, int]] = {}
+
+    def _count(self, kind: str, nbytes: int) -> None:
+        entry = self.traffic.setdefault(kind, {"calls": 0, "bytes": 0})
+        entry["calls"] += 1
+        entry["bytes"] += int(nbytes)
 
     def all_to_all(self, send, send_counts, recv_counts, what) -> Pending:
         send_tensor = self._tensor(np.ascontiguousarray(send) if _is_numpy(send) else send)
         shape = (int(np.sum(recv_counts)), *send_tensor.shape[1:])
         received = torch.empty(shape, dtype=send_tensor.dtype, device=send_tensor.device)
+        self._count("all-to-all", send_tensor.nbytes)
         try:
             work = dist.all_to_all_single(
                 received,
@@ -79,6 +89,7 @@ class TorchCommunicator(Communicator):
 
     def all_reduce(self, array, op, what) -> np.ndarray:
         tensor = self._tensor(np.array(array) if _is_numpy(array) else array.copy())
+        self._count("all-reduce", tensor.nbytes)
         try:
             work = dist.all_reduce(tensor, op=_OPS[op], group=self.group, async_op=True)
             self._wait(work, what)
