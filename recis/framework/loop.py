@@ -34,6 +34,7 @@ class TrainingLoop(abc.ABC):
     """The loop of ``train()``; see the module docstring for what subclasses provide."""
 
     communicator: Communicator | None = None  # the ranks' collectives, None in one process
+    step_loss_is_global = False  # run_step already reports the mean loss over ranks
 
     def start_loop(self) -> None:
         """Set up the loop's own state; call once the checkpoint manager exists."""
@@ -132,7 +133,8 @@ class TrainingLoop(abc.ABC):
                 return steps, True
             self.call_hooks("before_step", self.global_step)
             metrics = self.run_step(batch)
-            metrics["loss"] = self._mean_over_ranks(metrics["loss"])
+            if not self.step_loss_is_global:
+                metrics["loss"] = self._mean_over_ranks(metrics["loss"])
             metrics["epoch"] = self.epoch
             self.checkpoint_manager.step()
             self.call_hooks("after_step", metrics, self.global_step)

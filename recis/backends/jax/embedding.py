@@ -12,6 +12,13 @@ engine table; each ``shared_name`` is a logical table inside it. Sparse work sta
 3. :meth:`Embedder.apply_gradients` runs the combiners' backward in the engine and adds the row
    gradients to the tables' buffers, which a sparse optimizer then applies.
 
+With a :class:`~recis.distributed.communicator.Communicator` of several ranks (by default that of
+``torch.distributed``'s world: JAX programs are launched with ``torchrun`` too), each rank's
+tables hold the rows it owns (:mod:`recis.distributed.sharding`). A lookup is then a collective:
+the distinct ids of all tables go to their owners in one exchange
+(:func:`recis.distributed.exchange.lookup`), and the row gradients are recorded for the owners,
+to whom the sparse optimizer's step sends them.
+
 >>> import numpy as np
 >>> embedder = Embedder({
 ...     "user": EmbeddingOption(embedding_dim=4, shared_name="user"),
@@ -29,8 +36,10 @@ engine table; each ``shared_name`` is a logical table inside it. Sparse work sta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import numpy as np
@@ -43,6 +52,9 @@ from recis.core.policies import LookupStats
 from recis.core.segment import segment_reduce, segment_reduce_backward
 from recis.core.table import EmbeddingTable
 from recis.core.threads import beside_framework
+from recis.distributed import exchange
+from recis.distributed.communicator import Communicator
+from recis.distributed.exchange import LookupReply, LookupRequest, ShardedTable
 
 
 @dataclass
@@ -71,11 +83,33 @@ class _Run:
 
 
 @dataclass
-class _TableLookup:
-    """What one physical table's lookup needs for the backward pass."""
+class _Keys:
+    """A physical table's distinct ``ids`` and ``tags`` in a batch, seen ``counts`` times; each
+    looked-up id's position among them is ``index``."""
 
-    table: EmbeddingTable
-    rows: np.ndarray
+    ids: np.ndarray
+    tags: np.ndarray
+    counts: np.ndarray
+    index: np.ndarray
+
+
+@dataclass
+class _Found:
+    """Float32 ``values`` of a table's distinct ids, where their gradients go (``record``), and
+    the ids' occurrences over all ranks (None unless gradients are averaged per id)."""
+
+    values: np.ndarray
+    record: Callable[[np.ndarray], None]
+    counts: np.ndarray | None
+
+
+@dataclass
+class _TableLookup:
+    """What one physical table's lookup needs for the backward pass: ``record`` takes the
+    gradient of each distinct row."""
+
+    record: Callable[[np.ndarray], None]
+    num_rows: int
     grad_scale: np.ndarray | None
     runs: list[_Run]
 
@@ -96,9 +130,17 @@ class LookupContext:
 
 
 class Embedder:
-    """Embeds the features named in ``options`` (see the module docstring)."""
+    """Embeds the features named in ``options`` (see the module docstring).
 
-    def __init__(self, options: Mapping[str, EmbeddingOption]) -> None:
+    Args:
+        options: each feature's :class:`EmbeddingOption`.
+        communicator: the ranks to shard the tables over (default: :func:`default_communicator`,
+            read at each lookup); one of a single rank means no sharding.
+    """
+
+    def __init__(
+        self, options: Mapping[str, EmbeddingOption], communicator: Communicator | None = None
+    ) -> None:
         for feature, option in options.items():
             if not isinstance(option, EmbeddingOption):
                 raise TypeError(
@@ -112,10 +154,29 @@ class Embedder:
             option = self.options[group.features[0]]
             self.tables[group.name] = option.make_table(group.name, group.children)
         self.last_stats = {name: LookupStats() for name in self.tables}
+        self._communicator = communicator
+        self._shards: list[ShardedTable] = []
 
     @property
     def features(self) -> list[str]:
         return list(self.options)
+
+    @property
+    def communicator(self) -> Communicator | None:
+        """The ranks the tables are sharded over; None in one process."""
+        comm = self._communicator if self._communicator is not None else default_communicator()
+        return comm if comm is not None and comm.world_size > 1 else None
+
+    @property
+    def shards(self) -> list[ShardedTable] | None:
+        """This rank's shards of the tables (in the order of :attr:`tables`) when they are
+        sharded over ranks, else None."""
+        comm = self.communicator
+        if comm is None:
+            return None
+        if not self._shards or self._shards[0].comm is not comm:
+            self._shards = [ShardedTable(table, comm) for table in self.tables.values()]
+        return self._shards
 
     def __repr__(self) -> str:
         return f"Embedder(features={self.features}, tables={list(self.tables.values())})"
@@ -134,10 +195,13 @@ class Embedder:
         num_samples = _common_batch_size(requests)
         batch_size = num_samples if batch_size is None else batch_size
         requests = {f: _pad(f, r, batch_size) for f, r in requests.items()}
+        keys = [_group_keys(group, requests) for group in self._groups]
+        found = self._find(keys, train)
         activations: dict[str, jax.Array] = {}
-        lookups = []
-        for group in self._groups:
-            lookups.append(self._lookup_group(group, requests, train, activations))
+        lookups = [
+            self._combine(group, requests, group_keys, group_found, activations)
+            for group, group_keys, group_found in zip(self._groups, keys, found, strict=True)
+        ]
         return activations, LookupContext(lookups, num_samples, batch_size, train)
 
     def _requests(self, batch: Mapping) -> dict[str, Request]:
@@ -148,19 +212,42 @@ class Embedder:
             requests[feature] = feature_request(feature, batch[feature], option.use_weight)
         return requests
 
-    def _lookup_group(self, group: TableGroup, requests, train: bool, out: dict) -> _TableLookup:
-        table = self.tables[group.name]
-        ids, tags = group.lookup_keys(requests)
-        first, index = first_occurrences(ids, tags)
-        counts = np.bincount(index, minlength=first.size)
-        found = table.lookup(ids[first], tags[first], counts, train)
+    def _find(self, keys: list[_Keys], train: bool) -> list[_Found]:
+        """Each table's values of its distinct ids: in this process, or on their owners."""
+        shards = self.shards
+        if shards is None:
+            tables = self.tables.values()
+            return [self._find_here(t, k, train) for t, k in zip(tables, keys, strict=True)]
+        requests = [
+            LookupRequest(shard, k.ids, k.tags, k.counts, train and self._by_id(group))
+            for shard, group, k in zip(shards, self._groups, keys, strict=True)
+        ]
+        replies = exchange.lookup(requests, train)
+        for shard in shards:
+            self.last_stats[shard.name] = shard.last_stats
+        return [_sharded_found(shard, reply) for shard, reply in zip(shards, replies, strict=True)]
+
+    def _find_here(self, table: EmbeddingTable, keys: _Keys, train: bool) -> _Found:
+        found = table.lookup(keys.ids, keys.tags, keys.counts, train)
         self.last_stats[table.name] = found.stats
+        return _Found(
+            found.values, partial(table.grads.add, found.rows, distinct=True), keys.counts
+        )
+
+    def _by_id(self, group: TableGroup) -> bool:
+        """Whether the gradients of the group's ids are averaged over their occurrences."""
+        return self.options[group.features[0]].grad_reduce_by == "id"
+
+    def _combine(
+        self, group: TableGroup, requests, keys: _Keys, found: _Found, out: dict
+    ) -> _TableLookup:
+        """Put the activations of the group's features in ``out``; return the group's context."""
         runs, start = [], 0
         for features in group.runs(self.options):
             option = self.options[features[0]]
             layout = layout_run(features, requests, option.embedding_dim, option.tile_len)
             stop = start + layout.merged.ids.size
-            run = _Run(layout, index[start:stop], option)
+            run = _Run(layout, keys.index[start:stop], option)
             merged = layout.merged
             combined = segment_reduce(
                 found.values, run.index, merged.offsets, merged.weights, option.combiner,
@@ -169,9 +256,9 @@ class Embedder:
             out.update({f: jax.dlpack.from_dlpack(v) for f, v in layout.split(combined).items()})
             runs.append(run)
             start = stop
-        by_id = self.options[group.features[0]].grad_reduce_by == "id"
-        scale = 1.0 / counts.astype(np.float32) if by_id else None
-        return _TableLookup(table, found.rows, scale, runs)
+        by_id = self._by_id(group) and found.counts is not None
+        scale = 1.0 / found.counts.astype(np.float32) if by_id else None
+        return _TableLookup(found.record, keys.ids.size, scale, runs)
 
     @beside_framework
     def apply_gradients(self, context: LookupContext, grads: Mapping) -> None:
@@ -184,8 +271,8 @@ class Embedder:
             raise ValueError("Embedder.apply_gradients: the lookup was not a training lookup")
         if context.applied:
             raise ValueError("Embedder.apply_gradients: this lookup's gradients were applied")
-        for lookup in context.lookups:
-            _apply_table_gradients(lookup, grads)
+        for table_lookup in context.lookups:
+            _apply_table_gradients(table_lookup, grads)
         context.applied = True
 
     def lookup_stats(self) -> dict[str, dict[str, int]]:
@@ -193,18 +280,44 @@ class Embedder:
         return {name: stats.as_dict() for name, stats in self.last_stats.items()}
 
 
+def default_communicator() -> Communicator | None:
+    """The communicator of ``torch.distributed``'s world when it is initialised with several
+    ranks, else None. Torch is not imported: a process that has not imported it has no process
+    group.
+
+    >>> default_communicator() is None
+    True
+    """
+    if "torch.distributed" not in sys.modules:
+        return None
+    from recis.backends.torch.communicator import default_communicator as world_communicator
+
+    return world_communicator()
+
+
+def _group_keys(group: TableGroup, requests: Mapping[str, Request]) -> _Keys:
+    ids, tags = group.lookup_keys(requests)
+    first, index = first_occurrences(ids, tags)
+    counts = np.bincount(index, minlength=first.size)
+    return _Keys(ids[first], tags[first], counts, index)
+
+
+def _sharded_found(shard: ShardedTable, reply: LookupReply) -> _Found:
+    return _Found(reply.values, partial(shard.add_gradients, reply), reply.counts)
+
+
 def _apply_table_gradients(lookup: _TableLookup, grads: Mapping) -> None:
     grad_rows = None
     for run in lookup.runs:
         if not run.option.trainable:
             continue
-        part = run.backward(grads, lookup.rows.size)
+        part = run.backward(grads, lookup.num_rows)
         grad_rows = part if grad_rows is None else np.add(grad_rows, part, out=grad_rows)
     if grad_rows is None:
         return
     if lookup.grad_scale is not None:
         grad_rows *= lookup.grad_scale[:, None]
-    lookup.table.grads.add(lookup.rows, grad_rows, distinct=True)
+    lookup.record(grad_rows)
 
 
 def _common_batch_size(requests: Mapping[str, Request]) -> int:

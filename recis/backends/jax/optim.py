@@ -2,7 +2,9 @@
 
 The rules (:mod:`recis.core.optim`, re-exported here as ``rules``) are those of the torch
 backend. The learning rate is a float or an optax-style schedule: a callable of the number of
-updates applied so far.
+updates applied so far. When an embedder's tables are sharded over ranks,
+:meth:`SparseOptimizer.step` is a collective: it first sends the gradients recorded for rows that
+other ranks own to them.
 
 >>> import numpy as np
 >>> from recis.backends.jax import Embedder, EmbeddingOption
@@ -21,11 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from recis.backends.jax.embedding import Embedder
 from recis.core import optim as rules
 from recis.core.optim.rule import Rule
 from recis.core.table import EmbeddingTable
 from recis.core.threads import beside_framework
 from recis.core.updater import SparseUpdater
+from recis.distributed.exchange import ShardedTable, push_gradients
 
 __all__ = ["SparseOptimizer", "rules"]
 
@@ -56,6 +60,7 @@ class SparseOptimizer:
         self.rule = rule
         self.learning_rate = learning_rate
         self._updater = SparseUpdater(rule, _tables(tables), accumulation_steps, on_nonfinite)
+        self._embedders = _embedders(tables)
 
     @property
     def accumulation_steps(self) -> int:
@@ -75,12 +80,29 @@ class SparseOptimizer:
 
     @beside_framework
     def step(self) -> None:
-        """Count a step; at each accumulation boundary update the rows that got gradients."""
+        """Count a step; at each accumulation boundary update the rows that got gradients.
+
+        With sharded tables this is a collective (every rank calls it at every step): the
+        gradients of rows owned by other ranks go to them first.
+        """
+        self.push_gradients()
         self._updater.step(lr=self.current_learning_rate())
+
+    def push_gradients(self) -> None:
+        """Send the gradients recorded for rows owned by other ranks to their owners, where they
+        join the tables' gradient buffers (a collective with sharded tables; else nothing)."""
+        shards = self._shards()
+        if shards:
+            push_gradients(shards)
 
     def zero_grad(self) -> None:
         """Drop the gradients collected since the last update."""
+        for shard in self._shards():
+            shard.pending.clear()
         self._updater.zero_grad()
+
+    def _shards(self) -> list[ShardedTable]:
+        return [s for embedder in self._embedders for s in embedder.shards or []]
 
     @property
     def skipped_rows(self) -> dict[str, int]:
@@ -98,6 +120,17 @@ class SparseOptimizer:
                 f"state is for {state['rule']}, this optimizer uses {type(self.rule).__name__}"
             )
         self._updater.load_state_dict(state["tables"])
+
+
+def _embedders(source) -> list[Embedder]:
+    """The Embedders among ``source`` (see :func:`_tables`), whose tables may be sharded."""
+    if isinstance(source, Embedder):
+        return [source]
+    if hasattr(source, "embedder"):
+        return [source.embedder]
+    if isinstance(source, list | tuple):
+        return [embedder for item in source for embedder in _embedders(item)]
+    return []
 
 
 def _tables(source) -> list[EmbeddingTable]:

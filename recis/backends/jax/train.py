@@ -12,6 +12,14 @@ minimises the mean loss over the real (unpadded) samples. With ``has_aux=True`` 
 ``((per_example_loss, aux), state)``, and ``aux`` (e.g. predictions, padded like the batch) comes
 back in :attr:`StepOutput.aux`.
 
+**Data parallelism.** With a communicator of several ranks (by default the embedders', i.e.
+``torch.distributed``'s world), each rank trains on its own batches: the jitted step is split in
+two — gradients, then the optax update — and between them the dense gradients travel as one
+flat buffer in one all-reduce per step, which also carries each rank's loss (the step reports
+their mean) and whether its gradients are finite (under loss scaling all ranks skip a step
+together). The embeddings' gradients go to the ranks owning their rows at the sparse optimizer's
+step. Non-trainable model state stays each rank's own.
+
 >>> import numpy as np, optax, jax.numpy as jnp
 >>> from recis.backends.jax import Embedder, EmbeddingOption, SparseOptimizer, rules
 >>> embedder = Embedder({"f": EmbeddingOption(embedding_dim=2, shared_name="f")})
@@ -34,12 +42,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 from recis.backends.jax.buckets import BatchBuckets, pad_rows
-from recis.backends.jax.embedding import Embedder, LookupContext
+from recis.backends.jax.embedding import Embedder, LookupContext, default_communicator
 from recis.backends.jax.optim import SparseOptimizer
 from recis.backends.jax.precision import DynamicLossScale, Policy, all_finite
 from recis.core.ragged import Ragged
+from recis.distributed.communicator import Communicator
 
 
 class StepOutput(NamedTuple):
@@ -67,6 +77,9 @@ class TrainStep:
         loss_scale: a :class:`DynamicLossScale` (for float16 compute), or None.
         buckets: the :class:`BatchBuckets` of padded batch sizes (default: adaptive).
         has_aux: ``loss_fn`` returns ``((per_example_loss, aux), state)`` (module docstring).
+        communicator: the ranks the dense gradients are averaged over (default: that of the
+            embedders, else :func:`~recis.backends.jax.embedding.default_communicator`); one of a
+            single rank means one process.
     """
 
     def __init__(
@@ -82,6 +95,7 @@ class TrainStep:
         loss_scale: DynamicLossScale | None = None,
         buckets: BatchBuckets | None = None,
         has_aux: bool = False,
+        communicator: Communicator | None = None,
     ) -> None:
         # committed to a device like the step's outputs, so that step 2 reuses step 1's program
         device = self.device = jax.devices()[0]
@@ -97,7 +111,10 @@ class TrainStep:
         self.has_aux = has_aux
         self.trace_count = 0
         self._features = _disjoint_features(self.embedders)
+        self.communicator = _data_parallel_communicator(communicator, self.embedders)
         self._dense_step = jax.jit(self._dense_step_impl)
+        self._local_step = jax.jit(self._local_step_impl)
+        self._update = jax.jit(self._update_impl)
 
     def __call__(self, batch: Mapping) -> StepOutput:
         """Train on ``batch`` (sparse features as dense ids or Ragged, other entries as arrays)."""
@@ -107,7 +124,8 @@ class TrainStep:
         if self.device.platform != "cpu":  # the engine's activations are host arrays
             embedded = jax.device_put(embedded, self.device)
         dense = {k: pad_rows(v, size) for k, v in batch.items() if k not in self._features}
-        out = self._dense_step(
+        dense_step = self._dense_step if self.communicator is None else self._data_parallel_step
+        out = dense_step(
             self.params, self.state, self.opt_state, self.loss_scale, embedded, dense,
             jnp.asarray(num_samples, jnp.int32),
         )  # fmt: skip
@@ -129,6 +147,49 @@ class TrainStep:
 
     def _dense_step_impl(self, params, state, opt_state, loss_scale, embedded, dense, count):
         self.trace_count += 1  # runs when jit traces, i.e. once per compilation
+        loss, new_state, aux, grads = self._gradients(
+            params, state, loss_scale, embedded, dense, count
+        )
+        finite = jnp.asarray(True) if loss_scale is None else all_finite(grads)
+        param_grads, embedding_grads = grads
+        new = self._apply(params, state, opt_state, loss_scale, new_state, param_grads, finite)
+        return (*new, loss, embedding_grads, finite, aux)
+
+    def _data_parallel_step(self, params, state, opt_state, loss_scale, embedded, dense, count):
+        """:meth:`_dense_step_impl` with the dense gradients averaged over the ranks."""
+        new_state, aux, embedding_grads, packed = self._local_step(
+            params, state, loss_scale, embedded, dense, count
+        )
+        total = self.communicator.all_reduce(
+            np.asarray(packed), "sum", "all-reduce of dense gradients"
+        )
+        out = self._update(params, state, opt_state, loss_scale, new_state, total)
+        *new, loss, finite = out
+        return (*new, loss, embedding_grads, finite, aux)
+
+    def _local_step_impl(self, params, state, loss_scale, embedded, dense, count):
+        """This rank's gradients; the dense ones packed with the loss and a marker that is NaN
+        when the embeddings' gradients are not finite, for one all-reduce."""
+        self.trace_count += 1  # runs when jit traces, i.e. once per compilation
+        loss, new_state, aux, (param_grads, embedding_grads) = self._gradients(
+            params, state, loss_scale, embedded, dense, count
+        )
+        marker = jnp.where(all_finite(embedding_grads), 0.0, jnp.nan)
+        tail = jnp.stack([marker, loss]).astype(jnp.float32)
+        packed = jnp.concatenate([ravel_pytree(param_grads)[0].astype(jnp.float32), tail])
+        return new_state, aux, embedding_grads, packed
+
+    def _update_impl(self, params, state, opt_state, loss_scale, new_state, total):
+        """The update from the ranks' summed :meth:`_local_step_impl` buffers: the mean gradient,
+        the mean loss, and whether every rank's gradients were finite."""
+        mean = total / self.communicator.world_size
+        finite = jnp.asarray(True) if loss_scale is None else jnp.isfinite(total[:-1]).all()
+        param_grads = ravel_pytree(params)[1](mean[:-2])
+        new = self._apply(params, state, opt_state, loss_scale, new_state, param_grads, finite)
+        return (*new, mean[-1], finite)
+
+    def _gradients(self, params, state, loss_scale, embedded, dense, count):
+        """Mean loss, new state, aux and the gradients w.r.t. (params, activations)."""
 
         def objective(params, embedded):
             batch = self.policy.cast_to_compute({**dense, **embedded})
@@ -140,17 +201,19 @@ class TrainStep:
 
         grad_fn = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)
         (_, (loss, new_state, aux)), grads = grad_fn(params, embedded)
-        finite = jnp.asarray(True)
         if loss_scale is not None:
             grads = loss_scale.unscale(grads)
-            finite = all_finite(grads)
-        param_grads, embedding_grads = grads
+        return loss, new_state, aux, grads
+
+    def _apply(self, params, state, opt_state, loss_scale, new_state, param_grads, finite):
+        """(params, state, opt_state, loss_scale) after the optax update; under loss scaling a
+        step whose gradients are not ``finite`` keeps the old ones."""
         updates, new_opt_state = self.optimizer.update(param_grads, opt_state, params)
         new = (optax.apply_updates(params, updates), new_state, new_opt_state)
         if loss_scale is not None:
             new = _select(finite, new, (params, state, opt_state))
             loss_scale = loss_scale.adjust(finite)
-        return (*new, loss_scale, loss, embedding_grads, finite, aux)
+        return (*new, loss_scale)
 
 
 def masked_mean(losses: jax.Array, count: jax.Array) -> jax.Array:
@@ -163,6 +226,15 @@ def masked_mean(losses: jax.Array, count: jax.Array) -> jax.Array:
 
 def _select(condition: jax.Array, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
+
+
+def _data_parallel_communicator(
+    communicator: Communicator | None, embedders: Sequence[Embedder]
+) -> Communicator | None:
+    """``communicator``, else the embedders' or the default one; None for a single rank."""
+    candidates = (communicator, *(e.communicator for e in embedders), default_communicator())
+    chosen = next((c for c in candidates if c is not None), None)
+    return chosen if chosen is not None and chosen.world_size > 1 else None
 
 
 def _disjoint_features(embedders: Sequence[Embedder]) -> set[str]:

@@ -20,6 +20,12 @@ Gradient accumulation wraps the dense optimizer in ``optax.MultiSteps`` (the mea
 ``accumulation_steps``. Mixed precision: ``"bf16"`` computes in bfloat16, ``"fp16"`` in float16
 with dynamic loss scaling (a step with non-finite gradients is skipped, dense and sparse alike).
 
+Launched on several ranks (``torchrun``, ``torch.distributed`` initialised), the model's tables
+are sharded over the ranks and its dense gradients averaged
+(:class:`~recis.backends.jax.TrainStep`); the loop then agrees on the end of the data, logs the
+loss averaged over ranks and tells the other ranks when one fails
+(:class:`~recis.framework.loop.TrainingLoop`).
+
 >>> import tempfile, numpy as np, optax
 >>> from flax import nnx
 >>> from recis.backends.jax import EmbeddingOption, SparseOptimizer, rules
@@ -116,6 +122,8 @@ class Trainer(TrainingLoop):
             _sparse_optimizer(model, sparse_optimizer, accumulation),
             policy=policy, loss_scale=loss_scale, buckets=buckets, has_aux=True,
         )  # fmt: skip
+        self.communicator = self.train_step.communicator
+        self.step_loss_is_global = True  # the train step averages the loss over ranks
         self.eval_step = NnxEvalStep(model, loss_fn, policy=policy)
         self.checkpoint_manager = CheckpointManager(
             self.args.output_dir,
