@@ -14,7 +14,7 @@ import optax
 import ranks_jax
 from launch import run_ranks
 from ranks_training import global_batch
-from test_sharded_training import assert_same_tables
+from table_checks import assert_same_tables
 
 from recis.backends.jax import Embedder, SparseOptimizer, TrainStep, rules
 from recis.distributed.communicator import SingleProcess
