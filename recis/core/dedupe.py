@@ -1,7 +1,8 @@
 """Deduplication of id batches: unique ids with inverse index, and per-id gradient sums.
 
 Ids may carry a *tag* (the logical table of a merged table, see :mod:`recis.core.id_map`):
-(id, tag) pairs are then what is deduplicated.
+(id, tag) pairs are then what is deduplicated. NumPy ids run the numba kernels, CuPy ids the CUDA
+ones (:mod:`recis.core.cuda.dedupe`), with the same results.
 
 >>> import numpy as np
 >>> unique, inverse = unique_inverse(np.array([7, 3, 7, 0, 3]))
@@ -15,9 +16,14 @@ Ids may carry a *tag* (the logical table of a merged table, see :mod:`recis.core
 
 from __future__ import annotations
 
+import sys
+from types import ModuleType
+
 import numpy as np
 
 from recis.core import interop
+from recis.core.cuda import dedupe as cuda_kernels
+from recis.core.cuda import id_map as cuda_id_map
 from recis.core.kernels import dedupe as kernels
 from recis.core.kernels.id_map import MAX_TAG, region_count
 
@@ -26,13 +32,17 @@ def first_occurrences(keys: np.ndarray, tags=None) -> tuple[np.ndarray, np.ndarr
     """Positions of the first occurrence of each distinct (key, tag), in order, and for every
     position the index of its pair among them."""
     keys = int64_vector(keys, "keys")
-    tag_array, stride = tag_vector(tags, keys.size)
+    xp = array_module(keys)
+    tag_array, stride = tag_vector(tags, keys.size, xp)
     capacity = scratch_capacity(keys.size)
-    scratch = np.zeros((capacity, 2), np.int64)
-    first = interop.empty(keys.size, np.int64)
-    inverse = interop.empty(keys.size, np.int64)
-    shift, regions = 65 - capacity.bit_length(), region_count(capacity)
-    count = kernels.unique_inverse(keys, tag_array, stride, scratch, shift, regions, first, inverse)
+    scratch = xp.zeros((capacity, 2), np.int64)
+    first = interop.empty(keys.size, np.int64, xp)
+    inverse = interop.empty(keys.size, np.int64, xp)
+    on_cpu = xp is np
+    kernel = kernels.unique_inverse if on_cpu else cuda_kernels.unique_inverse
+    regions = (region_count if on_cpu else cuda_id_map.region_count)(capacity)
+    shift = 65 - capacity.bit_length()
+    count = kernel(keys, tag_array, stride, scratch, shift, regions, first, inverse)
     return first[:count], inverse
 
 
@@ -60,24 +70,53 @@ def scratch_capacity(n: int) -> int:
     return 1 << max(4, (2 * max(n, 1) - 1).bit_length())
 
 
+def array_module(array) -> ModuleType:
+    """``cupy`` for a CuPy array, else ``numpy`` (CuPy is never imported here).
+
+    >>> array_module([1, 2]).__name__
+    'numpy'
+    """
+    cupy = sys.modules.get("cupy")
+    return cupy if cupy is not None and isinstance(array, cupy.ndarray) else np
+
+
 def int64_vector(array, name: str) -> np.ndarray:
-    """A contiguous int64 view or copy of a 1-D integer array (uint64 is reinterpreted)."""
-    array = np.asarray(array)
+    """A contiguous int64 view or copy of a 1-D integer array (uint64 is reinterpreted), on the
+    array's device (NumPy or CuPy)."""
+    xp = array_module(array)
+    array = xp.asarray(array)
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise TypeError(f"{name} must be a 1-D integer array, got {array.dtype}{list(array.shape)}")
     if array.itemsize == 8:
-        return np.ascontiguousarray(array).view(np.int64)
+        return xp.ascontiguousarray(array).view(np.int64)
     return array.astype(np.int64)
 
 
-def tag_vector(tags, size: int) -> tuple[np.ndarray, int]:
-    """Tags as (int64 array, stride): a scalar or None becomes one value read with stride 0."""
+def tag_vector(tags, size: int, xp: ModuleType | None = None) -> tuple[np.ndarray, int]:
+    """Tags as (int64 array, stride): a scalar or None becomes one value read with stride 0.
+
+    ``xp`` is the array module of the keys (default: that of ``tags``); per-key tags must live
+    there too. Checking CuPy tags' range reads one flag back from the device.
+    """
     if tags is None or np.ndim(tags) == 0:
-        tag_array, stride = np.array([0 if tags is None else tags], np.int64), 0
+        tag_array = np.array([0 if tags is None else tags], np.int64)
+        _check_tag_range(tag_array)
+        if xp not in (None, np):  # filled on the device: no copy, no wait
+            tag_array = xp.full(1, tag_array[0], np.int64)
+        return tag_array, 0
+    tag_array = int64_vector(tags, "tags")
+    if xp is not None and array_module(tag_array) is not xp:
+        raise TypeError(f"tags must be a {xp.__name__} array like the keys")
+    if tag_array.size != size:
+        raise ValueError(f"tags must have one entry per key ({size}), got {tag_array.size}")
+    _check_tag_range(tag_array)
+    return tag_array, 1
+
+
+def _check_tag_range(tag_array) -> None:
+    if array_module(tag_array) is np:
+        bad = tag_array.size and (tag_array.min() < 0 or tag_array.max() > MAX_TAG)
     else:
-        tag_array, stride = int64_vector(tags, "tags"), 1
-        if tag_array.size != size:
-            raise ValueError(f"tags must have one entry per key ({size}), got {tag_array.size}")
-    if tag_array.size and (tag_array.min() < 0 or tag_array.max() > MAX_TAG):
+        bad = bool(((tag_array < 0) | (tag_array > MAX_TAG)).any())
+    if bad:
         raise ValueError(f"tags must lie in [0, {MAX_TAG}]")
-    return tag_array, stride

@@ -2,6 +2,9 @@
 
 Lookups add (rows, gradients) pairs as backward passes run; the optimizer takes them summed per
 row. Rows of -1 (ids that were looked up but not stored, e.g. refused by admission) are dropped.
+CuPy pieces stay on the GPU and are summed there (:func:`recis.core.cuda.segment.sum_by_row`),
+with the same results; their rows of -1 are dropped when summing, not when adding, so adding
+never waits for the device.
 
 >>> import numpy as np
 >>> buffer = GradientBuffer(dim=2)
@@ -12,6 +15,8 @@ row. Rows of -1 (ids that were looked up but not stored, e.g. refused by admissi
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -26,6 +31,7 @@ class GradientBuffer:
         self._rows: list[np.ndarray] = []
         self._grads: list[np.ndarray] = []
         self._distinct = True  # no row repeats, within or across the pieces added so far
+        self._xp = np  # the array module of the pieces: numpy, or cupy once one is on the GPU
 
     def __bool__(self) -> bool:
         return bool(self._rows)
@@ -36,21 +42,28 @@ class GradientBuffer:
         ``distinct=True`` promises that ``rows`` has no repeats (as after a deduplicated
         lookup), which lets a lone piece skip the summation.
         """
-        rows = np.asarray(rows, np.int64)
-        grads = np.asarray(grads, np.float32)
+        xp = _namespace(rows, grads)
+        if self._rows and xp is not self._xp:
+            raise ValueError("gradients must stay on one device: NumPy and CuPy pieces were mixed")
+        rows = xp.asarray(rows, np.int64)
+        grads = xp.asarray(grads, np.float32)
         if grads.shape != (rows.size, self.dim):
             raise ValueError(
                 f"gradients must be [{rows.size}, {self.dim}], got {list(grads.shape)}"
             )
-        kept = rows >= 0
-        if not kept.all():
-            rows, grads = rows[kept], grads[kept]
+        if xp is np:
+            kept = rows >= 0
+            if not kept.all():
+                rows, grads = rows[kept], grads[kept]
         self._distinct = distinct and not self._rows
+        self._xp = xp
         self._rows.append(rows)
         self._grads.append(grads)
 
     def summed(self, divisor: int) -> tuple[np.ndarray, np.ndarray]:
         """Distinct rows (in order of first gradient) and their summed gradients / ``divisor``."""
+        if self._xp is not np:
+            return self._summed_on_gpu(divisor)
         if self._distinct and len(self._rows) == 1:
             grads = self._grads[0] / np.float32(divisor)  # a copy: callers may modify it
             return self._rows[0], grads
@@ -62,9 +75,25 @@ class GradientBuffer:
             summed /= np.float32(divisor)
         return unique_rows, summed
 
+    def _summed_on_gpu(self, divisor: int):
+        """:meth:`summed` of CuPy pieces; waits for the device once (the number of rows)."""
+        cupy = self._xp
+        if self._distinct and len(self._rows) == 1:
+            kept = cupy.flatnonzero(self._rows[0] >= 0)
+            return self._rows[0][kept], self._grads[0][kept] / np.float32(divisor)
+        from recis.core.cuda.segment import sum_by_row
+
+        return sum_by_row(cupy.concatenate(self._rows), cupy.concatenate(self._grads), divisor)
+
     def all_finite(self) -> bool:
         """Whether every recorded gradient is finite (no NaN or infinity)."""
-        return all(np.isfinite(grads).all() for grads in self._grads)
+        if self._xp is np:
+            return all(np.isfinite(grads).all() for grads in self._grads)
+        finite = (
+            self._xp.isfinite(grads).all(axis=1) | (rows < 0)
+            for rows, grads in zip(self._rows, self._grads, strict=True)
+        )
+        return all(bool(piece.all()) for piece in finite)
 
     def scale(self, factor: float) -> None:
         """Multiply every recorded gradient by ``factor`` (e.g. to undo loss scaling)."""
@@ -75,3 +104,13 @@ class GradientBuffer:
         self._rows.clear()
         self._grads.clear()
         self._distinct = True
+
+
+def _namespace(rows, grads):
+    """cupy if either array is a CuPy array, else numpy (lists and NumPy arrays)."""
+    if isinstance(rows, np.ndarray) and isinstance(grads, np.ndarray):
+        return np
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and (isinstance(rows, cupy.ndarray) or isinstance(grads, cupy.ndarray)):
+        return cupy
+    return np

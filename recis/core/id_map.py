@@ -7,6 +7,13 @@ erased keys are reused by later inserts. The map grows by doubling when an inser
 Keys may carry a *tag* in ``[0, 2**15)``: the logical table of a merged physical table. The pair
 (key, tag) is the map's key, so merged tables keep their ids whole. Omitted tags are 0.
 
+``IdMap(device="cuda")`` keeps its slots in a CuPy array and takes CuPy keys: the same algorithm
+then runs the CUDA kernels of :mod:`recis.core.cuda.id_map` on CuPy's current stream, with results
+bitwise equal to the CPU's (only the slot order of :meth:`IdMap.export` may differ). Its host
+synchronisations: reading the number of new keys in :meth:`IdMap.find_or_insert` (and, when the
+batch might not fit, the number of missing keys), checking per-key tags' range, and copying
+erased rows back to the host row allocator in :meth:`IdMap.erase`.
+
 >>> import numpy as np
 >>> ids = IdMap(name="user")
 >>> result = ids.find_or_insert(np.array([42, -1, 42]))
@@ -29,7 +36,9 @@ from typing import NamedTuple
 import numpy as np
 
 from recis.core import interop
-from recis.core.dedupe import first_occurrences, int64_vector, tag_vector
+from recis.core.cuda import id_map as cuda_kernels
+from recis.core.cuda.loader import require_cupy
+from recis.core.dedupe import array_module, first_occurrences, int64_vector, tag_vector
 from recis.core.errors import TableFullError
 from recis.core.kernels import id_map as kernels
 from recis.core.row_allocator import RowAllocator
@@ -68,6 +77,7 @@ class IdMap:
         max_load: occupancy that triggers doubling; memory is ``16 / max_load`` bytes per key
             at that load (32 bytes at the default 0.5).
         max_size: optional cap on the number of keys.
+        device: ``"cpu"`` (NumPy keys, numba kernels) or ``"cuda"`` (CuPy keys, CUDA kernels).
     """
 
     def __init__(
@@ -76,12 +86,18 @@ class IdMap:
         capacity: int = 1024,
         max_load: float = 0.5,
         max_size: int | None = None,
+        device: str = "cpu",
     ) -> None:
         if not 0.0 < max_load < 1.0:
             raise ValueError(f"IdMap {name!r}: max_load must be in (0, 1), got {max_load}")
         if max_size is not None and max_size < 0:
             raise ValueError(f"IdMap {name!r}: max_size must be >= 0, got {max_size}")
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"IdMap {name!r}: device must be 'cpu' or 'cuda', got {device!r}")
         self.name = name
+        self.device = device
+        self._xp = np if device == "cpu" else require_cupy(f"IdMap {name!r} on cuda")
+        self._kernels = kernels if device == "cpu" else cuda_kernels
         self.max_load = max_load
         self.max_size = max_size
         self.rows = RowAllocator()
@@ -89,9 +105,9 @@ class IdMap:
         self._reset_slots(self._initial_capacity)
 
     def _reset_slots(self, capacity: int) -> None:
-        self._slots = np.zeros((capacity, 2), np.int64)
+        self._slots = self._xp.zeros((capacity, 2), np.int64)
         self._shift = 65 - capacity.bit_length()
-        self._regions = kernels.region_count(capacity)
+        self._regions = self._kernels.region_count(capacity)
         self._size = 0
 
     def __len__(self) -> int:
@@ -124,12 +140,21 @@ class IdMap:
             "rows_free": self.rows.num_free,
         }
 
+    def _keys_and_tags(self, keys, tags) -> tuple[np.ndarray, np.ndarray, int]:
+        """``keys`` and ``tags`` as int64 arrays (and the tag stride) on this map's device."""
+        keys = int64_vector(keys, "keys")
+        if array_module(keys) is not self._xp:
+            raise TypeError(
+                f"IdMap {self.name!r} is on {self.device}: keys must be a "
+                f"{self._xp.__name__} array, got {type(keys).__module__}.{type(keys).__name__}"
+            )
+        return (keys, *tag_vector(tags, keys.size, self._xp))
+
     def find(self, keys: np.ndarray, tags=None) -> np.ndarray:
         """Rows of ``keys`` (-1 where a key is missing); never inserts."""
-        keys = int64_vector(keys, "keys")
-        tag_array, stride = tag_vector(tags, keys.size)
-        out = interop.empty(keys.size, np.int64)
-        kernels.find(self._slots, self._shift, keys, tag_array, stride, out)
+        keys, tag_array, stride = self._keys_and_tags(keys, tags)
+        out = interop.empty(keys.size, np.int64, self._xp)
+        self._kernels.find(self._slots, self._shift, keys, tag_array, stride, out)
         return out
 
     def find_or_insert(self, keys: np.ndarray, tags=None) -> Inserted:
@@ -138,34 +163,37 @@ class IdMap:
         New keys get rows in order of first occurrence in ``keys``. Raises
         :class:`TableFullError` (inserting nothing) if ``max_size`` would be exceeded.
         """
-        keys = int64_vector(keys, "keys")
-        tag_array, stride = tag_vector(tags, keys.size)
-        if self.max_size is None and self._size + keys.size <= self.capacity * self.max_load:
+        keys, tag_array, stride = self._keys_and_tags(keys, tags)
+        most = self._size + keys.size  # if every key is new
+        if most <= self.capacity * self.max_load and (
+            self.max_size is None or most <= self.max_size
+        ):
             return self._find_or_insert_in_one_probe(keys, tag_array, stride)
-        rows = self.find(keys, tags)
+        rows = self.find(keys, tag_array if stride else tags)
         is_new = rows < 0
-        missing = np.flatnonzero(is_new)
-        missing_tags = tag_array[missing] if stride else tag_array[0]
+        missing = self._xp.flatnonzero(is_new)
+        missing_tags = tag_array[missing] if stride else tags
         first, inverse = first_occurrences(keys[missing], missing_tags)
         positions = missing[first]
-        new_rows = self.insert_new(keys[positions], tag_array[positions * stride])
+        new_rows = self.insert_new(keys[positions], tag_array[positions] if stride else tags)
         rows[missing] = new_rows[inverse]
         return Inserted(rows, is_new, positions, new_rows)
 
     def _find_or_insert_in_one_probe(self, keys, tags, stride) -> Inserted:
         """:meth:`find_or_insert` when every key would fit without growing: each key is probed
         once, new keys take a placeholder, then get their rows."""
-        rows = interop.empty(keys.size, np.int64)
-        first = interop.empty(keys.size, np.int64)
-        slot_of = np.empty(keys.size, np.int64)
-        kernels.find_or_place(
+        xp, run = self._xp, self._kernels
+        rows = interop.empty(keys.size, np.int64, xp)
+        first = interop.empty(keys.size, np.int64, xp)
+        slot_of = xp.empty(keys.size, np.int64)
+        run.find_or_place(
             self._slots, self._shift, keys, tags, stride, self._regions, rows, first, slot_of
         )
         is_new = first >= 0
-        positions = np.empty(keys.size, np.int64)
-        count = kernels.rank_first_occurrences(first, positions)
-        new_rows = self.rows.allocate(count)
-        kernels.settle(self._slots, tags, stride, first, positions[:count], slot_of, new_rows, rows)
+        positions = xp.empty(keys.size, np.int64)
+        count = run.rank_first_occurrences(first, positions)
+        new_rows = self.rows.allocate(count, xp)
+        run.settle(self._slots, tags, stride, first, positions[:count], slot_of, new_rows, rows)
         self._size += count
         return Inserted(rows, is_new, positions[:count], new_rows)
 
@@ -176,46 +204,48 @@ class IdMap:
         :meth:`find_or_insert` is the checked form. Raises :class:`TableFullError` (inserting
         nothing) if ``max_size`` would be exceeded.
         """
-        keys = int64_vector(keys, "keys")
-        tags, stride = tag_vector(tags, keys.size)
+        keys, tags, stride = self._keys_and_tags(keys, tags)
         if self.max_size is not None and self._size + keys.size > self.max_size:
             raise TableFullError(
                 f"table {self.name!r} is full: {self._size} ids + {keys.size} new > "
                 f"max_size {self.max_size}; raise max_size or enable eviction"
             )
         self.reserve(self._size + keys.size)
-        rows = self.rows.allocate(keys.size)
-        kernels.insert_new(self._slots, self._shift, keys, tags, stride, rows, self._regions)
+        rows = self.rows.allocate(keys.size, self._xp)
+        self._kernels.insert_new(self._slots, self._shift, keys, tags, stride, rows, self._regions)
         self._size += keys.size
         return rows
 
     def erase(self, keys: np.ndarray, tags=None) -> np.ndarray:
         """Remove ``keys``; return the row each one had (-1 if absent). Rows become reusable."""
-        keys = int64_vector(keys, "keys")
-        tag_array, stride = tag_vector(tags, keys.size)
-        first, inverse = first_occurrences(keys, tags)
-        erased = interop.empty(first.size, np.int64)
-        kernels.erase(self._slots, self._shift, keys[first], tag_array[first * stride], 1, erased)
+        keys, tag_array, stride = self._keys_and_tags(keys, tags)
+        first, inverse = first_occurrences(keys, tag_array if stride else tags)
+        erased = interop.empty(first.size, np.int64, self._xp)
+        unique_keys, unique_tags = keys[first], tag_array[first * stride]
+        self._kernels.erase(self._slots, self._shift, unique_keys, unique_tags, 1, erased)
         removed = erased[erased >= 0]
         self._size -= removed.size
         self.rows.release(removed)
         return erased[inverse]
 
     def export(self) -> Entries:
-        """All entries, in slot order."""
+        """All entries, in slot order, on the map's device."""
         live = self._slots[self._slots[:, 1] != 0]
         packed = live[:, 1] - 1
         return Entries(live[:, 0].copy(), packed >> kernels.ROW_BITS, packed & kernels.ROW_MASK)
 
     def load(self, entries: Entries, allocator_state: dict[str, np.ndarray]) -> None:
         """Replace the contents with ``entries`` (distinct keys, their exact rows) and the row
-        allocator's state (see :meth:`RowAllocator.state`), e.g. from a checkpoint."""
-        keys = int64_vector(entries.keys, "keys")
-        tags, stride = tag_vector(entries.tags, keys.size)
+        allocator's state (see :meth:`RowAllocator.state`), e.g. from a checkpoint. Entries on
+        the host are copied to the map's device."""
+        xp, tags = self._xp, entries.tags
+        if tags is not None and np.ndim(tags) > 0:
+            tags = xp.asarray(tags)
+        keys, tags, stride = self._keys_and_tags(xp.asarray(entries.keys), tags)
+        rows = int64_vector(xp.asarray(entries.rows), "rows")
         self.clear()
         self.reserve(keys.size)
-        rows = int64_vector(entries.rows, "rows")
-        kernels.insert_new(self._slots, self._shift, keys, tags, stride, rows, self._regions)
+        self._kernels.insert_new(self._slots, self._shift, keys, tags, stride, rows, self._regions)
         self._size = keys.size
         self.rows.load_state(allocator_state)
 
@@ -233,7 +263,7 @@ class IdMap:
             return
         old_slots, count = self._slots, self._size
         self._reset_slots(capacity)
-        kernels.rehash(old_slots, self._slots, self._shift, self._regions)
+        self._kernels.rehash(old_slots, self._slots, self._shift, self._regions)
         self._size = count
 
 

@@ -8,7 +8,8 @@ physical table leaves their initial values unchanged.
 
 Every initializer is a frozen dataclass called as ``init(ids, dim, seed, table, out=None)``; it
 returns ``out[len(ids), dim]`` (float32) and ``config()`` gives a JSON-able dict that
-:func:`from_config` turns back into an equal initializer.
+:func:`from_config` turns back into an equal initializer. CuPy ids give CuPy rows, filled by the
+CUDA port of the generator (:mod:`recis.core.cuda.initializers`), equal to the CPU's.
 
 >>> import numpy as np
 >>> init = TruncNormalInitializer(std=0.01)
@@ -105,8 +106,13 @@ class Initializer(abc.ABC):
         [0, 2**64) and ``out``, when given, a C-contiguous float32 array of that shape. With
         ``tags`` (int64, one per id), ``table`` is a list of names and id ``i`` belongs to
         ``table[tags[i]]``: several tables are initialised in one call.
+
+        CuPy ``ids`` (with CuPy ``tags`` and ``out``) are filled on the GPU. There the tags are
+        not checked against the names, which would wait for the device: the row of an id whose
+        tag names no table is NaN.
         """
-        ids = self._check_ids(ids)
+        xp = self._namespace(ids)
+        ids = self._check_ids(ids, xp)
         dim = self._check_dim(dim)
         seed = self._check_seed(seed)
         names = [table] if tags is None else list(table)
@@ -116,9 +122,9 @@ class Initializer(abc.ABC):
         if tags is None:
             tags, stride = np.zeros(1, np.int64), 0
         else:
-            tags, stride = self._check_tags(tags, ids.shape[0], len(names)), 1
-        out = self._check_out(out, (ids.shape[0], dim))
-        self._fill(ids, (streams, tags, stride), out)
+            tags, stride = self._check_tags(tags, ids.shape[0], len(names), xp), 1
+        out = self._check_out(out, (ids.shape[0], dim), xp)
+        self._fill(kernels if xp is np else _cuda_kernels(), ids, (streams, tags, stride), out)
         return out
 
     def config(self) -> dict:
@@ -126,23 +132,33 @@ class Initializer(abc.ABC):
         return {"type": type(self).__name__, **dataclasses.asdict(self)}
 
     @abc.abstractmethod
-    def _fill(self, ids: np.ndarray, tables: tuple, out) -> None:
-        """Write the rows of ``ids`` into ``out``; ``tables`` = (streams, tags, tag_stride)."""
+    def _fill(self, kernels, ids: np.ndarray, tables: tuple, out) -> None:
+        """Write the rows of ``ids`` into ``out`` with the fill functions of ``kernels`` (the
+        CPU's or the GPU's, same signatures); ``tables`` = (streams, tags, tag_stride)."""
 
-    def _check_ids(self, ids) -> np.ndarray:
-        if not isinstance(ids, np.ndarray):
-            raise TypeError(f"{self._name}: ids must be a NumPy array, got {type(ids).__name__}")
+    def _namespace(self, ids):
+        if isinstance(ids, np.ndarray):
+            return np
+        try:
+            return interop.namespace(ids)
+        except TypeError:
+            raise TypeError(
+                f"{self._name}: ids must be a NumPy array (or a CuPy array on the GPU), "
+                f"got {type(ids).__name__}"
+            ) from None
+
+    def _check_ids(self, ids, xp=np) -> np.ndarray:
         if ids.dtype != np.int64:
             raise TypeError(f"{self._name}: ids must have dtype int64, got {ids.dtype}")
         if ids.ndim != 1:
             raise ValueError(f"{self._name}: ids must be 1-D, got shape {ids.shape}")
-        return np.ascontiguousarray(ids)
+        return xp.ascontiguousarray(ids)
 
-    def _check_tags(self, tags, count: int, num_tables: int) -> np.ndarray:
-        tags = np.ascontiguousarray(tags, np.int64)
+    def _check_tags(self, tags, count: int, num_tables: int, xp=np) -> np.ndarray:
+        tags = xp.ascontiguousarray(xp.asarray(tags), np.int64)
         if tags.shape != (count,):
             raise ValueError(f"{self._name}: tags must have one entry per id ({count})")
-        if count and (tags.min() < 0 or tags.max() >= num_tables):
+        if xp is np and count and (tags.min() < 0 or tags.max() >= num_tables):
             raise ValueError(f"{self._name}: tags must index the {num_tables} table names")
         return tags
 
@@ -158,16 +174,17 @@ class Initializer(abc.ABC):
             raise ValueError(f"{self._name}: seed must be in [0, 2**64), got {seed}")
         return seed
 
-    def _check_out(self, out, shape: tuple[int, int]) -> np.ndarray:
+    def _check_out(self, out, shape: tuple[int, int], xp=np) -> np.ndarray:
         if out is None:
-            return interop.empty(shape, np.float32)
-        if not isinstance(out, np.ndarray):
-            raise TypeError(f"{self._name}: out must be a NumPy array, got {type(out).__name__}")
+            return interop.empty(shape, np.float32, xp)
+        if not isinstance(out, xp.ndarray):
+            kind = "a NumPy array" if xp is np else "a CuPy array, like ids"
+            raise TypeError(f"{self._name}: out must be {kind}, got {type(out).__name__}")
         if out.dtype != np.float32:
             raise TypeError(f"{self._name}: out must have dtype float32, got {out.dtype}")
         if out.shape != shape:
             raise ValueError(f"{self._name}: out must have shape {shape}, got {out.shape}")
-        if not (out.flags.c_contiguous and out.flags.writeable):
+        if not (out.flags.c_contiguous and getattr(out.flags, "writeable", True)):
             raise ValueError(f"{self._name}: out must be C-contiguous and writeable")
         return out
 
@@ -185,7 +202,7 @@ class ConstantInitializer(Initializer):
     def __post_init__(self):
         _normalize_reals(self, "init_val")
 
-    def _fill(self, ids, tables, out):
+    def _fill(self, kernels, ids, tables, out):
         kernels.fill_constant(self.init_val, out)
 
 
@@ -201,7 +218,7 @@ class UniformInitializer(Initializer):
         if self.a > self.b:
             raise ValueError(f"{self._name}: a must be <= b, got a={self.a}, b={self.b}")
 
-    def _fill(self, ids, tables, out):
+    def _fill(self, kernels, ids, tables, out):
         kernels.fill_uniform(ids, *tables, self.a, self.b, out)
 
 
@@ -216,7 +233,7 @@ class NormalInitializer(Initializer):
         _normalize_reals(self, "mean", "std")
         _check_non_negative(self, "std")
 
-    def _fill(self, ids, tables, out):
+    def _fill(self, kernels, ids, tables, out):
         kernels.fill_normal(ids, *tables, self.mean, self.std, out)
 
 
@@ -238,7 +255,7 @@ class TruncNormalInitializer(Initializer):
         if not self.a < self.b:
             raise ValueError(f"{self._name}: a must be < b, got a={self.a}, b={self.b}")
 
-    def _fill(self, ids, tables, out):
+    def _fill(self, kernels, ids, tables, out):
         kernels.fill_truncated_normal(ids, *tables, self.mean, self.std, self.a, self.b, out)
 
 
@@ -262,7 +279,7 @@ class XavierUniformInitializer(Initializer):
         """Half-width of the uniform distribution for rows of width ``dim``."""
         return math.sqrt(3.0) * _xavier_std(self, dim)
 
-    def _fill(self, ids, tables, out):
+    def _fill(self, kernels, ids, tables, out):
         bound = self.bound(out.shape[1])
         kernels.fill_uniform(ids, *tables, -bound, bound, out)
 
@@ -285,7 +302,7 @@ class XavierNormalInitializer(Initializer):
         """Standard deviation for rows of width ``dim``."""
         return _xavier_std(self, dim)
 
-    def _fill(self, ids, tables, out):
+    def _fill(self, kernels, ids, tables, out):
         kernels.fill_normal(ids, *tables, 0.0, self.std(out.shape[1]), out)
 
 
@@ -312,7 +329,7 @@ class KaimingUniformInitializer(Initializer):
         """Half-width of the uniform distribution for rows of width ``dim``."""
         return math.sqrt(3.0) * _kaiming_std(self, dim)
 
-    def _fill(self, ids, tables, out):
+    def _fill(self, kernels, ids, tables, out):
         bound = self.bound(out.shape[1])
         kernels.fill_uniform(ids, *tables, -bound, bound, out)
 
@@ -337,7 +354,7 @@ class KaimingNormalInitializer(Initializer):
         """Standard deviation for rows of width ``dim``."""
         return _kaiming_std(self, dim)
 
-    def _fill(self, ids, tables, out):
+    def _fill(self, kernels, ids, tables, out):
         kernels.fill_normal(ids, *tables, 0.0, self.std(out.shape[1]), out)
 
 
@@ -367,6 +384,12 @@ def from_config(config: Mapping) -> Initializer:
     if kind not in INITIALIZERS:
         raise ValueError(f"config: unknown initializer type {kind!r}")
     return INITIALIZERS[kind](**fields)
+
+
+def _cuda_kernels():
+    from recis.core.cuda import initializers
+
+    return initializers
 
 
 def _xavier_std(init, dim: int) -> float:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recis.core import interop
 from recis.core.errors import TableFullError
 from recis.core.id_map import Entries, IdMap
 
@@ -148,7 +149,7 @@ class Eviction:
 
     def touch(self, table, rows: np.ndarray, counts: np.ndarray) -> None:
         """Record that ``rows`` (distinct, ≥ 0) were used ``counts`` times by a lookup."""
-        table.store.scatter(rows, np.full(rows.size, self.step, np.int64), self.slot)
+        bookkeeping(table.store).touch_step(table.store, rows, self.slot, self.step)
 
     def make_room(self, table, count: int, protected_rows: np.ndarray) -> int:
         """Evict ids so that ``count`` new ones fit; return how many were evicted."""
@@ -176,8 +177,8 @@ class GlobalStepEviction(Eviction):
 
     def evict_stale(self, table) -> int:
         entries = table.ids.export()
-        last_seen = table.store.gather(entries.rows, self.slot)
-        stale = np.flatnonzero(last_seen < self.step - self.filter_step)
+        threshold = self.step - self.filter_step
+        stale = bookkeeping(table.store).stale(table.store, entries.rows, self.slot, threshold)
         _erase_by_row(table, entries, stale)
         return int(stale.size)
 
@@ -203,32 +204,69 @@ class CapacityEviction(Eviction):
     def touch(self, table, rows, counts):
         self.step += 1
         if self.policy == "lru":
-            table.store.scatter(rows, np.full(rows.size, self.step, np.int64), self.slot)
+            bookkeeping(table.store).touch_step(table.store, rows, self.slot, self.step)
         else:
-            plan = table.store.plan(rows)
-            table.store.scatter(plan, table.store.gather(plan, self.slot) + counts, self.slot)
+            bookkeeping(table.store).touch_count(table.store, rows, self.slot, counts)
 
     def make_room(self, table, count, protected_rows):
         excess = len(table) + count - self.max_size
         if excess <= 0:
             return 0
         entries = table.ids.export()
-        candidates = ~np.isin(entries.rows, protected_rows)
-        if candidates.sum() < excess:
+        xp = interop.namespace(entries.rows)
+        candidates = ~xp.isin(entries.rows, protected_rows)
+        if int(candidates.sum()) < excess:
             raise TableFullError(
                 f"table {table.name!r}: {count} new ids do not fit in max_size {self.max_size} "
                 f"even after evicting every id not used by this lookup"
             )
         candidates = Entries(*(a[candidates] for a in entries))
-        victims = _lowest(table.store.gather(candidates.rows, self.slot), candidates.rows, excess)
+        victims = bookkeeping(table.store).lowest(table.store, candidates.rows, self.slot, excess)
         _erase_by_row(table, candidates, victims)
         return excess
+
+
+class HostBookkeeping:
+    """Usage-slot updates of a CPU row store; :mod:`recis.core.cuda.policies` holds the GPU
+    twins (same signatures) that :func:`bookkeeping` picks for a ``"cuda"`` store."""
+
+    @staticmethod
+    def touch_step(store, rows: np.ndarray, slot: str, step: int) -> None:
+        """Set the usage slot of ``rows`` to ``step``."""
+        store.scatter(rows, np.full(rows.size, step, np.int64), slot)
+
+    @staticmethod
+    def touch_count(store, rows: np.ndarray, slot: str, counts: np.ndarray) -> None:
+        """Add ``counts`` to the usage slot of the distinct ``rows``."""
+        plan = store.plan(rows)
+        store.scatter(plan, store.gather(plan, slot) + counts, slot)
+
+    @staticmethod
+    def stale(store, rows: np.ndarray, slot: str, threshold: int) -> np.ndarray:
+        """Positions of the ``rows`` whose usage slot is below ``threshold``."""
+        return np.flatnonzero(store.gather(rows, slot) < threshold)
+
+    @staticmethod
+    def lowest(store, rows: np.ndarray, slot: str, count: int) -> np.ndarray:
+        """Positions of the ``count`` rows with the lowest usage slot, ties to lower rows."""
+        return _lowest(store.gather(rows, slot), rows, count)
+
+
+def bookkeeping(store):
+    """The usage-slot operations for ``store``'s device."""
+    if store.device == "cpu":
+        return HostBookkeeping
+    from recis.core.cuda import policies
+
+    return policies
 
 
 def _erase_by_row(table, entries, chosen: np.ndarray) -> None:
     """Erase the chosen entries in row order, so that their rows are reused in an order that
     does not depend on where the keys sit in the id map (a restored table reuses them alike)."""
-    chosen = chosen[np.argsort(entries.rows[chosen], kind="stable")]
+    rows = entries.rows[chosen]
+    order = np.argsort(rows, kind="stable") if isinstance(rows, np.ndarray) else rows.argsort()
+    chosen = chosen[order]
     table.erase(entries.keys[chosen], entries.tags[chosen])
 
 

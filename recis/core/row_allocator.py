@@ -10,13 +10,19 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
+
+from recis.core import interop
 
 
 class RowAllocator:
     """Hands out row numbers in ``[0, high_water)``; released rows are handed out again first.
 
     Reuse is last-released-first, so allocation is deterministic for a given call sequence.
+    The bookkeeping lives on the host, also for tables on a GPU: there :meth:`allocate` copies
+    only the reused rows to the device and :meth:`release` copies the released rows back.
     """
 
     def __init__(self) -> None:
@@ -34,19 +40,25 @@ class RowAllocator:
         """Rows currently handed out."""
         return self.high_water - self._free_count
 
-    def allocate(self, count: int) -> np.ndarray:
-        """Return ``count`` rows: released ones (newest first), then fresh ones."""
+    def allocate(self, count: int, xp: ModuleType = np) -> np.ndarray:
+        """Return ``count`` rows: released ones (newest first), then fresh ones, as an ``xp``
+        (NumPy or CuPy) array."""
         reused = min(count, self._free_count)
-        rows = np.empty(count, np.int64)
-        rows[:reused] = self._free[self._free_count - reused : self._free_count][::-1]
+        recycled = self._free[self._free_count - reused : self._free_count][::-1]
         self._free_count -= reused
         fresh = count - reused
-        rows[reused:] = np.arange(self.high_water, self.high_water + fresh, dtype=np.int64)
+        # the first `reused` entries of this range are overwritten by the recycled rows
+        rows = xp.arange(self.high_water - reused, self.high_water + fresh, dtype=np.int64)
+        if reused:
+            rows[:reused] = xp.asarray(np.ascontiguousarray(recycled))
         self.high_water += fresh
         return rows
 
     def release(self, rows: np.ndarray) -> None:
-        """Make ``rows`` available again. They must be live and distinct."""
+        """Make ``rows`` available again. They must be live and distinct. CuPy rows are copied
+        to the host (a synchronisation)."""
+        if interop.namespace(rows) is not np:
+            rows = rows.get()
         needed = self._free_count + rows.size
         if needed > self._free.size:
             grown = np.empty(max(needed, 2 * self._free.size), np.int64)

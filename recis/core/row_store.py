@@ -5,6 +5,10 @@ state or a last-seen step — is a list of fixed-size blocks of ``block_rows`` r
 blocks; existing rows stay where they are. Row numbers come from the table's
 :class:`~recis.core.id_map.IdMap`, which reuses the rows of erased ids.
 
+With ``device="cuda"`` the blocks are CuPy arrays and the copies run as CUDA kernels
+(:mod:`recis.core.cuda.row_store`); rows and values may then be CuPy or NumPy arrays, results are
+CuPy arrays.
+
 >>> import numpy as np
 >>> store = RowStore(dim=2, block_rows=4)
 >>> store.add_slot("step", dtype=np.int64, fill=-1)
@@ -27,6 +31,7 @@ from recis.core import interop
 from recis.core.kernels import row_store as kernels
 
 EMBEDDING = "embedding"
+DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,11 @@ class Field:
         """The dtype the copy kernels see: an unsigned int of the same size (copies are bitwise)."""
         return np.dtype(f"u{self.dtype.itemsize}")
 
+    @property
+    def fill_bits(self):
+        """``fill`` in the field's dtype, as its storage word."""
+        return np.array(self.fill, self.dtype).view(self.storage_dtype)[()]
+
 
 @dataclass(frozen=True)
 class RowPlan:
@@ -64,17 +74,29 @@ class RowStore:
         dtype: storage dtype of the embedding rows (e.g. float32, float16, ``ml_dtypes.bfloat16``).
         block_rows: rows per block, a power of two; memory grows by one block at a time.
         name: names the table in errors.
+        device: ``"cpu"`` (NumPy blocks) or ``"cuda"`` (CuPy blocks on the current device).
     """
 
-    def __init__(self, dim: int, dtype=np.float32, block_rows: int = 16384, name: str = "table"):
+    def __init__(
+        self,
+        dim: int,
+        dtype=np.float32,
+        block_rows: int = 16384,
+        name: str = "table",
+        device: str = "cpu",
+    ):
         if dim < 1:
             raise ValueError(f"RowStore {name!r}: dim must be >= 1, got {dim}")
         if block_rows < 1 or block_rows & (block_rows - 1):
             raise ValueError(f"RowStore {name!r}: block_rows must be a power of two")
+        if device not in DEVICES:
+            raise ValueError(f"RowStore {name!r}: device must be one of {DEVICES}, got {device!r}")
         self.name = name
         self.dim = dim
         self.block_rows = block_rows
+        self.device = device
         self._log2_block_rows = block_rows.bit_length() - 1
+        self._ops = HostRows if device == "cpu" else _device_rows()  # the device's block operations
         self._fields: dict[str, Field] = {}
         self._blocks: dict[str, List] = {}
         self._add_field(EMBEDDING, Field((dim,), np.dtype(dtype), 0.0))
@@ -107,75 +129,136 @@ class RowStore:
 
     def _add_field(self, name: str, field: Field) -> None:
         self._fields[name] = field
-        self._blocks[name] = List.empty_list(_block_type(field))
+        self._blocks[name] = self._ops.new_blocks(field, self.block_rows)
         for _ in range(self.num_blocks if name != EMBEDDING else 0):
-            self._blocks[name].append(self._new_block(field))
-
-    def _new_block(self, field: Field) -> np.ndarray:
-        block = interop.empty((self.block_rows, field.width), field.dtype)
-        block[...] = field.fill
-        return block.view(field.storage_dtype)
+            self._ops.append(self._blocks[name], field, self.block_rows)
 
     def ensure_rows(self, num_rows: int) -> None:
         """Add blocks until rows ``[0, num_rows)`` exist."""
         while self.capacity < num_rows:
             for name, field in self._fields.items():
-                self._blocks[name].append(self._new_block(field))
+                self._ops.append(self._blocks[name], field, self.block_rows)
 
-    def plan(self, rows: np.ndarray) -> RowPlan:
-        """Bucket ``rows`` by block, once for several gathers/scatters."""
-        rows = np.ascontiguousarray(rows, np.int64)
-        if rows.size and (rows.min() < 0 or rows.max() >= self.capacity):
-            raise IndexError(
-                f"RowStore {self.name!r}: rows must lie in [0, {self.capacity}), "
-                f"got [{rows.min()}, {rows.max()}]"
-            )
-        order = np.empty(rows.size, np.int64)
-        bounds = np.empty(self.num_blocks + 1, np.int64)
-        kernels.bucket_by_block(rows, self._log2_block_rows, self.num_blocks, order, bounds)
-        return RowPlan(rows, order, bounds)
+    def plan(self, rows, distinct: bool = False):
+        """Prepare ``rows`` once for several gathers/scatters (on the CPU: bucketed by block).
 
-    def gather(self, rows: np.ndarray | RowPlan, field: str = EMBEDDING) -> np.ndarray:
-        """Copy of the given rows of ``field``: ``[n, *shape]`` of the field's dtype."""
+        On the GPU, rows are not checked against the capacity (that would wait for the device):
+        a gather reads zeros for rows outside ``[0, capacity)`` and a scatter skips them.
+        ``distinct=True`` promises that no row repeats, which spares a GPU scatter the search
+        for each row's last position.
+        """
+        return self._ops.plan(self, rows, distinct)
+
+    def gather(self, rows, field: str = EMBEDDING, dtype=None):
+        """Copy of the given rows of ``field``: ``[n, *shape]`` of the field's dtype.
+
+        ``dtype`` converts the copy: to float32 (on the GPU, float16 and bfloat16 fields convert
+        in the copy kernel), or to the field's storage word (its raw bits, e.g. ``uint16`` for
+        bfloat16, which CuPy has no dtype for).
+        """
         plan, spec = self._plan(rows), self._field(field)
-        out = interop.empty((plan.rows.size, spec.width), spec.storage_dtype)
-        if plan.rows.size:
-            kernels.gather(self._blocks[field], plan.rows, plan.order, plan.bounds, out)
-        return out.view(spec.dtype).reshape(plan.rows.size, *spec.shape)
+        return self._ops.gather(self._blocks[field], plan, spec, dtype)
 
-    def scatter(self, rows: np.ndarray | RowPlan, values, field: str = EMBEDDING) -> None:
-        """Write ``values[i]`` (cast to the field's dtype) to row ``rows[i]`` of ``field``."""
+    def scatter(self, rows, values, field: str = EMBEDDING) -> None:
+        """Write ``values[i]`` (cast to the field's dtype) to row ``rows[i]`` of ``field``.
+
+        For repeated rows the last position wins.
+        """
         plan, spec = self._plan(rows), self._field(field)
-        values = np.asarray(values)
+        values = self._ops.as_array(values)
         if values.shape[1:] != spec.shape and values.shape != (plan.rows.size, *spec.shape):
             raise ValueError(
                 f"RowStore {self.name!r}: {field} values must be "
                 f"[{plan.rows.size}, {', '.join(map(str, spec.shape))}], got {list(values.shape)}"
             )
-        values = np.ascontiguousarray(values, spec.dtype).reshape(plan.rows.size, spec.width)
-        if plan.rows.size:
-            flat = values.view(spec.storage_dtype)
-            kernels.scatter(self._blocks[field], plan.rows, plan.order, plan.bounds, flat)
+        self._ops.scatter(self._blocks[field], plan, values, spec)
 
-    def reset(self, rows: np.ndarray | RowPlan, fields=None) -> None:
+    def reset(self, rows, fields=None) -> None:
         """Set ``rows`` of the given slots (default: all but the embedding) to their fill."""
         plan = self._plan(rows)
         for name in fields if fields is not None else list(self._fields)[1:]:
-            spec = self._field(name)
-            self.scatter(plan, np.full((plan.rows.size, *spec.shape), spec.fill, spec.dtype), name)
+            self._ops.fill(self._blocks[name], plan, self._field(name))
+
+    def blocks(self, field: str = EMBEDDING):
+        """The blocks of ``field``, for kernels: a numba typed list of NumPy arrays on the CPU,
+        a :class:`~recis.core.cuda.row_store.DeviceBlocks` on the GPU."""
+        self._field(field)
+        return self._blocks[field]
 
     def clear(self) -> None:
         """Drop every block (fields are kept)."""
         for name, field in self._fields.items():
-            self._blocks[name] = List.empty_list(_block_type(field))
+            self._blocks[name] = self._ops.new_blocks(field, self.block_rows)
 
-    def _plan(self, rows) -> RowPlan:
-        return rows if isinstance(rows, RowPlan) else self.plan(rows)
+    def _plan(self, rows):
+        return rows if isinstance(rows, self._ops.Plan) else self.plan(rows)
 
     def _field(self, name: str) -> Field:
         if name not in self._fields:
             raise KeyError(f"RowStore {self.name!r} has no field {name!r} ({list(self._fields)})")
         return self._fields[name]
+
+
+class HostRows:
+    """The CPU half of :class:`RowStore`: a field is a numba typed list of NumPy blocks viewed as
+    unsigned words; copies run block by block over a :class:`RowPlan`."""
+
+    Plan = RowPlan
+
+    @staticmethod
+    def new_blocks(field: Field, block_rows: int) -> List:
+        return List.empty_list(_block_type(field))
+
+    @staticmethod
+    def append(blocks: List, field: Field, block_rows: int) -> None:
+        block = interop.empty((block_rows, field.width), field.dtype)
+        block[...] = field.fill
+        blocks.append(block.view(field.storage_dtype))
+
+    @staticmethod
+    def plan(store: RowStore, rows, distinct: bool = False) -> RowPlan:
+        rows = np.ascontiguousarray(rows, np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= store.capacity):
+            raise IndexError(
+                f"RowStore {store.name!r}: rows must lie in [0, {store.capacity}), "
+                f"got [{rows.min()}, {rows.max()}]"
+            )
+        order = np.empty(rows.size, np.int64)
+        bounds = np.empty(store.num_blocks + 1, np.int64)
+        kernels.bucket_by_block(rows, store._log2_block_rows, store.num_blocks, order, bounds)
+        return RowPlan(rows, order, bounds)
+
+    @staticmethod
+    def as_array(values) -> np.ndarray:
+        return np.asarray(values)
+
+    @staticmethod
+    def gather(blocks: List, plan: RowPlan, spec: Field, dtype=None) -> np.ndarray:
+        out = interop.empty((plan.rows.size, spec.width), spec.storage_dtype)
+        if plan.rows.size:
+            kernels.gather(blocks, plan.rows, plan.order, plan.bounds, out)
+        if dtype is not None and np.dtype(dtype) == spec.storage_dtype:
+            return out.reshape(plan.rows.size, *spec.shape)
+        out = out.view(spec.dtype).reshape(plan.rows.size, *spec.shape)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    @staticmethod
+    def scatter(blocks: List, plan: RowPlan, values: np.ndarray, spec: Field) -> None:
+        values = np.ascontiguousarray(values, spec.dtype).reshape(plan.rows.size, spec.width)
+        if plan.rows.size:
+            flat = values.view(spec.storage_dtype)
+            kernels.scatter(blocks, plan.rows, plan.order, plan.bounds, flat)
+
+    @staticmethod
+    def fill(blocks: List, plan: RowPlan, spec: Field) -> None:
+        values = np.full((plan.rows.size, *spec.shape), spec.fill, spec.dtype)
+        HostRows.scatter(blocks, plan, values, spec)
+
+
+def _device_rows():
+    from recis.core.cuda.row_store import DeviceRows
+
+    return DeviceRows
 
 
 def _block_type(field: Field):

@@ -11,6 +11,7 @@ A batch has B samples (segments) holding N ids in all. The ids' U distinct rows 
 
 Rows may be float32, float64, float16 or bfloat16; other than float32 they are converted to
 float32 first (one copy of ``rows``). Results are float32, accumulated in float32 in id order.
+CuPy arrays run the CUDA kernels of :mod:`recis.core.cuda.segment`, with equal results.
 
 >>> rows = np.array([[1.0, 2.0], [10.0, 20.0]], dtype=np.float32)
 >>> index, offsets = np.array([0, 1, 1]), np.array([0, 2, 3])
@@ -21,6 +22,8 @@ float32 first (one copy of ``rows``). Results are float32, accumulated in float3
 """
 
 from __future__ import annotations
+
+import sys
 
 import ml_dtypes
 import numba
@@ -59,8 +62,10 @@ def segment_reduce(
     >>> segment_reduce(rows, index, offsets, w, mode="tile", tile_len=2).tolist()
     [[[0.0], [0.0]], [[2.0], [2.0]]]
     """
-    rows = _as_float32_matrix(rows, "rows")
     tile_len = _check_mode(mode, tile_len)
+    if not isinstance(rows, np.ndarray) and _on_gpu(rows):
+        return _cuda().segment_reduce(rows, index, offsets, weights, mode, tile_len)
+    rows = _as_float32_matrix(rows, "rows")
     index, offsets, weights = _check_segments(index, offsets, weights, len(rows))
     num_segments, dim = len(offsets) - 1, rows.shape[1]
     if mode == "tile":
@@ -94,6 +99,11 @@ def segment_reduce_backward(
     tile_len = _check_mode(mode, tile_len)
     if not isinstance(num_rows, int | np.integer) or num_rows < 0:
         raise ValueError(f"num_rows: expected a non-negative integer, got {num_rows!r}")
+    if not isinstance(grad_out, np.ndarray) and _on_gpu(grad_out):
+        cuda = _cuda()
+        return cuda.segment_reduce_backward(
+            grad_out, index, offsets, weights, mode, int(num_rows), tile_len
+        )
     index, offsets, weights = _check_segments(index, offsets, weights, int(num_rows))
     grad_out = _as_float32_grad(grad_out, len(offsets) - 1, tile_len)
     grad_rows = empty((num_rows, grad_out.shape[-1]), np.float32)
@@ -104,6 +114,18 @@ def segment_reduce_backward(
         normalize = mode == "mean"
         segment_pool_backward(grad_out, index, offsets, weights, normalize, num_parts, grad_rows)
     return grad_rows
+
+
+def _on_gpu(array) -> bool:
+    """Whether ``array`` is a CuPy array (the caller already knows it is no NumPy array)."""
+    cupy = sys.modules.get("cupy")
+    return cupy is not None and isinstance(array, cupy.ndarray)
+
+
+def _cuda():
+    from recis.core.cuda import segment as cuda_segment
+
+    return cuda_segment
 
 
 def _check_mode(mode: str, tile_len: int | None) -> int | None:

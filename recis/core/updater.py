@@ -3,7 +3,10 @@
 Gradients arrive as (rows, grads) pairs per table, possibly with repeated rows and over several
 micro-steps. At each optimizer step the updater sums the gradients of each row, divides by the
 number of accumulated micro-steps, checks them for NaN/inf, and runs the rule on exactly those
-rows and their slots (lazy: other rows do not change).
+rows and their slots (lazy: other rows do not change). For a table whose rows live on the GPU
+(a ``"cuda"`` row store, CuPy gradients), gradients are summed, the rows and slots gathered, the
+rule applied (one fused CUDA kernel, :mod:`recis.core.cuda.optim`) and the results scattered, all
+on the device; the non-finite check and the number of distinct rows wait for it.
 
 >>> import numpy as np
 >>> from recis.core.optim import SGD
@@ -23,6 +26,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from recis.core import interop
 from recis.core.errors import NonFiniteGradientError
 from recis.core.optim.rule import Rule
 from recis.core.table import EmbeddingTable
@@ -98,8 +102,8 @@ class SparseUpdater:
 
     def _apply(self, table: EmbeddingTable, lr: float) -> None:
         rows, grads = self._summed_gradients(table)
-        plan = table.store.plan(rows)
-        params = table.gather(plan)
+        plan = table.store.plan(rows, distinct=True)
+        params = table.store.gather(plan, dtype=np.float32)
         slots = {name: table.store.gather(plan, name) for name in self.rule.slots(table.dim)}
         self.steps[table.name] += 1
         params, slots = self.rule.update(params, grads, slots, self.steps[table.name], lr)
@@ -109,8 +113,8 @@ class SparseUpdater:
 
     def _summed_gradients(self, table: EmbeddingTable) -> tuple[np.ndarray, np.ndarray]:
         unique_rows, grads = table.grads.summed(self.accumulation_steps)
-        finite = np.isfinite(grads).all(axis=1)
-        if finite.all():
+        finite = interop.namespace(grads).isfinite(grads).all(axis=1)
+        if bool(finite.all()):
             return unique_rows, grads
         if self.on_nonfinite == "raise":
             raise NonFiniteGradientError(

@@ -51,9 +51,13 @@ class Ftrl(Rule):
             "linear": SlotSpec((dim,), FLOAT32, 0.0),
         }
 
-    def _update(self, xp, params, grads, slots, step, lr):
+    def check_lr(self, lr: float) -> None:
+        """Raise ``ValueError`` for ``lr == 0``: the update divides by it."""
         if lr == 0:
             raise ValueError("lr: Ftrl needs lr > 0, got 0.0")
+
+    def _update(self, xp, params, grads, slots, step, lr):
+        self.check_lr(lr)
         power = -self.learning_rate_power
         accumulator = slots["accumulator"] + grads * grads
         new_root, old_root = accumulator**power, slots["accumulator"] ** power

@@ -77,17 +77,28 @@ class Rule(abc.ABC):
         deduplicated per row. ``slots`` maps every name of :meth:`slots` to a float32
         ``[n, *shape]`` array. ``step`` (>= 1) counts this table's updates, this one included;
         ``lr`` (>= 0) is the learning rate for this update. Inputs are never modified; the math
-        is float32.
+        is float32. CuPy arrays run the rule's fused CUDA kernel
+        (:mod:`recis.core.cuda.optim`), which gives the same values.
         """
         _check_rows(params, grads)
         _check_slots(slots, self.slots(params.shape[1]), params.shape[0])
         step, lr = _check_step(step), _check_lr(lr)
         xp = interop.namespace(params)
+        if xp is not np:
+            fused = _fused_update(self, params, grads, dict(slots), step, lr)
+            if fused is not None:
+                return fused
         return self._update(xp, params, grads, dict(slots), step, lr)
 
     @abc.abstractmethod
     def _update(self, xp, params, grads, slots, step: int, lr: float):
         """Apply the rule to validated arguments; ``xp`` is the array module of the arrays."""
+
+
+def _fused_update(rule: Rule, params, grads, slots: dict, step: int, lr: float):
+    from recis.core.cuda.optim import fused_update
+
+    return fused_update(rule, params, grads, slots, step, lr)
 
 
 def check_real(name: str, value, low: float, high: float = math.inf, *, high_open=False) -> float:

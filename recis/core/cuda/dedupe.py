@@ -1,0 +1,31 @@
+"""GPU twin of the deduplication kernel (:mod:`recis.core.kernels.dedupe`) on CuPy arrays.
+
+:func:`unique_inverse` has the signature and the results of its CPU namesake: a zeroed scratch
+table gets one slot per distinct (key, tag) in one probe pass (``cuda/dedupe.cu``), holding the
+pair's first position; a prefix sum then ranks the first occurrences. Work is queued on CuPy's
+current stream; reading the unique count back is the one host synchronisation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recis.core.cuda import id_map, loader
+
+SOURCE = "dedupe.cu"
+
+
+def unique_inverse(keys, tags, tag_stride, scratch, shift, regions, unique, inverse) -> int:
+    """Fill ``unique`` with the positions of first occurrences (in order) and ``inverse``; return
+    the unique count. ``scratch`` is a zeroed ``int64[capacity, 2]``, ``capacity = 2**(64 -
+    shift)`` larger than ``len(keys)``; ``regions`` is ignored."""
+    n = keys.size
+    mask = np.int64(scratch.shape[0] - 1)
+    shift, stride, count = np.int32(shift), np.int64(tag_stride), np.int64(n)
+    _run("dedupe_claim", n, (scratch, mask, shift, keys, tags, stride, count, inverse))
+    _run("dedupe_first_positions", n, (scratch, inverse, count))
+    return id_map.rank_first_occurrences(inverse, unique)
+
+
+def _run(name: str, n: int, args: tuple) -> None:
+    loader.launch(loader.kernel(SOURCE, name), n, args)

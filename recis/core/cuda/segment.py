@@ -1,0 +1,153 @@
+"""Embedding combiners and per-row gradient sums on the GPU (``cuda/segment.cu``), on CuPy arrays.
+
+:func:`segment_reduce` and :func:`segment_reduce_backward` are the GPU halves of
+:mod:`recis.core.segment` (which validates ``mode`` and ``tile_len`` and dispatches here for CuPy
+rows); :func:`sum_by_row` is the GPU half of ``GradientBuffer.summed``. Every sum runs in id order
+with the CPU's roundings, so results equal the CPU's bit for bit.
+
+Nothing here waits for the device except :func:`sum_by_row`, whose result size is the number of
+distinct rows. Index entries and offsets are not checked on the host: an index outside
+``[0, num_rows)`` reads NaN in the forward pass and is dropped in the backward pass.
+
+>>> group_size(4), group_size(24), group_size(300)
+(4, 32, 32)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recis.core.cuda import loader
+
+SOURCE = "segment.cu"
+NULL = np.uint64(0)  # a null pointer argument
+ROW_KERNELS = {np.dtype(t): np.dtype(t).name for t in (np.float32, np.float64, np.float16)}
+
+
+def group_size(dim: int) -> int:
+    """Threads per segment or row: the power of two covering ``dim``, at most a warp (32)."""
+    return min(32, 1 << max(dim - 1, 0).bit_length())
+
+
+def segment_reduce(rows, index, offsets, weights, mode: str, tile_len: int | None):
+    """``recis.core.segment.segment_reduce`` for CuPy ``rows`` (mode and tile_len checked)."""
+    cupy = loader.require_cupy("segment_reduce on the GPU")
+    rows = _check_rows(cupy, rows)
+    index, offsets, weights = _check_segments(cupy, index, offsets, weights)
+    num_segments, dim = offsets.size - 1, rows.shape[1]
+    args = (rows, np.int64(rows.shape[0]), np.int64(dim), index, np.int64(index.size), offsets)
+    suffix = ROW_KERNELS[rows.dtype]
+    if mode == "tile":
+        out = cupy.empty((num_segments, tile_len, dim), np.float32)
+        total = out.size
+        args += (weights, np.int64(tile_len), out, np.int64(total))
+        _run(f"segment_tile_{suffix}", total, args)
+        return out
+    out = cupy.empty((num_segments, dim), np.float32)
+    group = group_size(dim)
+    total = num_segments * group
+    args += (weights, np.int32(mode == "mean"), np.int64(group), out, np.int64(total))
+    _run(f"segment_pool_{suffix}", total, args)
+    return out
+
+
+def segment_reduce_backward(
+    grad_out, index, offsets, weights, mode: str, num_rows: int, tile_len: int | None
+):
+    """``recis.core.segment.segment_reduce_backward`` for CuPy ``grad_out``: [num_rows, D].
+
+    Every id gets its source gradient row and scale, ids are sorted by row (stably, so each row
+    keeps id order), and each row sums its contributions in that order.
+    """
+    cupy = loader.require_cupy("segment_reduce_backward on the GPU")
+    index, offsets, weights = _check_segments(cupy, index, offsets, weights)
+    num_segments = offsets.size - 1
+    grad_out = _check_grad(cupy, grad_out, num_segments, tile_len)
+    dim = grad_out.shape[-1]
+    source = cupy.full(index.size, -1, np.int64)
+    scale = cupy.empty(index.size, np.float32)
+    group = 32
+    total = num_segments * group
+    normalize = np.int32(mode == "mean")
+    args = (offsets, np.int64(num_segments), np.int64(index.size), weights, normalize)
+    args += (np.int64(tile_len or 0), np.int64(group), source, scale, np.int64(total))
+    _run("segment_sources", total, args)
+    order = cupy.argsort(index)
+    bounds = cupy.searchsorted(index[order], cupy.arange(num_rows + 1, dtype=np.int64))
+    values = grad_out.reshape(-1, dim)
+    return _accumulate(cupy, order, bounds[:-1], bounds[1:], (source, scale), values, 1)
+
+
+def sum_by_row(rows, values, divisor: int):
+    """Distinct rows >= 0 of ``rows`` (CuPy int64), in order of first occurrence, and the sums
+    of their ``values`` rows (float32 ``[n, D]``, summed in position order) divided by
+    ``divisor`` unless it is 1: ``GradientBuffer.summed`` on the GPU."""
+    cupy = loader.require_cupy("summing gradients on the GPU")
+    rows = cupy.ascontiguousarray(rows, np.int64)
+    values = cupy.ascontiguousarray(values, np.float32)
+    order = cupy.argsort(rows)
+    ordered = rows[order]
+    head = ordered >= 0
+    head[1:] &= ordered[1:] != ordered[:-1]
+    starts = cupy.flatnonzero(head)  # waits for the device: the size of the result
+    ends = cupy.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1:] = rows.size
+    by_first = cupy.argsort(order[starts])
+    begin, end = starts[by_first], ends[by_first]
+    sums = _accumulate(cupy, order, begin, end, (NULL, NULL), values, divisor)
+    return ordered[begin], sums
+
+
+def _accumulate(cupy, order, begin, end, sources: tuple, values, divisor: int):
+    """Row u of the result: Σ over k in [begin[u], end[u]) of the contribution of id order[k]."""
+    dim = values.shape[1]
+    out = cupy.empty((begin.size, dim), np.float32)
+    group = group_size(dim)
+    total = begin.size * group
+    ranges = (order, cupy.ascontiguousarray(begin), cupy.ascontiguousarray(end))
+    scaling = (np.int32(divisor != 1), np.float32(divisor))
+    args = (*ranges, *sources, values, np.int64(dim), np.int64(group), *scaling, out)
+    _run("accumulate_rows", total, (*args, np.int64(total)))
+    return out
+
+
+def _check_rows(cupy, rows):
+    if rows.ndim != 2:
+        raise TypeError("rows: expected a 2-D NumPy or CuPy array")
+    if rows.dtype not in ROW_KERNELS:
+        raise TypeError(f"rows: expected float16, float32 or float64 on the GPU, got {rows.dtype}")
+    return cupy.ascontiguousarray(rows)
+
+
+def _check_segments(cupy, index, offsets, weights):
+    """``index``/``offsets``/``weights`` as contiguous int64, int64 and float32 (or NULL)."""
+    index, offsets = cupy.asarray(index), cupy.asarray(offsets)
+    if index.ndim != 1 or index.dtype.kind not in "iu":
+        raise TypeError("index: expected a 1-D integer array")
+    if offsets.ndim != 1 or offsets.dtype.kind not in "iu" or offsets.size == 0:
+        raise TypeError("offsets: expected a 1-D integer array of at least one offset")
+    index = cupy.ascontiguousarray(index, np.int64)
+    offsets = cupy.ascontiguousarray(offsets, np.int64)
+    if weights is None:
+        return index, offsets, NULL
+    weights = cupy.asarray(weights)
+    if weights.ndim != 1 or weights.dtype != np.float32:
+        raise TypeError("weights: expected a 1-D float32 array or None")
+    if weights.size != index.size:
+        raise ValueError(f"weights: expected {index.size} weights (one per id), got {weights.size}")
+    return index, offsets, cupy.ascontiguousarray(weights)
+
+
+def _check_grad(cupy, grad_out, num_segments: int, tile_len: int | None):
+    leading = (num_segments,) if tile_len is None else (num_segments, tile_len)
+    if grad_out.ndim != len(leading) + 1 or grad_out.shape[:-1] != leading:
+        raise ValueError(f"grad_out: expected shape {(*leading, 'D')}, got {grad_out.shape}")
+    if grad_out.dtype not in ROW_KERNELS:
+        raise TypeError(f"grad_out: expected float16, float32 or float64, got {grad_out.dtype}")
+    return cupy.ascontiguousarray(grad_out, np.float32)
+
+
+def _run(name: str, total: int, args: tuple) -> None:
+    if total:
+        loader.launch(loader.kernel(SOURCE, name), total, args)
