@@ -7,6 +7,11 @@ Flags (absl): ``--backend`` (``torch`` or ``jax``: the framework of the dense mo
 ``--save_steps``, ``--seed``. Training resumes from the newest checkpoint in ``--output_dir``.
 The chosen backend alone is imported: a single-process JAX run never loads torch.
 
+``--device=cuda`` (torch backend) trains on the GPU: the dense model, the embedding tables
+(``EmbeddingOption(device="cuda")``) and the batches, which the dataset packs in pinned memory and
+copies to the GPU while the previous step trains. It stops at once, saying why, where torch sees
+no CUDA device or CuPy (``pip install 'recis[cuda]'``) is missing.
+
 Launched by ``torchrun --nproc_per_node N``, the script trains on N ranks (either backend): the
 tables are sharded over the ranks, the dense model is data-parallel and each rank reads its own
 part of the data (``worker_idx=rank``, ``worker_num=N``); rank 0 generates the data and writes
@@ -19,7 +24,7 @@ import os
 from collections.abc import Callable
 
 import numpy as np
-from absl import flags
+from absl import app, flags
 
 from recis.core.metrics import auc_thresholds, confusion_counts, threshold_auc
 from recis.framework.metrics import add_metric
@@ -35,7 +40,7 @@ flags.DEFINE_integer("batch_size", 4096, "Samples per step.")
 flags.DEFINE_integer("steps", None, "Training steps in total (default: one pass over the data).")
 flags.DEFINE_integer("eval_steps", None, "Evaluation batches (default: all).")
 flags.DEFINE_string("output_dir", "runs/example", "Checkpoints, TensorBoard logs and plots.")
-flags.DEFINE_enum("device", "cpu", ["cpu", "cuda"], "Where the model trains.")
+flags.DEFINE_enum("device", "cpu", ["cpu", "cuda"], "Where the torch model trains.")
 flags.DEFINE_float("lr", 1e-3, "Learning rate of the dense AdamW.")
 flags.DEFINE_float("sparse_lr", 1e-2, "Learning rate of the sparse AdamW.")
 flags.DEFINE_integer("dim", 16, "Embedding width.")
@@ -50,6 +55,22 @@ DENSE_WEIGHT_DECAY = 0.01  # torch.optim.AdamW's default, used by both backends
 def rank_and_world_size() -> tuple[int, int]:
     """This process's rank and the number of ranks (``torchrun`` sets them; else 0 and 1)."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def check_device() -> None:
+    """Stop with a usage error when ``--device=cuda`` cannot train here."""
+    if FLAGS.device != "cuda" or FLAGS.backend != "torch":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise app.UsageError("--device=cuda needs a CUDA device, and torch sees none")
+    from recis.core.cuda import loader
+
+    try:
+        loader.require_cupy("--device=cuda")
+    except ImportError as error:
+        raise app.UsageError(str(error)) from None
 
 
 def start_ranks() -> None:
@@ -133,6 +154,7 @@ def training_arguments(arguments_class):
 def run(builders: dict[str, Callable]) -> dict:
     """Train the model that ``builders[FLAGS.backend]()`` builds with the flags above, evaluate
     it and report where the outputs are."""
+    check_device()
     start_ranks()
     train_dir, eval_dir = data_directories()
     if FLAGS.backend == "jax":

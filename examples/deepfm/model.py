@@ -32,41 +32,55 @@ def feature_engine() -> FeatureEngine:
     return FeatureEngine(features)
 
 
-def embedding_options(dim: int) -> dict[str, EmbeddingOption]:
+def embedding_options(dim: int, device: str = "cpu") -> dict[str, EmbeddingOption]:
+    """An embedding and a bias table per categorical column, their rows on ``device``."""
     init = TruncNormalInitializer(std=0.01)
     options = {}
     for column in CATEGORICAL:
         options[f"{column}_emb"] = EmbeddingOption(
-            embedding_dim=dim, shared_name=f"{column}_emb", initializer=init
+            embedding_dim=dim, shared_name=f"{column}_emb", initializer=init, device=device
         )
         options[f"{column}_bias"] = EmbeddingOption(
-            embedding_dim=1, shared_name=f"{column}_bias", initializer=init
+            embedding_dim=1, shared_name=f"{column}_bias", initializer=init, device=device
         )
     return options
 
 
-class DeepFM(nn.Module):
-    """FM (first and second order) + MLP over the embeddings and dense features."""
+def deep_tower(dim: int, hidden: tuple[int, ...]) -> nn.Sequential:
+    """The MLP over the flattened embeddings and the dense features, one logit out."""
+    layers, width = [], len(CATEGORICAL) * dim + len(DENSE)
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    return nn.Sequential(*layers, nn.Linear(width, 1))
 
-    def __init__(self, dim: int = 16, hidden: tuple[int, ...] = (400, 400, 400)) -> None:
+
+def deepfm_logits(tower: nn.Module, batch: dict, out: dict) -> torch.Tensor:
+    """FM first and second order + ``tower`` over the looked-up embeddings ``out`` (``{c}_emb``
+    [B, dim] and ``{c}_bias`` [B, 1] per categorical column) and the batch's dense features."""
+    stacked = torch.stack([out[f"{c}_emb"] for c in CATEGORICAL], dim=1)  # [B, 26, dim]
+    first_order = torch.cat([out[f"{c}_bias"] for c in CATEGORICAL], dim=1).sum(1)
+    second_order = 0.5 * (stacked.sum(1).pow(2) - stacked.pow(2).sum(1)).sum(1)
+    dense = torch.log1p(torch.cat([batch[name] for name in DENSE], dim=1).clamp_min(0))
+    deep = tower(torch.cat([stacked.flatten(1), dense], dim=1)).squeeze(1)
+    return first_order + second_order + deep
+
+
+class DeepFM(nn.Module):
+    """FM (first and second order) + MLP over the embeddings and dense features; the tables
+    live on ``device`` (move the module there too)."""
+
+    def __init__(
+        self, dim: int = 16, hidden: tuple[int, ...] = (400, 400, 400), device: str = "cpu"
+    ) -> None:
         super().__init__()
         self.features = feature_engine()
-        self.embeddings = EmbeddingEngine(embedding_options(dim))
-        layers, width = [], len(CATEGORICAL) * dim + len(DENSE)
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            width = size
-        self.mlp = nn.Sequential(*layers, nn.Linear(width, 1))
+        self.embeddings = EmbeddingEngine(embedding_options(dim, device))
+        self.mlp = deep_tower(dim, hidden)
         self.auc = AUROC(num_thresholds=200)
 
     def logits(self, batch: dict) -> torch.Tensor:
-        out = self.embeddings(self.features(batch))
-        stacked = torch.stack([out[f"{c}_emb"] for c in CATEGORICAL], dim=1)  # [B, 26, dim]
-        first_order = torch.cat([out[f"{c}_bias"] for c in CATEGORICAL], dim=1).sum(1)
-        second_order = 0.5 * (stacked.sum(1).pow(2) - stacked.pow(2).sum(1)).sum(1)
-        dense = torch.log1p(torch.cat([batch[name] for name in DENSE], dim=1).clamp_min(0))
-        deep = self.mlp(torch.cat([stacked.flatten(1), dense], dim=1)).squeeze(1)
-        return first_order + second_order + deep
+        return deepfm_logits(self.mlp, batch, self.embeddings(self.features(batch)))
 
     def forward(self, batch: dict) -> torch.Tensor:
         logits = self.logits(batch)

@@ -20,7 +20,7 @@ def hidden() -> tuple[int, ...]:
 def torch_model():
     from examples.deepfm.model import DeepFM
 
-    return DeepFM(dim=flags.FLAGS.dim, hidden=hidden())
+    return DeepFM(dim=flags.FLAGS.dim, hidden=hidden(), device=flags.FLAGS.device)
 
 
 def jax_model():

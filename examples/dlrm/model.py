@@ -31,14 +31,18 @@ def mlp(sizes: list[int], last_activation: bool) -> nn.Sequential:
 
 
 class DLRM(nn.Module):
-    """Bottom MLP, embeddings, dot interactions, top MLP."""
+    """Bottom MLP, embeddings, dot interactions, top MLP; the tables live on ``device`` (move
+    the module there too)."""
 
-    def __init__(self, dim: int = 16, bottom=(64, 32), top=(256, 64)) -> None:
+    def __init__(self, dim: int = 16, bottom=(64, 32), top=(256, 64), device: str = "cpu") -> None:
         super().__init__()
         bound = dim**-0.5
         options = {
             c: EmbeddingOption(
-                embedding_dim=dim, shared_name=c, initializer=UniformInitializer(-bound, bound)
+                embedding_dim=dim,
+                shared_name=c,
+                initializer=UniformInitializer(-bound, bound),
+                device=device,
             )
             for c in CATEGORICAL
         }

@@ -14,7 +14,7 @@ from examples import launcher
 def torch_model():
     from examples.dlrm.model import DLRM
 
-    return DLRM(dim=flags.FLAGS.dim)
+    return DLRM(dim=flags.FLAGS.dim, device=flags.FLAGS.device)
 
 
 def jax_model():

@@ -1,4 +1,4 @@
-"""RecIS feature engine: per-feature op chains, fused across features, on CPU.
+"""RecIS feature engine: per-feature op chains, fused across features, on CPU or GPU.
 
 >>> import torch
 >>> from recis.features.feature import Feature

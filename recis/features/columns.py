@@ -1,8 +1,11 @@
 """Feature inputs at the edge: torch tensors and ``RaggedTensor``\\ s in, engine columns out.
 
-Ops accept a dense ``torch.Tensor``, a :class:`~recis.ragged.tensor.RaggedTensor`, a NumPy array
-or an engine :class:`~recis.core.ragged.Ragged`, and return results of the kind they were given.
-Torch tensors are shared with the engine without copies (DLPack); results go back the same way.
+Ops accept a dense ``torch.Tensor``, a :class:`~recis.ragged.tensor.RaggedTensor`, a NumPy or
+CuPy array or an engine :class:`~recis.core.ragged.Ragged`, and return results of the kind they
+were given. Torch tensors are shared with the engine without copies (DLPack); results go back the
+same way. CUDA tensors are computed on their GPU by the engine's CUDA kernels (CuPy), on torch's
+current stream there (:func:`on_input_device`), so the work is ordered with the caller's without
+waiting for it.
 
 >>> import torch
 >>> column, back = split_values(torch.tensor([[1, 2], [3, 4]]))
@@ -13,16 +16,20 @@ tensor([[10, 20],
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
 
+from recis.core import interop
+from recis.core.cuda import loader, streams
 from recis.core.interop import as_engine_array, export_like
 from recis.core.ragged import Ragged
 from recis.ragged.tensor import RaggedPadInfo, RaggedTensor
 
-INPUT_KINDS = "a torch.Tensor, RaggedTensor, NumPy array or Ragged"
+INPUT_KINDS = "a torch.Tensor, RaggedTensor, NumPy or CuPy array or Ragged"
 
 
 def split_values(x) -> tuple[np.ndarray | Ragged, Callable]:
@@ -37,7 +44,7 @@ def split_values(x) -> tuple[np.ndarray | Ragged, Callable]:
         return engine_array(values, "values"), lambda out: ragged_like(x, export_like(out, values))
     if isinstance(x, torch.Tensor):
         return engine_array(x, "input"), lambda out: export_like(out, x)
-    if isinstance(x, np.ndarray | Ragged):
+    if isinstance(x, Ragged) or _is_engine_array(x):
         return x, lambda out: out
     raise TypeError(f"expected {INPUT_KINDS}, got {type(x).__name__}")
 
@@ -56,8 +63,60 @@ def split_ragged(x, with_weights: bool = True) -> tuple[Ragged, Callable]:
 
 
 def engine_array(tensor: torch.Tensor, name: str) -> np.ndarray:
-    """A NumPy view of a torch tensor (detached, made contiguous)."""
+    """A NumPy (CPU) or CuPy (CUDA) view of a torch tensor (detached, made contiguous)."""
+    if tensor.is_cuda:
+        loader.require_cupy("feature ops on CUDA tensors")
     return as_engine_array(tensor.detach().contiguous(), name)
+
+
+def on_input_device(method: Callable) -> Callable:
+    """Decorator of ``method(self, x, ...)``: when ``x`` holds CUDA tensors, run it with CuPy on
+    their GPU and on torch's current stream there (see the module docstring)."""
+
+    @functools.wraps(method)
+    def wrapper(self, x, *args, **kwargs):
+        with input_device(x):
+            return method(self, x, *args, **kwargs)
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def input_device(x) -> Iterator[None]:
+    """Make the GPU of ``x``'s first CUDA tensor, and torch's current stream on it, CuPy's
+    current device and stream inside the ``with`` block; nothing for inputs without CUDA tensors.
+
+    ``x`` is a tensor, a ``RaggedTensor``, or a list, tuple or dict of them.
+    """
+    device = _cuda_device(x)
+    if device is None:
+        yield
+        return
+    cupy = loader.require_cupy("feature ops on CUDA tensors")
+    stream = torch.cuda.current_stream(device).cuda_stream
+    with cupy.cuda.Device(device.index), streams.on_stream(stream):
+        yield
+
+
+def _cuda_device(x) -> torch.device | None:
+    if isinstance(x, RaggedTensor):
+        x = x.values()
+    if isinstance(x, torch.Tensor):
+        return x.device if x.is_cuda else None
+    items = x.values() if isinstance(x, Mapping) else x if isinstance(x, list | tuple) else ()
+    for item in items:
+        device = _cuda_device(item)
+        if device is not None:
+            return device
+    return None
+
+
+def _is_engine_array(x) -> bool:
+    try:
+        interop.namespace(x)
+    except TypeError:
+        return False
+    return True
 
 
 def ragged_like(x: RaggedTensor, values: torch.Tensor) -> RaggedTensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from recis.core import features as engine
-from recis.features.columns import split_values
+from recis.features.columns import on_input_device, split_values
 from recis.features.op import (
     Bucketize,
     FeatureCross,
@@ -74,6 +74,7 @@ class _FusedOP:
 class FusedModOP(_FusedOP):
     """All :class:`Mod` ops of a step in one engine call."""
 
+    @on_input_device
     def process(self, inputs: list) -> list:
         columns, backs = _split_all(inputs)
         results = engine.fused_mod(columns, [op.mod_value for op in self._ops])
@@ -83,6 +84,7 @@ class FusedModOP(_FusedOP):
 class FusedBoundaryOP(_FusedOP):
     """All :class:`Bucketize` ops of a step in one engine call (per value dtype)."""
 
+    @on_input_device
     def process(self, inputs: list) -> list:
         columns, backs = _split_all(inputs)
         results = engine.fused_bucketize(columns, [op.boundaries for op in self._ops])
@@ -92,6 +94,7 @@ class FusedBoundaryOP(_FusedOP):
 class FusedMultiHashOP(_FusedOP):
     """All :class:`IDMultiHash` ops of a step in one engine call."""
 
+    @on_input_device
     def process(self, inputs: list) -> list:
         columns, backs = _split_all(inputs)
         results = engine.fused_id_multi_hash(columns, [op.num_buckets for op in self._ops])
@@ -104,6 +107,7 @@ class FusedMultiHashOP(_FusedOP):
 class FusedHashOP(_FusedOP):
     """All :class:`Hash` ops of a step: one engine call per hash type."""
 
+    @on_input_device
     def process(self, inputs: list) -> list:
         strings, weights, backs = zip(*(hash_inputs(x) for x in inputs), strict=True)
         results = engine.fused_hash_column(strings, [op.hash_type for op in self._ops], weights)
@@ -113,6 +117,7 @@ class FusedHashOP(_FusedOP):
 class FusedFeatureCrossOP(_FusedOP):
     """All :class:`FeatureCross` ops of a step in one engine call."""
 
+    @on_input_device
     def process(self, inputs: list) -> list:
         xs, ys, backs = zip(*(cross_inputs(data) for data in inputs), strict=True)
         results = engine.fused_feature_cross(list(zip(xs, ys, strict=True)))
@@ -122,6 +127,7 @@ class FusedFeatureCrossOP(_FusedOP):
 class FusedCutoffOP(_FusedOP):
     """All truncating :class:`SequenceTruncate` ops of a step in one engine call."""
 
+    @on_input_device
     def process(self, inputs: list) -> list:
         prepared = [op.inputs(x) for op, x in zip(self._ops, inputs, strict=True)]
         outputs = list(inputs)  # truncate=False passes the (length-checked) input through

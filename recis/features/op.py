@@ -1,10 +1,10 @@
 """RecIS feature ops: each a torch ``nn.Module`` step of a :class:`~recis.features.feature.Feature`.
 
 Ops accept a dense ``torch.Tensor``, a :class:`~recis.ragged.tensor.RaggedTensor` (one or two
-offset levels, optional per-value weight), a NumPy array or an engine
+offset levels, optional per-value weight), a NumPy or CuPy array or an engine
 :class:`~recis.core.ragged.Ragged`, and return the kind they were given; the work runs in the
-engine (:mod:`recis.core.features`) on CPU. Constructors check their arguments and raise
-``TypeError``/``ValueError`` naming the op.
+engine (:mod:`recis.core.features`), on the CPU or, for CUDA tensors, on their GPU. Constructors
+check their arguments and raise ``TypeError``/``ValueError`` naming the op.
 
 >>> import torch
 >>> Mod(10)(torch.tensor([17, -1]))
@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -29,7 +28,14 @@ from recis.core.features.mod import check_mod_value
 from recis.core.features.multi_hash import MULTIPLIERS, PRIME_SCALES, multi_hash_parameters
 from recis.core.features.truncate import Truncation, check_row_lengths, check_truncate_options
 from recis.core.interop import export_like
-from recis.features.columns import engine_array, pad_info_of, split_ragged, split_values
+from recis.core.ragged import Ragged
+from recis.features.columns import (
+    engine_array,
+    on_input_device,
+    pad_info_of,
+    split_ragged,
+    split_values,
+)
 from recis.ragged.tensor import RaggedTensor
 
 
@@ -113,6 +119,7 @@ class Mod(_OP):
         super().__init__()
         self.mod_value = check_mod_value(mod_value)
 
+    @on_input_device
     def forward(self, x):
         column, back = split_values(x)
         return back(engine.mod(column, self.mod_value))
@@ -136,6 +143,7 @@ class Bucketize(_OP):
         self.boundaries = as_boundaries(boundary, "boundary")
         self.boundary = torch.tensor(self.boundaries, dtype=torch.float)
 
+    @on_input_device
     def forward(self, x):
         column, back = split_values(x)
         return back(engine.bucketize(column, self.boundaries))
@@ -156,6 +164,7 @@ class Hash(_OP):
         super().__init__()
         self.hash_type = check_hash_type(hash_type)
 
+    @on_input_device
     def forward(self, x):
         strings, weights, back = hash_inputs(x)
         return back(engine.hash_column(strings, self.hash_type, weights))
@@ -172,7 +181,7 @@ def hash_inputs(x):
     weight = None if x.weight() is None else engine_array(x.weight(), "weight")
 
     def back(hashed):
-        if isinstance(hashed, np.ndarray):
+        if not isinstance(hashed, Ragged):
             return export_like(hashed, x.values())
         return RaggedTensor.from_engine(hashed, x.dense_shape[:-1])
 
@@ -195,6 +204,7 @@ class IDMultiHash(_OP):
         self.num_buckets, self.prefix = [int(b) for b in num_buckets], prefix
         self.bucket_lens, self.multi_primes = len(self.num_buckets), primes.tolist()
 
+    @on_input_device
     def forward(self, x) -> dict:
         column, back = split_values(x)
         return self.named([back(h) for h in engine.id_multi_hash(column, self.num_buckets)])
@@ -215,6 +225,7 @@ class FeatureCross(_OP):
     A ``RaggedTensor`` result takes ``x``'s ``dense_shape`` with a free last entry.
     """
 
+    @on_input_device
     def forward(self, data):
         x, y, back = cross_inputs(data)
         return back(engine.feature_cross(x, y))
@@ -259,6 +270,7 @@ class SequenceTruncate(_OP):
         self.seq_len, self.check_length, self.truncate = int(seq_len), check_length, truncate
         self.truncate_side, self.n_dims, self.dtype = truncate_side, n_dims, dtype
 
+    @on_input_device
     def forward(self, x):
         column, back = self.inputs(x)
         if not self.truncate:

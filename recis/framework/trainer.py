@@ -174,14 +174,29 @@ class Trainer(TrainingLoop):
     def _autocast(self):
         if self.args.mixed_precision is None:
             return contextlib.nullcontext()
-        device = "cuda" if self.data_to_cuda else "cpu"
         dtype = torch.bfloat16 if self.args.mixed_precision == "bf16" else torch.float16
-        return torch.autocast(device, dtype=dtype)
+        return torch.autocast(self._device_type(), dtype=dtype)
+
+    def _device_type(self) -> str:
+        """Where the model computes: ``"cuda"`` with ``data_to_cuda`` or CUDA parameters."""
+        if self.data_to_cuda:
+            return "cuda"
+        parameter = next(self.model.parameters(), None)
+        return parameter.device.type if parameter is not None else "cpu"
 
     def _to_device(self, batch):
-        if not self.data_to_cuda:
-            return batch
-        return {k: v.cuda(non_blocking=True) if hasattr(v, "cuda") else v for k, v in batch.items()}
+        return _to_current_gpu(batch) if self.data_to_cuda else batch
+
+
+def _to_current_gpu(value):
+    """``value`` with its tensors (and ``RaggedTensor``\\ s) copied to the current GPU, through
+    dicts and lists; tensors already there are not copied. From pinned memory the copies are
+    asynchronous."""
+    if isinstance(value, dict):
+        return {key: _to_current_gpu(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_to_current_gpu(item) for item in value]
+    return value.cuda(non_blocking=True) if hasattr(value, "cuda") else value
 
 
 def _batch_size(batch) -> int | None:

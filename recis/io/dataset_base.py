@@ -5,9 +5,11 @@ over ``worker_num`` × DataLoader sub-workers) in file order or, with ``shuffle`
 order that changes every epoch → read on ``read_threads_num`` threads, delivered in order →
 converted (lists to ragged, strings hashed) → with ``shuffle``, rows permuted within windows of
 ``shuffle_buffer_size`` rows → packed into batches of exactly ``batch_size`` rows across
-fragment and file boundaries → converted to the caller's backend (``output``); all of this on a
-prefetch thread, ``prefetch`` batches ahead (or on the consumer's thread with ``prefetch=0``) →
-placed on the GPU (``device="cuda"``), then the ``map`` / ``filter`` functions and
+fragment and file boundaries (straight into pinned memory with ``device="pin"`` or ``"cuda"``) →
+converted to the caller's backend (``output``) → for torch with ``device="cuda"``, copied to
+the GPU on a side stream; all of this on a prefetch thread, ``prefetch`` batches ahead (or on
+the consumer's thread with ``prefetch=0``) → received on the consumer's current stream (which
+waits for the copy, see :mod:`recis.io.output`), then the ``map`` / ``filter`` functions and
 ``transform_fn`` on the consumer's thread. Memory holds about ``read_threads_num + 2``
 fragments, one shuffle window and ``prefetch + 1`` batches, whatever the size of the data.
 
@@ -57,7 +59,10 @@ class DatasetBase:
     is ``prefetch_transform``: ``map``/``filter``/``transform_fn`` run on the consumer's thread.
     ``save_interval`` only switches :meth:`dump_io_state` off when 0 or None: the state is
     always exact. ``dtype`` (a NumPy, torch or JAX floating dtype, or its name) is the dtype of
-    floating columns. Keyword-only additions: ``shuffle`` with ``seed`` and
+    floating columns. ``device``: ``"cpu"``; ``"pin"`` (torch: batches in pinned memory, for
+    asynchronous copies); ``"cuda"`` (batches on the GPU that is current when iteration starts,
+    copied while the previous batch trains; device placement is for the iterating process, not
+    for DataLoader sub-workers). Keyword-only additions: ``shuffle`` with ``seed`` and
     ``shuffle_buffer_size`` (rows; 0 shuffles only the fragment order), ``output`` (``"numpy"``,
     ``"torch"``, ``"jax"``), ``filesystem`` (a ``pyarrow.fs.FileSystem`` for plain paths),
     ``on_error`` (``"raise"``, or ``"skip"`` to leave out bad files, listed in
@@ -208,10 +213,12 @@ class DatasetBase:
         if self._cursor.fragment > len(plan.fragments):
             raise ValueError(f"state: fragment {self._cursor.fragment} is beyond this plan")
         self._digest = plan.digest
+        transfer = self._output.transfer()
+        allocate = self._output.allocator()
         pool = reader_pool(self._threads)
-        items = self._deliveries(self._batches(plan, shard, pool))
+        items = self._deliveries(self._batches(plan, shard, pool, allocate), transfer)
         source = Prefetcher(items, self._prefetch) if self._prefetch else items
-        iterator = _BatchIterator(self, source, pool)
+        iterator = _BatchIterator(self, source, pool, transfer)
         self._live = weakref.ref(iterator)
         return iterator
 
@@ -245,7 +252,7 @@ class DatasetBase:
             self._plans[shard] = plan
         return self._plans[shard]
 
-    def _batches(self, plan: Plan, shard: tuple[int, int], pool):
+    def _batches(self, plan: Plan, shard: tuple[int, int], pool, allocate):
         cursor = self._cursor
         count = len(plan.fragments)
         order = np.arange(count)
@@ -267,19 +274,22 @@ class DatasetBase:
         if self._window_rows:
             chunks = window_shuffle(chunks, self._window_rows, cursor, self._seed, shard)
         next_epoch = Cursor(epoch=cursor.epoch + 1)
-        return pack(chunks, self._batch_size, self._drop_remainder, next_epoch)
+        return pack(chunks, self._batch_size, self._drop_remainder, next_epoch, allocate)
 
-    def _deliveries(self, items):
-        """Backend conversion on the producer side; EpochEnd passes through."""
+    def _deliveries(self, items, transfer):
+        """Backend conversion and the sending of batches on the producer side; EpochEnd passes
+        through."""
         for item in items:
             if isinstance(item, Batch):
-                yield self._output.convert(item.columns, item.num_rows), item.cursor
+                columns = self._output.convert(item.columns, item.num_rows)
+                yield transfer.send(columns), item.cursor
             else:
                 yield item
 
-    def _finish(self, columns: dict):
-        """Consumer side: GPU placement, RecIS's list structure, user functions (None: dropped)."""
-        batch = self._output.place(columns)
+    def _finish(self, sent, transfer):
+        """Consumer side: the batch received (on the GPU with ``device="cuda"``), RecIS's list
+        structure, user functions (None: dropped)."""
+        batch = transfer.receive(sent)
         if self.wraps_in_list:
             batch = [batch]
         for kind, function in self._functions:
@@ -296,9 +306,10 @@ class DatasetBase:
 class _BatchIterator:
     """One epoch of batches; records the consumer's position in the dataset as it goes."""
 
-    def __init__(self, dataset: DatasetBase, source, pool) -> None:
+    def __init__(self, dataset: DatasetBase, source, pool, transfer) -> None:
         self._dataset = dataset
         self._source = source
+        self._transfer = transfer
         self._done = False
         self._finalizer = weakref.finalize(self, _release, source, pool)
 
@@ -316,8 +327,8 @@ class _BatchIterator:
                 self._dataset._cursor = item.cursor
                 self.close()
                 break
-            columns, cursor = item
-            batch = self._dataset._finish(columns)
+            sent, cursor = item
+            batch = self._dataset._finish(sent, self._transfer)
             self._dataset._cursor = cursor
             if batch is not None:
                 return batch

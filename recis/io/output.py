@@ -3,13 +3,16 @@
 - ``"numpy"``: unchanged (dense NumPy arrays and :class:`~recis.core.ragged.Ragged`).
 - ``"torch"``: tensors sharing the arrays' memory (DLPack), ragged columns as
   :class:`~recis.ragged.tensor.RaggedTensor` (or sparse COO tensors with ``ragged_format=False``);
-  ``device="pin"`` copies them into pinned memory, ``device="cuda"`` then to the current GPU.
+  with ``device="pin"`` batches are packed straight into pinned memory, and with
+  ``device="cuda"`` they are then copied to the GPU that is current when iteration starts,
+  asynchronously on a stream of their own (see :mod:`recis.io.torch_transfer`).
 - ``"jax"``: jax arrays for dense columns (int64 and float64 columns need ``jax_enable_x64``,
   which is checked rather than letting JAX truncate them); ragged columns stay :class:`Ragged`,
   since sparse lookups run outside ``jit``. ``device="cuda"`` puts the arrays on the first GPU.
 
-Object arrays (strings passed through) stay NumPy arrays. Conversion runs on the prefetch
-thread; the copy to the GPU runs on the consumer's thread, on its current stream.
+Object arrays (strings passed through) stay NumPy arrays. Conversion runs on the producer
+(prefetch) thread, and so does the copy to the GPU for torch; a :class:`Transfer` per iteration
+hands batches from one thread to the other (for JAX, the copy runs on the consumer's thread).
 
 >>> convert = Output("numpy", "cpu").convert
 >>> convert({"x": np.ones(2)}, 2)["x"].tolist()
@@ -53,17 +56,43 @@ class Output:
     def __getstate__(self) -> dict:
         return self.__dict__ | {"_convert_column": None}  # rebuilt after unpickling
 
-    def place(self, columns: dict) -> dict:
-        """Move a converted batch to the GPU when ``device="cuda"`` (runs on the consumer)."""
+    def allocator(self) -> Callable | None:
+        """``allocate(shape, dtype)`` for the packer: pinned memory for torch batches bound for
+        the GPU (``device="pin"`` or ``"cuda"``), None (aligned host memory) otherwise."""
+        if self._output != "torch" or self._device == "cpu":
+            return None
+        return _torch_transfer(self._device).pinned_allocator()
+
+    def transfer(self) -> Transfer:
+        """A new :class:`Transfer` for one iteration (made on the consumer's thread, whose
+        current GPU receives the batches)."""
         if self._device != "cuda":
-            return columns
+            return Transfer()
         if self._output == "torch":
-            return {name: _torch_to_gpu(value) for name, value in columns.items()}
+            return _torch_transfer(self._device).CudaTransfer()
+        return _JaxToGpu()
+
+
+class Transfer:
+    """Hands converted batches from the producer to the consumer: :meth:`send` runs on the
+    producer thread, :meth:`receive` on the consumer's. This one hands them over as they are."""
+
+    def send(self, columns: dict):
+        return columns
+
+    def receive(self, sent) -> dict:
+        return sent
+
+
+class _JaxToGpu(Transfer):
+    """Puts dense JAX arrays on the first GPU as the consumer receives them."""
+
+    def receive(self, sent) -> dict:
         jax = importlib.import_module("jax")
         gpu = jax.devices("gpu")[0]
         return {
             name: value if isinstance(value, Ragged | np.ndarray) else jax.device_put(value, gpu)
-            for name, value in columns.items()
+            for name, value in sent.items()
         }
 
 
@@ -86,26 +115,33 @@ def _torch_column_converter(output: Output) -> Callable:
     from recis.ragged.tensor import RaggedTensor
 
     like = torch.empty(0)
+    pinning = output._device != "cpu"
+    pinned_tensor = _torch_transfer(output._device).pinned_tensor if pinning else None
 
-    def tensor(array: np.ndarray):
-        if array.dtype.hasobject:
-            return array
+    def shared(array: np.ndarray):
         if array.dtype == _BFLOAT16:
             return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
         return interop.export_like(array, like)
 
+    def tensor(array: np.ndarray):
+        if array.dtype.hasobject:
+            return array
+        if not pinning:
+            return shared(array)
+        packed = pinned_tensor(array)  # packed into pinned memory: no copy
+        return packed if packed is not None else shared(array).pin_memory()
+
     def convert(name: str, column, num_rows: int):
-        if isinstance(column, Ragged):
-            weights = None if column.weights is None else tensor(column.weights)
-            offsets = [tensor(level) for level in column.offsets]
-            shape = (num_rows, *[-1] * column.ragged_rank)
-            value = RaggedTensor(tensor(column.values), offsets, weights, shape)
-            if not output._ragged_format:
-                value = _sparse(name, value)
-        else:
-            value = tensor(column)
-        pinned = output._device != "cpu" and not isinstance(value, np.ndarray)
-        return value.pin_memory() if pinned else value
+        if not isinstance(column, Ragged):
+            return tensor(column)
+        weights = None if column.weights is None else tensor(column.weights)
+        offsets = [tensor(level) for level in column.offsets]
+        shape = (num_rows, *[-1] * column.ragged_rank)
+        value = RaggedTensor(tensor(column.values), offsets, weights, shape)
+        if output._ragged_format:
+            return value
+        value = _sparse(name, value)
+        return value.pin_memory() if pinning else value
 
     return convert
 
@@ -138,8 +174,12 @@ def _sparse(name: str, ragged):
     return ragged.to_sparse()
 
 
-def _torch_to_gpu(value):
-    return value if isinstance(value, np.ndarray) else value.cuda(non_blocking=True)
+def _torch_transfer(device: str):
+    """:mod:`recis.io.torch_transfer`, once torch sees a CUDA device (``device`` needs one)."""
+    torch = _import("torch", "output='torch'")
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} needs a CUDA device, and torch sees none")
+    return importlib.import_module("recis.io.torch_transfer")
 
 
 def _import(module: str, needed_by: str):

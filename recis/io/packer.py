@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from recis.io.cursor import Cursor
-from recis.io.row_ops import Column, gather_ranges
+from recis.io.row_ops import Allocate, Column, gather_ranges
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,17 @@ class EpochEnd:
 
 
 def pack(
-    chunks: Iterable[Chunk], batch_size: int, drop_remainder: bool, next_epoch: Cursor
+    chunks: Iterable[Chunk],
+    batch_size: int,
+    drop_remainder: bool,
+    next_epoch: Cursor,
+    allocate: Allocate | None = None,
 ) -> Iterator[Batch | EpochEnd]:
-    """Batches of exactly ``batch_size`` rows, then the tail (unless dropped), then EpochEnd."""
+    """Batches of exactly ``batch_size`` rows, then the tail (unless dropped), then EpochEnd.
+
+    ``allocate(shape, dtype)`` makes the batches' arrays (e.g. in pinned memory), see
+    :func:`~recis.io.row_ops.gather_ranges`.
+    """
     pieces, filled, last = [], 0, None
     for chunk in chunks:
         last, taken = chunk, 0
@@ -67,17 +75,21 @@ def pack(
             taken += count
             filled += count
             if filled == batch_size:
-                yield _batch(pieces, filled, chunk.cursor_after(taken))
+                yield _batch(pieces, filled, chunk.cursor_after(taken), allocate)
                 pieces, filled = [], 0
     if filled and not drop_remainder:
-        yield _batch(pieces, filled, last.end)
+        yield _batch(pieces, filled, last.end, allocate)
     yield EpochEnd(next_epoch)
 
 
-def _batch(pieces: list[tuple[Chunk, int, int]], num_rows: int, cursor: Cursor) -> Batch:
+def _batch(
+    pieces: list[tuple[Chunk, int, int]], num_rows: int, cursor: Cursor, allocate: Allocate | None
+) -> Batch:
     names = pieces[0][0].columns
     columns = {
-        name: gather_ranges([(chunk.columns[name], start, stop) for chunk, start, stop in pieces])
+        name: gather_ranges(
+            [(chunk.columns[name], start, stop) for chunk, start, stop in pieces], allocate
+        )
         for name in names
     }
     return Batch(columns, num_rows, cursor)

@@ -13,7 +13,7 @@ array([4, 1])
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from recis.core.interop import empty
 from recis.core.ragged import Ragged
 
 Column = np.ndarray | Ragged
+Allocate = Callable[[tuple[int, ...], np.dtype], np.ndarray]  # (shape, dtype) -> new array
 
 
 def num_rows(column: Column) -> int:
@@ -28,18 +29,23 @@ def num_rows(column: Column) -> int:
     return column.num_rows if isinstance(column, Ragged) else len(column)
 
 
-def gather_ranges(pieces: Sequence[tuple[Column, int, int]]) -> Column:
+def gather_ranges(
+    pieces: Sequence[tuple[Column, int, int]], allocate: Allocate | None = None
+) -> Column:
     """Rows ``[start, stop)`` of every ``(column, start, stop)`` piece, concatenated in order.
 
     All pieces are of one kind (dense arrays of one dtype and row shape, or ragged arrays with
-    the same number of offset levels and the same weights presence).
+    the same number of offset levels and the same weights presence). ``allocate(shape, dtype)``
+    makes the result's numeric arrays (default: 64-byte aligned host memory); arrays of Python
+    objects are always plain NumPy arrays.
 
     >>> gather_ranges([(np.array([1, 2, 3]), 1, 3), (np.array([4, 5]), 0, 1)])
     array([2, 3, 4])
     """
+    allocate = _allocator(allocate)
     if isinstance(pieces[0][0], Ragged):
-        return _gather_ragged(pieces)
-    return _concatenate([column[start:stop] for column, start, stop in pieces])
+        return _gather_ragged(pieces, allocate)
+    return _concatenate([column[start:stop] for column, start, stop in pieces], allocate)
 
 
 def take_rows(column: Column, rows: np.ndarray) -> Column:
@@ -53,27 +59,30 @@ def take_rows(column: Column, rows: np.ndarray) -> Column:
     return _take(column, rows)
 
 
-def _gather_ragged(pieces: Sequence[tuple[Ragged, int, int]]) -> Ragged:
+def _gather_ragged(pieces: Sequence[tuple[Ragged, int, int]], allocate: Allocate) -> Ragged:
     raggeds = [piece[0] for piece in pieces]
     ranges = [(start, stop) for _, start, stop in pieces]
     offsets = []
     for level in range(raggeds[0].ragged_rank):
         level_offsets = [r.offsets[level] for r in raggeds]
-        offsets.append(_concatenate_offsets(level_offsets, ranges))
+        offsets.append(_concatenate_offsets(level_offsets, ranges, allocate))
         ranges = [
             (int(o[start]), int(o[stop]))
             for o, (start, stop) in zip(level_offsets, ranges, strict=True)
         ]
-    values = _concatenate([r.values[a:b] for r, (a, b) in zip(raggeds, ranges, strict=True)])
+    parts = list(zip(raggeds, ranges, strict=True))
+    values = _concatenate([r.values[a:b] for r, (a, b) in parts], allocate)
     weights = None
     if raggeds[0].weights is not None:
-        weights = _concatenate([r.weights[a:b] for r, (a, b) in zip(raggeds, ranges, strict=True)])
+        weights = _concatenate([r.weights[a:b] for r, (a, b) in parts], allocate)
     return Ragged(values, tuple(offsets), weights)
 
 
-def _concatenate_offsets(level_offsets: list[np.ndarray], ranges: list[tuple[int, int]]):
+def _concatenate_offsets(
+    level_offsets: list[np.ndarray], ranges: list[tuple[int, int]], allocate: Allocate
+):
     """Offsets of the concatenation of rows ``[start, stop)`` of every offsets array."""
-    out = empty(sum(stop - start for start, stop in ranges) + 1, np.int64)
+    out = allocate((sum(stop - start for start, stop in ranges) + 1,), np.dtype(np.int64))
     out[0] = 0
     row, base = 0, 0
     for offsets, (start, stop) in zip(level_offsets, ranges, strict=True):
@@ -102,9 +111,20 @@ def _allocate(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return np.empty(shape, dtype) if dtype.hasobject else empty(shape, dtype)
 
 
-def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
+def _allocator(allocate: Allocate | None) -> Allocate:
+    """``allocate`` for numeric arrays (default: aligned host memory), NumPy for object arrays."""
+    if allocate is None:
+        return _allocate
+
+    def allocate_numeric(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        return np.empty(shape, dtype) if dtype.hasobject else allocate(shape, dtype)
+
+    return allocate_numeric
+
+
+def _concatenate(arrays: list[np.ndarray], allocate: Allocate = _allocate) -> np.ndarray:
     first = arrays[0]
-    out = _allocate((sum(len(a) for a in arrays), *first.shape[1:]), first.dtype)
+    out = allocate((sum(len(a) for a in arrays), *first.shape[1:]), first.dtype)
     return np.concatenate(arrays, out=out)
 
 

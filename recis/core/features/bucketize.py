@@ -26,7 +26,8 @@ from recis.core.features.columns import (
     flat_values,
     group_indices,
     labels_for,
-    typed_list,
+    namespace_of,
+    run_fused,
     with_values,
 )
 from recis.core.kernels import feature_ops as kernels
@@ -42,7 +43,8 @@ def bucketize(column: Column, boundaries) -> Column:
 def fused_bucketize(
     columns: Sequence[Column], boundaries: Sequence, labels: Sequence[str] | None = None
 ) -> list[Column]:
-    """:func:`bucketize` of every column with its own boundaries: one kernel call per value dtype.
+    """:func:`bucketize` of every column with its own boundaries: one kernel call per value
+    dtype and device.
 
     ``labels`` name the columns in error messages (default ``columns[i]``).
     """
@@ -55,13 +57,18 @@ def fused_bucketize(
         compared_boundaries(as_boundaries(b, f"boundaries of {label}"), v.dtype)
         for b, v, label in zip(boundaries, values, labels, strict=True)
     ]
-    outs = [interop.empty(len(v), np.int64) for v in values]
+    namespaces = [namespace_of(v) for v in values]
+    outs = [interop.empty(len(v), np.int64, xp) for v, xp in zip(values, namespaces, strict=True)]
     values = [_kernel_values(v) for v in values]
-    for group in group_indices([v.dtype for v in values]).values():
-        kernels.fused_bucketize(
-            typed_list([values[i] for i in group]),
-            typed_list([edges[i] for i in group]),
-            typed_list([outs[i] for i in group]),
+    keys = [(xp, v.dtype) for xp, v in zip(namespaces, values, strict=True)]
+    for (xp, _), group in group_indices(keys).items():
+        run_fused(
+            xp,
+            kernels.fused_bucketize,
+            "fused_bucketize",
+            [values[i] for i in group],
+            [edges[i] for i in group],
+            [outs[i] for i in group],
         )
     return [with_values(c, o) for c, o in zip(columns, outs, strict=True)]
 

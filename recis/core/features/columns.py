@@ -1,9 +1,11 @@
 """Feature columns and the plumbing shared by the fused feature ops.
 
-A column is a dense NumPy array or a :class:`~recis.core.ragged.Ragged`. A value-wise op (mod,
-bucketize, multi-hash) maps a column's flat values and keeps its structure: the shape of a dense
-array; the offsets and weights of a Ragged. Fused ops hand the kernels one ``numba.typed.List``
-of arrays per argument, so any number of features costs one kernel call.
+A column is a dense array or a :class:`~recis.core.ragged.Ragged`, on the CPU (NumPy) or the GPU
+(CuPy). A value-wise op (mod, bucketize, multi-hash) maps a column's flat values and keeps its
+structure: the shape of a dense array; the offsets and weights of a Ragged. Fused ops group
+their columns by array namespace and hand each group to one kernel call: the numba kernels take
+one ``numba.typed.List`` of arrays per argument, their GPU twins
+(:mod:`recis.core.cuda.features`) plain lists of CuPy arrays.
 
 >>> column = Ragged(np.array([4, 5, 6]), np.array([0, 1, 3]))
 >>> with_values(column, flat_values(column) * 2).values.tolist()
@@ -14,23 +16,54 @@ of arrays per argument, so any number of features costs one kernel call.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from types import ModuleType
 
 import numba
 import numpy as np
 
+from recis.core import interop
+from recis.core.cuda import features as gpu_kernels
 from recis.core.ragged import Ragged
 
 Column = np.ndarray | Ragged
 
 
+def namespace_of(column: Column, name: str = "column") -> ModuleType:
+    """``numpy`` or ``cupy``: the module of ``column``'s arrays.
+
+    >>> namespace_of(Ragged(np.array([4]), np.array([0, 1]))).__name__
+    'numpy'
+    """
+    array = column.values if isinstance(column, Ragged) else column
+    try:
+        return interop.namespace(array)
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected a NumPy or CuPy array or a Ragged, got {type(column).__name__}"
+        ) from None
+
+
 def flat_values(column: Column, name: str = "column") -> np.ndarray:
     """The values of ``column`` as one contiguous 1-D array (a view where possible)."""
+    xp = namespace_of(column, name)
     if isinstance(column, Ragged):
-        return np.ascontiguousarray(column.values)
-    if isinstance(column, np.ndarray):
-        return np.ascontiguousarray(column).reshape(-1)
-    raise TypeError(f"{name}: expected a NumPy array or a Ragged, got {type(column).__name__}")
+        return xp.ascontiguousarray(column.values)
+    return xp.ascontiguousarray(column).reshape(-1)
+
+
+def contiguous(array):
+    """``array`` (NumPy or CuPy) as a C-contiguous array; None stays None."""
+    return None if array is None else interop.namespace(array).ascontiguousarray(array)
+
+
+def run_fused(xp: ModuleType, cpu_kernel: Callable, gpu_name: str, *args) -> None:
+    """Call a fused kernel on ``xp``'s arrays: ``cpu_kernel`` (list arguments as typed Lists)
+    for NumPy, its GPU twin ``gpu_name`` in :mod:`recis.core.cuda.features` for CuPy."""
+    if xp is np:
+        cpu_kernel(*(typed_list(a) if isinstance(a, list) else a for a in args))
+    else:
+        getattr(gpu_kernels, gpu_name)(*args)
 
 
 def with_values(column: Column, values: np.ndarray) -> Column:

@@ -23,9 +23,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from recis.core import interop
+from recis.core.cuda import features as gpu_kernels
 from recis.core.features.columns import (
     as_ragged,
+    contiguous,
+    group_indices,
     labels_for,
+    namespace_of,
     require_dtype,
     typed_list,
     weights_or_empty,
@@ -43,14 +47,22 @@ def feature_cross(x: Ragged, y: Ragged) -> Ragged:
 def fused_feature_cross(
     pairs: Sequence[tuple[Ragged, Ragged]], labels: Sequence[str] | None = None
 ) -> list[Ragged]:
-    """:func:`feature_cross` of every ``(x, y)`` pair, in four kernel calls for all pairs.
+    """:func:`feature_cross` of every ``(x, y)`` pair, in four kernel calls for all pairs (per
+    device).
 
     ``labels`` name the pairs in error messages (default ``columns[i]``).
     """
     labels = labels_for(len(pairs), labels)
     checked = [_check_pair(pair, label) for pair, label in zip(pairs, labels, strict=True)]
-    if not checked:
-        return []
+    results: list[Ragged | None] = [None] * len(checked)
+    for xp, group in group_indices([namespace_of(x) for x, _ in checked]).items():
+        cross = _cross_on_cpu if xp is np else _cross_on_gpu
+        for i, result in zip(group, cross([checked[i] for i in group]), strict=True):
+            results[i] = result
+    return results
+
+
+def _cross_on_cpu(checked: list[tuple[Ragged, Ragged]]) -> list[Ragged]:
     sides = [x for x, _ in checked] + [y for _, y in checked]
     values, offsets, weights = _unique_rows(sides)
     count = len(checked)
@@ -79,17 +91,31 @@ def fused_feature_cross(
     ]
 
 
+def _cross_on_gpu(checked: list[tuple[Ragged, Ragged]]) -> list[Ragged]:
+    def side(ragged: Ragged) -> tuple:
+        return tuple(contiguous(a) for a in (ragged.values, ragged.offsets[-1], ragged.weights))
+
+    crossed = gpu_kernels.fused_feature_cross([(side(x), side(y)) for x, y in checked])
+    return [
+        Ragged(hashes, (*x.offsets[:-1], offsets), weights)
+        for (x, _), (hashes, offsets, weights) in zip(checked, crossed, strict=True)
+    ]
+
+
 def _check_pair(pair, label: str) -> tuple[Ragged, Ragged]:
     if len(pair) != 2:
         raise ValueError(f"{label}: expected two columns to cross, got {len(pair)}")
     x, y = (as_ragged(side, f"{label}[{i}]") for i, side in enumerate(pair))
     for i, side in enumerate((x, y)):
         require_dtype(side.values, np.int64, f"{label}[{i}]")
+    if namespace_of(x) is not namespace_of(y):
+        raise TypeError(f"{label}: one column is on the GPU, the other on the CPU")
     if x.ragged_rank != y.ragged_rank:
         raise ValueError(f"{label}: offset levels differ ({x.ragged_rank} and {y.ragged_rank})")
     if x.num_rows != y.num_rows:
         raise ValueError(f"{label}: row counts differ ({x.num_rows} and {y.num_rows})")
-    if not all(np.array_equal(a, b) for a, b in zip(x.offsets[:-1], y.offsets[:-1], strict=True)):
+    xp = namespace_of(x)
+    if not all(xp.array_equal(a, b) for a, b in zip(x.offsets[:-1], y.offsets[:-1], strict=True)):
         raise ValueError(f"{label}: outer offsets differ")
     return x, y
 

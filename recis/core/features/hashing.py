@@ -18,7 +18,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recis.core.features.columns import as_ragged, check_count, group_indices, labels_for
+from recis.core import interop
+from recis.core.cuda import features as gpu_kernels
+from recis.core.features.columns import (
+    as_ragged,
+    check_count,
+    contiguous,
+    group_indices,
+    labels_for,
+    namespace_of,
+)
 from recis.core.ragged import Ragged
 from recis.core.string_hash import HASH_TYPES, hash_strings
 
@@ -36,7 +45,8 @@ def fused_hash_column(
     string_weights: Sequence[np.ndarray | None] | None = None,
     labels: Sequence[str] | None = None,
 ) -> list[Ragged | np.ndarray]:
-    """:func:`hash_column` of every column: one hash call per hash type over all its strings.
+    """:func:`hash_column` of every column: one hash call per hash type and device over all
+    their strings.
 
     ``labels`` name the columns in error messages (default ``columns[i]``).
     """
@@ -48,8 +58,10 @@ def fused_hash_column(
     for hash_type in hash_types:
         check_hash_type(hash_type)
     hashes: list[np.ndarray] = [np.empty(0, np.int64)] * len(columns)
-    for hash_type, group in group_indices(hash_types).items():
-        for i, h in zip(group, _hash_together([columns[i] for i in group], hash_type), strict=True):
+    keys = [(namespace_of(c), hash_type) for c, hash_type in zip(columns, hash_types, strict=True)]
+    for (xp, hash_type), group in group_indices(keys).items():
+        together = _hash_together if xp is np else _hash_on_gpu
+        for i, h in zip(group, together([columns[i] for i in group], hash_type), strict=True):
             hashes[i] = h
     return [
         _drop_string_level(c, h, w, label)
@@ -86,6 +98,19 @@ def _hash_together(columns: list[Ragged], hash_type: str) -> list[np.ndarray]:
     )
     hashes = hash_strings(data, offsets, hash_type)
     return np.split(hashes, np.cumsum(counts)[:-1])
+
+
+def _hash_on_gpu(columns: list[Ragged], hash_type: str) -> list:
+    """Hash the strings of all (CuPy) columns in one launch; one array of hashes per column."""
+    xp = namespace_of(columns[0])
+    hashes = [interop.empty(len(c.offsets[-1]) - 1, np.int64, xp) for c in columns]
+    gpu_kernels.fused_hash_strings(
+        [contiguous(c.values).view(np.uint8) for c in columns],
+        [contiguous(c.offsets[-1]) for c in columns],
+        hash_type,
+        [h.view(np.uint64) for h in hashes],
+    )
+    return hashes
 
 
 def _drop_string_level(column: Ragged, hashes: np.ndarray, weights, label: str):

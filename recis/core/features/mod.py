@@ -22,9 +22,11 @@ from recis.core.features.columns import (
     Column,
     check_count,
     flat_values,
+    group_indices,
     labels_for,
+    namespace_of,
     require_dtype,
-    typed_list,
+    run_fused,
     with_values,
 )
 from recis.core.kernels import feature_ops as kernels
@@ -40,7 +42,7 @@ def mod(column: Column, mod_value: int) -> Column:
 def fused_mod(
     columns: Sequence[Column], mod_values: Sequence[int], labels: Sequence[str] | None = None
 ) -> list[Column]:
-    """:func:`mod` of every column with its own modulus, in one kernel call.
+    """:func:`mod` of every column with its own modulus, in one kernel call per device.
 
     ``labels`` name the columns in error messages (default ``columns[i]``).
     """
@@ -53,12 +55,18 @@ def fused_mod(
     ]
     if not values:
         return []
-    outs = [interop.empty(len(v), np.int64) for v in values]
-    kernels.fused_mod(
-        typed_list([v.view(np.uint64) for v in values]),
-        *_division_parameters(divisors),
-        typed_list([o.view(np.uint64) for o in outs]),
-    )
+    namespaces = [namespace_of(v) for v in values]
+    outs = [interop.empty(len(v), np.int64, xp) for v, xp in zip(values, namespaces, strict=True)]
+    parameters = _division_parameters(divisors)
+    for xp, group in group_indices(namespaces).items():
+        run_fused(
+            xp,
+            kernels.fused_mod,
+            "fused_mod",
+            [values[i].view(np.uint64) for i in group],
+            *(p[group] for p in parameters),
+            [outs[i].view(np.uint64) for i in group],
+        )
     return [with_values(c, o) for c, o in zip(columns, outs, strict=True)]
 
 

@@ -20,9 +20,11 @@ from recis.core.features.columns import (
     Column,
     check_count,
     flat_values,
+    group_indices,
     labels_for,
+    namespace_of,
     require_dtype,
-    typed_list,
+    run_fused,
     with_values,
 )
 from recis.core.kernels import feature_ops as kernels
@@ -43,7 +45,8 @@ def fused_id_multi_hash(
     num_buckets: Sequence[Sequence[int]],
     labels: Sequence[str] | None = None,
 ) -> list[list[Column]]:
-    """:func:`id_multi_hash` of every column with its own buckets, in one kernel call.
+    """:func:`id_multi_hash` of every column with its own buckets, in one kernel call per
+    device.
 
     ``labels`` name the columns in error messages (default ``columns[i]``).
     """
@@ -56,11 +59,21 @@ def fused_id_multi_hash(
     if not values:
         return []
     params = [multi_hash_parameters(b) for b in num_buckets]
-    multipliers, primes, buckets = (_padded([p[j] for p in params]) for j in range(3))
+    padded = [_padded([p[j] for p in params]) for j in range(3)]  # multipliers, primes, buckets
+    namespaces = [namespace_of(v) for v in values]
     outs = [
-        interop.empty((len(p[0]), len(v)), np.int64) for p, v in zip(params, values, strict=True)
+        interop.empty((len(p[0]), len(v)), np.int64, xp)
+        for p, v, xp in zip(params, values, namespaces, strict=True)
     ]
-    kernels.fused_multi_hash(typed_list(values), multipliers, primes, buckets, typed_list(outs))
+    for xp, group in group_indices(namespaces).items():
+        run_fused(
+            xp,
+            kernels.fused_multi_hash,
+            "fused_multi_hash",
+            [values[i] for i in group],
+            *(p[group] for p in padded),
+            [outs[i] for i in group],
+        )
     return [[with_values(c, row) for row in o] for c, o in zip(columns, outs, strict=True)]
 
 

@@ -21,16 +21,20 @@ longer than ``seq_len`` raises ``ValueError`` instead of being truncated.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
 
 from recis.core import interop
+from recis.core.cuda import features as gpu_kernels
 from recis.core.features.columns import (
     as_ragged,
     check_count,
+    contiguous,
     group_indices,
     labels_for,
+    namespace_of,
     no_weights,
     typed_list,
     weights_or_empty,
@@ -80,7 +84,8 @@ def fused_sequence_truncate(
     check_length: Sequence[bool],
     labels: Sequence[str] | None = None,
 ) -> list[Truncation]:
-    """:func:`sequence_truncate` of every column: one kernel call per (n_dims, value size).
+    """:func:`sequence_truncate` of every column: one kernel call per (device, n_dims, value
+    size).
 
     ``labels`` name the columns in error messages (default ``columns[i]``).
     """
@@ -95,9 +100,9 @@ def fused_sequence_truncate(
         if check:
             check_row_lengths(plan.column, plan.seq_len, label)
     results: list[Truncation | None] = [None] * len(plans)
-    keys = [(p.n_dims, p.column.values.dtype.itemsize) for p in plans]
-    for (dims, _), group in group_indices(keys).items():
-        truncate = _truncate_rows if dims == 2 else _truncate_sequences
+    keys = [(namespace_of(p.column), p.n_dims, p.column.values.dtype.itemsize) for p in plans]
+    for (xp, dims, _), group in group_indices(keys).items():
+        truncate = _TRUNCATIONS[xp is np, dims]
         for i, result in zip(group, truncate([plans[i] for i in group]), strict=True):
             results[i] = result
     return results
@@ -143,7 +148,7 @@ def check_row_lengths(column: Ragged, seq_len: int, label: str = "column") -> No
 
 def _value_bits(values: np.ndarray) -> np.ndarray:
     """``values`` viewed as unsigned integers of the same size (kernels only move bits)."""
-    return np.ascontiguousarray(values).view(f"u{values.dtype.itemsize}")
+    return contiguous(values).view(f"u{values.dtype.itemsize}")
 
 
 def _outputs(plan: _Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -192,9 +197,40 @@ def _truncate_sequences(plans: list[_Plan]) -> list[Truncation]:
     ]
 
 
-def _regular_offsets(rows: int, width: int) -> np.ndarray:
-    offsets = interop.empty(rows + 1, np.int64)
-    offsets[:] = np.arange(rows + 1, dtype=np.int64) * width
+def _truncate_rows_on_gpu(plans: list[_Plan]) -> list[Truncation]:
+    truncated = gpu_kernels.fused_truncate_rows(
+        [(_value_bits(p.column.values), *_device_parts(p.column)) for p in plans],
+        [p.seq_len for p in plans],
+        [p.keep_last for p in plans],
+    )
+    return [
+        Truncation(Ragged(values.view(p.column.values.dtype), (offsets,), weights), drops, pads)
+        for p, (values, offsets, weights, drops, pads) in zip(plans, truncated, strict=True)
+    ]
+
+
+def _truncate_sequences_on_gpu(plans: list[_Plan]) -> list[Truncation]:
+    truncated = gpu_kernels.fused_truncate_sequences(
+        [(_value_bits(p.column.values), *_device_parts(p.column)) for p in plans],
+        [p.seq_len for p in plans],
+        [p.keep_last for p in plans],
+    )
+    results = []
+    for p, (values, inner, weights, drops, pads) in zip(plans, truncated, strict=True):
+        outer = _regular_offsets(p.column.num_rows, p.seq_len, namespace_of(p.column))
+        ragged = Ragged(values.view(p.column.values.dtype), (outer, inner), weights)
+        results.append(Truncation(ragged, drops, pads))
+    return results
+
+
+def _device_parts(column: Ragged) -> tuple:
+    """The contiguous offsets (every level) and weights of a CuPy column."""
+    return (*(contiguous(o) for o in column.offsets), contiguous(column.weights))
+
+
+def _regular_offsets(rows: int, width: int, xp: ModuleType = np) -> np.ndarray:
+    offsets = interop.empty(rows + 1, np.int64, xp)
+    offsets[:] = xp.arange(rows + 1, dtype=np.int64) * width
     return offsets
 
 
@@ -203,3 +239,12 @@ def _result(plan: _Plan, outs, offsets: tuple[np.ndarray, ...]) -> Truncation:
     total = int(offsets[-1][-1])
     kept_weights = weights[:total] if plan.column.weights is not None else None
     return Truncation(Ragged(values[:total], offsets, kept_weights), drops, pads)
+
+
+# (on the CPU, n_dims) -> the truncation of a group of columns
+_TRUNCATIONS = {
+    (True, 2): _truncate_rows,
+    (True, 3): _truncate_sequences,
+    (False, 2): _truncate_rows_on_gpu,
+    (False, 3): _truncate_sequences_on_gpu,
+}
