@@ -14,6 +14,16 @@ The data positions (dataset states that JSON can hold, as RecIS datasets' are) a
 the index metadata (``io_state``), where the JAX trainer reads them; a checkpoint without
 ``extra.pt`` (written by the JAX trainer) gives its data positions from there.
 
+**Several ranks.** Under ``torch.distributed`` with several ranks the hash tables are sharded
+(:class:`~recis.nn.HashTable`), and every rank saves and restores together (the ``communicator``,
+by default :func:`~recis.backends.torch.default_communicator`): each writes its shard of the
+tables, ``rank-r<rank>.pt`` (its RNG states and data positions) and ``rank-r<rank>.json`` (the
+data positions JSON can hold, for the JAX trainer); rank 0 writes ``model.pt``,
+``extra.pt`` (the sparse optimizer's counters being the largest over the ranks), the list and the
+rotation. Each rank restores the ids it owns, whatever the number of ranks that saved; the RNG
+states and data positions of its own rank when as many ranks saved, else rank 0's RNG states and
+no data position (an error when datasets are registered, unless not ``strict``).
+
 A checkpoint is written to a temporary directory, fsynced and renamed, then listed; a kill at any
 moment leaves the previous checkpoints listed and loadable. ``extra.pt`` holds pickled objects
 (dataset states, RNG states): load checkpoints from trusted places only.
@@ -54,6 +64,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from recis.backends.torch.communicator import default_communicator
 from recis.core.checkpoint import (
     EMBEDDING,
     MAX_FILE_BYTES,
@@ -61,16 +72,22 @@ from recis.core.checkpoint import (
     Checkpoint,
     CheckpointError,
     CheckpointWriter,
+    gather_max,
     load_tables,
     merge_counters,
     plan_load,
+    rank_name,
+    read_rank_json,
+    write_rank_json,
 )
 from recis.core.checkpoint.manager import CheckpointManagerBase
 from recis.core.table import EmbeddingTable
+from recis.distributed.communicator import Communicator
 from recis.nn.modules.hashtable import HashTable, filter_out_sparse_param
 
 MODEL_FILE = "model.pt"
 EXTRA_FILE = "extra.pt"
+RANK_FILE = "rank.pt"
 
 
 class CheckpointManager(CheckpointManagerBase):
@@ -88,6 +105,8 @@ class CheckpointManager(CheckpointManagerBase):
             after a restore.
         parallel: threads writing files.
         max_file_bytes: size limit of one sparse file.
+        communicator: the ranks saving and restoring together (default: that of
+            ``torch.distributed``'s world when it has several ranks, read at each use).
 
     RecIS builds its manager as ``CheckpointManager(saver, save_interval)`` around a framework
     ``Saver``; this one takes the objects to save directly (the ``Trainer`` builds it), and
@@ -107,8 +126,11 @@ class CheckpointManager(CheckpointManagerBase):
         extra: Callable[[], dict] | None = None,
         parallel: int = 8,
         max_file_bytes: int = MAX_FILE_BYTES,
+        communicator: Communicator | None = None,
     ) -> None:
-        super().__init__(output_dir, dataset, save_steps, max_to_keep, parallel, max_file_bytes)
+        super().__init__(
+            output_dir, dataset, save_steps, max_to_keep, parallel, max_file_bytes, communicator
+        )
         self.model = model
         self.dense_optimizer = dense_optimizer
         self.lr_scheduler = lr_scheduler
@@ -121,6 +143,9 @@ class CheckpointManager(CheckpointManagerBase):
     def _hashtables(self) -> dict[str, HashTable]:
         return filter_out_sparse_param(self.model) if self.model is not None else {}
 
+    def communicator(self) -> Communicator | None:
+        return self._communicator if self._communicator is not None else default_communicator()
+
     def engine_tables(self) -> dict[str, EmbeddingTable]:
         return {name: table.table for name, table in self._hashtables().items()}
 
@@ -128,9 +153,20 @@ class CheckpointManager(CheckpointManagerBase):
         return {"io_state": _portable(self.io_states())}
 
     def write(self, tables: dict[str, EmbeddingTable], writer: CheckpointWriter) -> None:
+        # the one collective before the commit comes first: a rank failing later still meets
+        # the others at the commit, which then fails on every rank
+        sparse = gather_max(
+            self.communicator(),
+            _state_of(self.sparse_optimizer),
+            "all-gather of the sparse optimizer's counters",
+        )
         writer.write_tables(tables)
+        extra = self._extra_state(sparse)
         writer.write_file(MODEL_FILE, partial(torch.save, self._dense_state()))
-        writer.write_file(EXTRA_FILE, partial(torch.save, self._extra_state()))
+        writer.write_file(EXTRA_FILE, partial(torch.save, extra))
+        if writer.world_size > 1:
+            writer.write_rank_file(RANK_FILE, partial(torch.save, self._rank_state()))
+            write_rank_json(writer, {"io_state": _portable(self.io_states())})
 
     def _dense_state(self) -> dict[str, torch.Tensor]:
         if self.model is None:
@@ -138,21 +174,24 @@ class CheckpointManager(CheckpointManagerBase):
         tables = tuple(f"{n}." for n, m in self.model.named_modules() if isinstance(m, HashTable))
         return {k: v for k, v in self.model.state_dict().items() if not k.startswith(tables)}
 
-    def _extra_state(self) -> dict:
+    def _extra_state(self, sparse: dict | None) -> dict:
         return {
             "global_step": self._global_step,
             "dense_optimizer": _state_of(self.dense_optimizer),
             "lr_scheduler": _state_of(self.lr_scheduler),
-            "sparse_optimizer": _state_of(self.sparse_optimizer),
-            "rng": _rng_state(),
-            "io_state": self.io_states(),
+            "sparse_optimizer": sparse,
             "objects": {name: obj.state_dict() for name, obj in self.objects.items()},
             "extra": self.extra() if self.extra is not None else None,
-        }
+        } | self._rank_state()
+
+    def _rank_state(self) -> dict:
+        """What differs by rank: RNG states and data positions."""
+        return {"rng": _rng_state(), "io_state": self.io_states()}
 
     # -- loading ---------------------------------------------------------------------------------
 
     def load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
+        parts = self.loadable_parts(checkpoint, parts, strict)
         checkpoint.check_files()
         sources = self._load_sparse(checkpoint, parts, exclude, strict)
         if "dense" in parts and self.model is not None:
@@ -162,7 +201,17 @@ class CheckpointManager(CheckpointManagerBase):
                 self._load_without_extra(checkpoint, parts, exclude, strict)
                 return
             extra = torch.load(checkpoint.file(EXTRA_FILE), map_location="cpu", weights_only=False)
+            extra |= self._own_rank_state(checkpoint)
             _Restorer(checkpoint, extra, exclude, strict).run(self, parts, sources)
+
+    def _own_rank_state(self, checkpoint: Checkpoint) -> dict:
+        """This rank's RNG states and data positions, when several ranks saved, as many as now
+        (otherwise ``extra.pt`` holds what is restored: rank 0's)."""
+        rank, world_size = self.place()
+        if checkpoint.world_size != world_size or world_size == 1:
+            return {}
+        path = checkpoint.file(rank_name(RANK_FILE, rank))
+        return torch.load(path, map_location="cpu", weights_only=False)
 
     def _load_sparse(self, checkpoint, parts, exclude, strict) -> dict[str, list[str]]:
         kinds = [EMBEDDING, "policy"] if "sparse" in parts else []
@@ -171,16 +220,22 @@ class CheckpointManager(CheckpointManagerBase):
         if not kinds or not tables:
             return {}
         plan = plan_load(checkpoint, tables, kinds, exclude, strict)
-        return load_tables(checkpoint, tables, plan, strict)
+        return load_tables(checkpoint, tables, plan, strict, self.communicator())
 
     def _load_without_extra(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
         """A checkpoint without ``extra.pt`` (another front end's): data positions from the
-        index metadata; with ``strict``, asking for more is an error."""
+        index metadata, or from this rank's file when several ranks saved; with ``strict``,
+        asking for more is an error."""
         if strict and parts & {"sparse_opt", "extra"}:
             raise CheckpointError(f"{checkpoint!r} lists no {EXTRA_FILE}")
         if "io_state" in parts:
-            extra = {"io_state": checkpoint.metadata.get("io_state", {})}
-            _Restorer(checkpoint, extra, exclude, strict).run(self, {"io_state"}, {})
+            if checkpoint.world_size > 1:
+                positions = read_rank_json(checkpoint, self.place()[0]).get("io_state", {})
+            else:
+                positions = checkpoint.metadata.get("io_state", {})
+            _Restorer(checkpoint, {"io_state": positions}, exclude, strict).run(
+                self, {"io_state"}, {}
+            )
 
     def _load_dense(self, checkpoint: Checkpoint, exclude, strict: bool) -> None:
         if MODEL_FILE not in checkpoint.index["files"] and not strict:

@@ -1,8 +1,10 @@
 """``Loader``: loads a checkpoint directory into hash tables and dense tensors (RecIS API).
 
 Each logical table loads from the checkpoint's table of the same name — exactly (same rows) when
-the physical grouping matches, else into new rows with values and slots kept. ``filter_func`` may
-edit the plan first: skip tables or slots, or load a table from another one.
+the physical grouping matches and one process saved and loads, else into new rows with values and
+slots kept. ``filter_func`` may edit the plan first: skip tables or slots, or load a table from
+another one. Under ``torch.distributed`` with several ranks (tables sharded), every rank loads
+the ids it owns, whatever the number of ranks that saved the checkpoint.
 
 >>> import tempfile, torch
 >>> from recis.nn import HashTable
@@ -25,7 +27,9 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from recis.backends.torch.communicator import default_communicator
 from recis.core.checkpoint import Checkpoint, CheckpointError, Source, load_tables, plan_load
+from recis.distributed.communicator import Communicator
 from recis.nn.modules.hashtable import HashTable
 from recis.serialize.tensors import to_torch
 
@@ -43,6 +47,8 @@ class Loader:
         filter_func: edits the load info (see :meth:`default_load_info`) before loading.
         strict: raise :class:`~recis.core.checkpoint.CheckpointError` when a table, slot or
             tensor is missing on either side; otherwise load what matches.
+        communicator: the ranks the tables are sharded over (default: that of
+            ``torch.distributed``'s world when it has several ranks).
     """
 
     def __init__(
@@ -53,6 +59,7 @@ class Loader:
         parallel: int = 16,
         filter_func: Callable[[LoadInfo], LoadInfo] | None = None,
         strict: bool = True,
+        communicator: Communicator | None = None,
     ) -> None:
         self.checkpoint = Checkpoint(path)
         self.tables = {name: table.table for name, table in (hashtables or {}).items()}
@@ -60,6 +67,7 @@ class Loader:
         self.parallel = parallel
         self.filter_func = filter_func
         self.strict = strict
+        self.communicator = communicator
 
     def default_load_info(self) -> LoadInfo:
         """{logical table: {checkpoint table to load it from: [fields]}}: every table from the
@@ -73,7 +81,10 @@ class Loader:
         info = self.default_load_info()
         if self.filter_func is not None:
             info = self.filter_func(info)
-        load_tables(self.checkpoint, self.tables, _plan(info), self.strict)
+        communicator = (
+            self.communicator if self.communicator is not None else default_communicator()
+        )
+        load_tables(self.checkpoint, self.tables, _plan(info), self.strict, communicator)
         for name, tensor in self.tensors.items():
             if name in self.checkpoint.index["dense"]:
                 with torch.no_grad():

@@ -1,6 +1,9 @@
 """``Saver``: writes hash tables and dense tensors as one checkpoint directory (RecIS API).
 
 The directory appears atomically: it is written beside its final place, fsynced and renamed.
+Under ``torch.distributed`` with several ranks the tables are sharded, and every rank calls
+:meth:`Saver.save` together: each writes its shard, rank 0 the dense tensors and the merged
+index (:mod:`recis.core.checkpoint.sharded`).
 
 >>> import tempfile, torch
 >>> from recis.nn import HashTable
@@ -20,7 +23,9 @@ from pathlib import Path
 
 import torch
 
-from recis.core.checkpoint import MAX_FILE_BYTES, CheckpointWriter
+from recis.backends.torch.communicator import default_communicator
+from recis.core.checkpoint import MAX_FILE_BYTES, CheckpointWriter, checkpoint_writer
+from recis.distributed.communicator import Communicator
 from recis.nn.modules.hashtable import HashTable
 from recis.serialize.tensors import to_numpy
 
@@ -35,6 +40,8 @@ class Saver:
         tensors: dense tensors, saved by name.
         parallel: threads writing files.
         max_file_bytes: size limit of one file; larger tables are split over several.
+        communicator: the ranks saving together (default: that of ``torch.distributed``'s
+            world when it has several ranks, which the tables are then sharded over).
     """
 
     def __init__(
@@ -44,16 +51,23 @@ class Saver:
         tensors: Mapping[str, torch.Tensor] | None = None,
         parallel: int = 8,
         max_file_bytes: int = MAX_FILE_BYTES,
+        communicator: Communicator | None = None,
     ) -> None:
         self.path = Path(path).resolve()
         self.hashtables = dict(hashtables or {})
         self.tensors = dict(tensors or {})
         self.parallel = parallel
         self.max_file_bytes = max_file_bytes
+        self.communicator = communicator
 
     def save(self, metadata: Mapping | None = None) -> Path:
-        """Write the checkpoint (``metadata`` goes to its index); return its path."""
-        with CheckpointWriter(self.path, self.parallel, self.max_file_bytes) as writer:
+        """Write the checkpoint (``metadata`` goes to its index; rank 0's with several ranks,
+        where this is a collective); return its path."""
+        communicator = (
+            self.communicator if self.communicator is not None else default_communicator()
+        )
+        options = {"parallel": self.parallel, "max_file_bytes": self.max_file_bytes}
+        with checkpoint_writer(self.path, communicator, **options) as writer:
             self.write(writer)
             return writer.commit(metadata)
 

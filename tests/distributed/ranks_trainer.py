@@ -48,7 +48,7 @@ def trainer(model, rank: int, world_size: int, count: int, output_dir: str) -> T
 def uneven(rank: int, world_size: int, output_dir: str) -> dict:
     """Rank r has 3 + r batches: every rank stops after 3 steps, with the mean loss logged."""
     model = ranks_training.Model()
-    run = trainer(model, rank, world_size, 3 + rank, f"{output_dir}/{rank}")
+    run = trainer(model, rank, world_size, 3 + rank, output_dir)
     losses = []
     run.add_hook(type("Losses", (), {
         "__getattr__": lambda self, name: lambda *a: None,
@@ -61,7 +61,7 @@ def uneven(rank: int, world_size: int, output_dir: str) -> dict:
 
 
 def failing(rank: int, world_size: int, output_dir: str, stall: float = 0.0) -> None:
-    run = trainer(Failing(1, 2, stall), rank, world_size, 6, f"{output_dir}/{rank}")
+    run = trainer(Failing(1, 2, stall), rank, world_size, 6, output_dir)
     run.train()
 
 

@@ -16,6 +16,15 @@ one ``ckpt_<step>/`` per checkpoint (format: :mod:`recis.core.checkpoint`) holdi
   which must be JSON-able), ``rng`` (the generators' other fields) and ``buckets`` (the batch
   sizes compiled so far, so that a resumed run pads as the first one did).
 
+**Several ranks.** When the tables are sharded over ranks (the ``communicator``, by default the
+train step's: that of ``torch.distributed``'s world, which JAX programs launched with ``torchrun``
+share), every rank saves and restores together: each writes its shard of the tables and
+``rank-r<rank>.json`` (its data positions and generator states); rank 0 writes the dense arrays,
+the metadata (the sparse optimizer's counters being the largest over the ranks), the list and the
+rotation. Each rank restores the ids it owns whatever the number of ranks that saved; its own
+data positions and generator states when as many ranks saved, else rank 0's generator states and
+no data position (an error when datasets are registered, unless not ``strict``).
+
 **Model bank** entries are those of the torch front end: ``{"path", "load", "exclude",
 "strict"}`` with the parts ``"sparse"``, ``"sparse_opt"`` (optimizer slots and the sparse
 optimizer's counters), ``"dense"`` (``params/`` and ``state/``), ``"extra"`` (global step,
@@ -64,12 +73,16 @@ from recis.core.checkpoint import (
     Checkpoint,
     CheckpointError,
     CheckpointWriter,
+    gather_max,
     load_tables,
     merge_counters,
     plan_load,
+    read_rank_json,
+    write_rank_json,
 )
 from recis.core.checkpoint.manager import CheckpointManagerBase
 from recis.core.table import EmbeddingTable
+from recis.distributed.communicator import Communicator
 
 MODEL_TREES = ("params", "state")
 
@@ -87,6 +100,7 @@ class CheckpointManager(CheckpointManagerBase):
         max_to_keep: checkpoints kept (None: all).
         parallel: threads writing files.
         max_file_bytes: size limit of one safetensors file.
+        communicator: the ranks saving and restoring together (default: the train step's).
     """
 
     def __init__(
@@ -98,9 +112,17 @@ class CheckpointManager(CheckpointManagerBase):
         max_to_keep: int | None = 5,
         parallel: int = 8,
         max_file_bytes: int = MAX_FILE_BYTES,
+        communicator: Communicator | None = None,
     ) -> None:
-        super().__init__(output_dir, dataset, save_steps, max_to_keep, parallel, max_file_bytes)
+        super().__init__(
+            output_dir, dataset, save_steps, max_to_keep, parallel, max_file_bytes, communicator
+        )
         self.train_step = train_step
+
+    def communicator(self) -> Communicator | None:
+        if self._communicator is not None:
+            return self._communicator
+        return self.train_step.communicator
 
     # -- saving ----------------------------------------------------------------------------------
 
@@ -114,13 +136,20 @@ class CheckpointManager(CheckpointManagerBase):
         arrays |= named_arrays(step.opt_state, "opt_state")
         arrays |= named_arrays(step.loss_scale, "loss_scale")
         writer.write_dense(arrays | _rng_arrays())
+        if writer.world_size > 1:
+            write_rank_json(writer, {"io_state": self.io_states(), "rng": _rng_json()})
 
     def metadata(self) -> dict:
         buckets = self.train_step.buckets
+        sparse = gather_max(
+            self.communicator(),
+            self.train_step.sparse_optimizer.state_dict(),
+            "all-gather of the sparse optimizer's counters",
+        )
         return {
             "backend": "jax",
-            "io_state": {name: dataset.state_dict() for name, dataset in self.io_datasets.items()},
-            "sparse_optimizer": self.train_step.sparse_optimizer.state_dict(),
+            "io_state": self.io_states(),
+            "sparse_optimizer": sparse,
             "objects": {name: obj.state_dict() for name, obj in self.objects.items()},
             "rng": _rng_metadata(),
             "buckets": None if buckets.fixed else list(buckets.sizes),
@@ -129,8 +158,9 @@ class CheckpointManager(CheckpointManagerBase):
     # -- loading ---------------------------------------------------------------------------------
 
     def load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
+        parts = self.loadable_parts(checkpoint, parts, strict)
         checkpoint.check_files()
-        loader = _Loader(checkpoint, list(exclude), strict)
+        loader = _Loader(checkpoint, list(exclude), strict, self._own_rank_state(checkpoint))
         sources = self._load_sparse(checkpoint, parts, loader)
         step = self.train_step
         if "sparse_opt" in parts:
@@ -141,12 +171,20 @@ class CheckpointManager(CheckpointManagerBase):
             self._load_extra(loader)
         if "io_state" in parts:
             for name, dataset in self.io_datasets.items():
-                loader.state(name, dataset, checkpoint.metadata.get("io_state", {}).get(name))
+                loader.state(name, dataset, loader.io_states().get(name))
         step.params, step.state, step.opt_state, step.loss_scale = jax.device_put(
             (step.params, step.state, step.opt_state, step.loss_scale), step.device
         )
         if isinstance(step, NnxTrainStep):  # the model holds the variables too
             nnx.update(step.model, step.params, step.state)
+
+    def _own_rank_state(self, checkpoint: Checkpoint) -> dict | None:
+        """This rank's data positions and generator states, when several ranks saved, as many
+        as now (otherwise the metadata holds what is restored: rank 0's)."""
+        rank, world_size = self.place()
+        if checkpoint.world_size != world_size or world_size == 1:
+            return None
+        return read_rank_json(checkpoint, rank)
 
     def _load_sparse(self, checkpoint, parts, loader: _Loader) -> dict[str, list[str]]:
         kinds = [EMBEDDING, "policy"] if "sparse" in parts else []
@@ -155,7 +193,7 @@ class CheckpointManager(CheckpointManagerBase):
         if not kinds or not tables:
             return {}
         plan = plan_load(checkpoint, tables, kinds, loader.exclude, loader.strict)
-        return load_tables(checkpoint, tables, plan, loader.strict)
+        return load_tables(checkpoint, tables, plan, loader.strict, self.communicator())
 
     def _load_extra(self, loader: _Loader) -> None:
         step, metadata = self.train_step, loader.checkpoint.metadata
@@ -175,12 +213,21 @@ class CheckpointManager(CheckpointManagerBase):
 
 
 class _Loader:
-    """Reads the parts of one checkpoint, honouring ``exclude`` and ``strict``."""
+    """Reads the parts of one checkpoint, honouring ``exclude`` and ``strict``; ``own`` is this
+    rank's own file (:func:`read_rank_json`) when it is to be restored."""
 
-    def __init__(self, checkpoint: Checkpoint, exclude: list[str], strict: bool) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, exclude: list[str], strict: bool, own: dict | None = None
+    ) -> None:
         self.checkpoint = checkpoint
         self.exclude = exclude
         self.strict = strict
+        self.own = own
+
+    def io_states(self) -> dict:
+        """The saved data positions of this rank."""
+        source = self.own if self.own is not None else self.checkpoint.metadata
+        return source.get("io_state", {})
 
     def excluded(self, name: str) -> bool:
         return any(fnmatchcase(name, pattern) for pattern in self.exclude)
@@ -227,7 +274,11 @@ class _Loader:
         self.state("sparse_optimizer", optimizer, state)
 
     def rng(self) -> None:
-        """NumPy's and Python's global generators, as saved."""
+        """NumPy's and Python's global generators, as saved (by this rank, when it has a file
+        of its own with them)."""
+        if self.own is not None and "rng" in self.own:
+            _set_rng_json(self.own["rng"])
+            return
         saved = self.checkpoint.metadata.get("rng")
         if saved is None:
             self.complain("it holds no generator states")
@@ -244,6 +295,24 @@ def _rng_arrays() -> dict[str, np.ndarray]:
         "rng/numpy": np.random.get_state()[1],  # noqa: NPY002 (the global generator is the user's)
         "rng/python": np.asarray(random.getstate()[1], np.uint32),
     }
+
+
+def _rng_json() -> dict:
+    """The full states of NumPy's and Python's global generators, as JSON."""
+    _, key, position, has_gauss, gauss = np.random.get_state()  # noqa: NPY002
+    version, state, python_gauss = random.getstate()
+    return {
+        "numpy": [key.tolist(), position, has_gauss, gauss],
+        "python": [version, list(state), python_gauss],
+    }
+
+
+def _set_rng_json(saved: dict) -> None:
+    """Restore :func:`_rng_json`."""
+    key, *rest = saved["numpy"]
+    np.random.set_state(("MT19937", np.asarray(key, np.uint32), *rest))  # noqa: NPY002
+    version, state, gauss = saved["python"]
+    random.setstate((version, tuple(state), gauss))
 
 
 def _rng_metadata() -> dict:

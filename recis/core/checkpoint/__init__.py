@@ -33,6 +33,15 @@ and ``files``: the files holding its consecutive row ranges), ``tables`` (physic
 physical ``table``, ``tag``, ``ids``, ``state`` keys), ``dense`` (names), and ``sha256``, the
 digest of the rest of the index as canonical JSON.
 
+**Sharded checkpoints.** When the tables are sharded over ``W`` ranks, every rank writes its
+own shard (``sparse-r<rank>-<n>.safetensors``, and files of its own such as ``rank-r<rank>.pt``)
+into one temporary directory; rank 0 merges the ranks' index parts — a logical table's tensors
+become consecutive row ranges over the ranks' files — and publishes it
+(:mod:`~recis.core.checkpoint.sharded`). Its index also holds ``world_size`` (absent: 1). The row
+allocators of the ranks are not kept (``<table>/row`` is an id's row in its rank's shard), eviction
+clocks are the latest of the ranks' and lookup statistics their sum. A single process writes
+exactly the files above, without ``world_size``.
+
 **Atomicity.** Files go to a hidden directory ``.tmp-<name>-<random>`` beside the target; every file
 and the directory are fsynced, then it is renamed into place, so a reader sees a whole checkpoint
 or none. :class:`CheckpointDirectory` keeps a run's checkpoints and the ``checkpoint`` file that
@@ -40,12 +49,17 @@ lists them (rewritten atomically, newest last), deleting the oldest beyond ``max
 
 **Loading** checks each file's size and sha256 before reading it; a truncated or corrupt file
 raises :class:`CheckpointError` naming it. :func:`load_tables` restores a physical table exactly
-(same rows, allocator, policy state and counters) when its layout matches the checkpoint's, and
-otherwise re-inserts each logical table's ids with new rows, values and slots preserved.
+(same rows, allocator, policy state and counters) when one process loads a checkpoint of one
+process whose layout matches, and
+otherwise re-inserts each logical table's ids with new rows, values and slots preserved, one file
+at a time. Given a communicator of ``M`` ranks, each rank loads only the ids it owns
+(:func:`recis.distributed.sharding.owners` at ``M``), so a checkpoint saved by any number of ranks
+loads on any other.
 
 Modules: ``files`` (names, fsync, seals), ``table_state`` (a table's state split by logical
-table), ``writer``, ``reader``, ``loading`` (plans and loads), ``directory`` (a run's list and
-rotation). Only NumPy and safetensors are used, so every front end shares this code.
+table), ``writer``, ``sharded`` (writing by several ranks), ``reader``, ``loading`` (plans and
+loads), ``directory`` (a run's list and rotation). Only NumPy and safetensors are used, so every
+front end shares this code.
 
 >>> import tempfile
 >>> import numpy as np
@@ -68,11 +82,19 @@ from recis.core.checkpoint.files import (
     LIST_FILE,
     MAX_FILE_BYTES,
     CheckpointError,
+    rank_name,
     read_checkpoint_list,
     write_text_atomic,
 )
 from recis.core.checkpoint.loading import Source, load_tables, merge_counters, plan_load
 from recis.core.checkpoint.reader import Checkpoint, resolve_checkpoint
+from recis.core.checkpoint.sharded import (
+    ShardedCheckpointWriter,
+    checkpoint_writer,
+    gather_max,
+    read_rank_json,
+    write_rank_json,
+)
 from recis.core.checkpoint.table_state import OPTIMIZER, field_kind
 from recis.core.checkpoint.writer import CheckpointWriter, save_tables
 from recis.core.row_store import EMBEDDING
@@ -87,13 +109,19 @@ __all__ = [
     "CheckpointDirectory",
     "CheckpointError",
     "CheckpointWriter",
+    "ShardedCheckpointWriter",
     "Source",
+    "checkpoint_writer",
     "field_kind",
+    "gather_max",
     "load_tables",
     "merge_counters",
     "plan_load",
+    "rank_name",
     "read_checkpoint_list",
+    "read_rank_json",
     "resolve_checkpoint",
     "save_tables",
+    "write_rank_json",
     "write_text_atomic",
 ]

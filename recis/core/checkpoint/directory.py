@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 from recis.core.checkpoint.files import (
@@ -14,7 +15,9 @@ from recis.core.checkpoint.files import (
     read_checkpoint_list,
     write_text_atomic,
 )
+from recis.core.checkpoint.sharded import agree, checkpoint_writer
 from recis.core.checkpoint.writer import CheckpointWriter
+from recis.distributed.communicator import Communicator
 
 
 class CheckpointDirectory:
@@ -53,29 +56,41 @@ class CheckpointDirectory:
         step: int,
         fill: Callable[[CheckpointWriter], None],
         metadata: Mapping | None = None,
+        communicator: Communicator | None = None,
         **writer_options,
     ) -> Path:
         """Write ``ckpt_<step>`` (``fill(writer)`` adds its content), list it, drop old ones.
 
         A checkpoint of the same step is replaced; it is unlisted while that happens, so a
-        crash at any point leaves the list naming only whole checkpoints.
+        crash at any point leaves the list naming only whole checkpoints. With a
+        ``communicator`` of several ranks every rank calls this together, each writing its
+        shard (:mod:`~recis.core.checkpoint.sharded`); rank 0 alone keeps the list and removes
+        old checkpoints, and every rank returns once the checkpoint is listed.
         """
+        name = self.path(step).name
+        names = agree(communicator, partial(self._prepare, name), f"preparing to save {name!r}")
+        with checkpoint_writer(self.path(step), communicator, **writer_options) as writer:
+            fill(writer)
+            writer.commit({"step": step, **(metadata or {})}, then=partial(self._list, names))
+        return self.path(step)
+
+    def _prepare(self, name: str) -> list[str]:
+        """Clear what interrupted saves left, unlist ``name``; return the names still listed."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._remove_leftovers()
-        name = self.path(step).name
         names = self.names()
         if name in names:
             names.remove(name)
             self._write_list(names)
-        with CheckpointWriter(self.path(step), **writer_options) as writer:
-            fill(writer)
-            writer.commit({"step": step, **(metadata or {})})
-        names.append(name)
+        return names
+
+    def _list(self, names: list[str], path: Path) -> None:
+        """List ``path`` after ``names``; delete the oldest beyond ``max_to_keep``."""
+        names = [*names, path.name]
         keep = len(names) if self.max_to_keep is None else self.max_to_keep
         self._write_list(names[-keep:])
         for old in names[:-keep]:
             shutil.rmtree(self.root / old, ignore_errors=True)
-        return self.path(step)
 
     def _write_list(self, names: list[str]) -> None:
         write_text_atomic(self.root / LIST_FILE, "".join(f"{n}\n" for n in names))

@@ -30,6 +30,16 @@ class CheckpointError(RuntimeError):
     message names the file or table."""
 
 
+def rank_name(name: str, rank: int) -> str:
+    """The name of rank ``rank``'s own file or file prefix ``name`` in a sharded checkpoint.
+
+    >>> rank_name("sparse", 1), rank_name("rank.pt", 12)
+    ('sparse-r00001', 'rank-r00012.pt')
+    """
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}-r{rank:05d}{dot}{suffix}"
+
+
 def seal(path: Path) -> dict:
     """fsync ``path``; return its size and sha256."""
     digest = hashlib.sha256()

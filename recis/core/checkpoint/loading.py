@@ -18,6 +18,8 @@ from recis.core.checkpoint.table_state import OPTIMIZER, field_kind, join_by_tag
 from recis.core.policies import LookupStats
 from recis.core.row_store import EMBEDDING
 from recis.core.table import EmbeddingTable
+from recis.distributed.communicator import Communicator
+from recis.distributed.sharding import owners
 
 
 @dataclass(frozen=True)
@@ -79,28 +81,58 @@ def load_tables(
     tables: Mapping[str, EmbeddingTable],
     plan: Mapping[str, Source],
     strict: bool = True,
+    communicator: Communicator | None = None,
 ) -> dict[str, list[str]]:
     """Load the logical tables of ``plan`` into the physical ``tables`` ({name: table}).
 
-    A physical table whose name and children match the checkpoint's, with every child planned
-    from itself including its embedding, is restored exactly (:meth:`EmbeddingTable.
-    load_state_dict`, ``strict`` as there). Otherwise each planned logical table's current ids
-    are replaced by the saved ones, in new rows; the eviction clock becomes the latest of the
-    sources', and the ids pending admission are carried over. Returns, per physical table
-    loaded, the checkpoint's physical tables it took rows from.
+    In one process, a physical table whose name and children match those of a checkpoint
+    written by one process, with every child planned from itself including its embedding, is
+    restored exactly (:meth:`EmbeddingTable.load_state_dict`, ``strict`` as there). Otherwise
+    each planned logical table's current ids are replaced by the saved ones, in new rows, read
+    one file at a time; the eviction clock becomes the latest of the sources', and the ids
+    pending admission are carried over. With a ``communicator`` of several ranks (tables
+    sharded, :mod:`recis.distributed.sharding`), each rank keeps only the ids it owns, whatever
+    the number of ranks that wrote the checkpoint. Returns, per physical table loaded, the
+    checkpoint's physical tables it took rows from.
     """
     _check_plan(checkpoint, tables, plan)
+    place = _Place.of(communicator)
+    exact = checkpoint.world_size == 1 and place.world_size == 1
     sources = {}
     for name, table in tables.items():
         wanted = {child: plan[child] for child in table.children if child in plan}
         if not wanted:
             continue
-        if _same_layout(checkpoint, name, table, wanted):
+        if exact and _same_layout(checkpoint, name, table, wanted):
             _load_exact(checkpoint, name, table, wanted, strict)
             sources[name] = [name]
         else:
-            sources[name] = _reinsert(checkpoint, table, wanted)
+            sources[name] = _reinsert(checkpoint, table, wanted, place)
     return sources
+
+
+@dataclass(frozen=True)
+class _Place:
+    """This process's ``rank`` among the ``world_size`` ranks the tables are sharded over."""
+
+    rank: int
+    world_size: int
+
+    @classmethod
+    def of(cls, communicator: Communicator | None) -> _Place:
+        if communicator is None:
+            return cls(0, 1)
+        return cls(communicator.rank, communicator.world_size)
+
+    def owned(self, arrays: dict[str, np.ndarray], ids: np.ndarray | None, child: str) -> dict:
+        """``arrays`` (one entry per id ``ids`` of logical table ``child``) cut to the ids owned
+        here."""
+        if self.world_size == 1:
+            return arrays
+        if ids is None:
+            raise CheckpointError(f"table {child!r}: per-id state without ids cannot be sharded")
+        mine = owners(ids, None, [child], self.world_size) == self.rank
+        return {k: v[mine] for k, v in arrays.items()}
 
 
 def _check_plan(checkpoint, tables, plan) -> None:
@@ -165,22 +197,50 @@ def _load_exact(checkpoint, name, table, wanted, strict) -> None:
     table.stats_total = LookupStats(**checkpoint.tables[name]["lookup_stats"])
 
 
-def _reinsert(checkpoint, table, wanted) -> list[str]:
+def _reinsert(checkpoint, table, wanted, place: _Place) -> list[str]:
     sources, pending = [], {}
     for child, source in wanted.items():
         tag = table.children.index(child)
-        data = checkpoint.read_logical(source.table, source.fields)
         current = table.ids.export()
         mine = current.tags == tag
         table.erase(current.keys[mine], current.tags[mine])
-        rows = table.insert_new(data["id"], tag) if data["id"].size else data["row"][:0]
-        for field_name in source.fields:
-            table.store.scatter(rows, data[field_name], field_name)
-        pending[tag] = _per_id_state([data])[0]
+        names = [f"{source.table}/{k}" for k in ("id", *source.fields)]
+        for part in checkpoint.iter_parts(names):
+            part = {k.removeprefix(f"{source.table}/"): v for k, v in part.items()}
+            _insert_rows(checkpoint, table, tag, source, place.owned(part, part["id"], child))
+        pending[tag] = _pending_ids(checkpoint, source.table, child, place)
         sources.append(checkpoint.logical[source.table]["table"])
     sources = list(dict.fromkeys(sources))
     _carry_policy_state(checkpoint, table, sources, pending)
     return sources
+
+
+def _insert_rows(checkpoint, table, tag: int, source: Source, part: dict) -> None:
+    """Give the ids of ``part`` new rows holding its fields."""
+    ids = part["id"]
+    if not ids.size:
+        return
+    if (table.find(ids, tag) >= 0).any():
+        raise CheckpointError(f"{checkpoint!r}: table {source.table!r} holds an id twice")
+    rows = table.insert_new(ids, tag)
+    for field_name in source.fields:
+        table.store.scatter(rows, part[field_name], field_name)
+
+
+def _pending_ids(checkpoint, name: str, child: str, place: _Place) -> dict[str, np.ndarray]:
+    """The saved ids of logical table ``name`` pending admission, owned here (keys without the
+    ``admission.`` prefix)."""
+    keys = [k for k in checkpoint.logical[name]["state"] if k.startswith("admission.")]
+    if not keys:
+        return {}
+    parts = [
+        place.owned(part, part.get(f"{name}/@admission.keys"), child)
+        for part in checkpoint.iter_parts([f"{name}/@{k}" for k in keys])
+    ]
+    return {
+        key.removeprefix("admission."): np.concatenate([p[f"{name}/@{key}"] for p in parts])
+        for key in keys
+    }
 
 
 def _carry_policy_state(checkpoint, table, sources, pending) -> None:

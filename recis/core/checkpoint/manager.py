@@ -4,6 +4,11 @@ A run's checkpoints live in :class:`~recis.core.checkpoint.directory.CheckpointD
 the manager counts steps, saves every ``save_steps``, restores the newest checkpoint and
 warm-starts from a model bank. Front ends say what their tables are (:meth:`engine_tables`), how
 a checkpoint's content is written (:meth:`write`, :meth:`metadata`) and read back (:meth:`load`).
+
+With tables sharded over several ranks (:meth:`CheckpointManagerBase.communicator`), every rank
+saves and loads together (:mod:`~recis.core.checkpoint.sharded`): each writes its shard, rank 0
+the replicated state, the list and the rotation; each loads the ids it owns, whatever the number
+of ranks that saved.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from functools import partial
 from pathlib import Path
 
 from recis.core.checkpoint.directory import CheckpointDirectory
-from recis.core.checkpoint.files import MAX_FILE_BYTES
+from recis.core.checkpoint.files import MAX_FILE_BYTES, CheckpointError
 from recis.core.checkpoint.model_bank import PARTS, bank_entries
 from recis.core.checkpoint.reader import Checkpoint
 from recis.core.checkpoint.writer import CheckpointWriter
 from recis.core.table import EmbeddingTable
+from recis.distributed.communicator import Communicator
 
 
 class CheckpointManagerBase(abc.ABC):
@@ -32,6 +38,8 @@ class CheckpointManagerBase(abc.ABC):
         max_to_keep: checkpoints kept (None: all).
         parallel: threads writing files.
         max_file_bytes: size limit of one sparse file.
+        communicator: the ranks the tables are sharded over (default: see
+            :meth:`communicator`); they save and restore together.
     """
 
     def __init__(
@@ -42,7 +50,9 @@ class CheckpointManagerBase(abc.ABC):
         max_to_keep: int | None = 5,
         parallel: int = 8,
         max_file_bytes: int = MAX_FILE_BYTES,
+        communicator: Communicator | None = None,
     ) -> None:
+        self._communicator = communicator
         self.directory = CheckpointDirectory(output_dir, max_to_keep)
         self.save_steps = save_steps
         self.writer_options = {"parallel": parallel, "max_file_bytes": max_file_bytes}
@@ -56,15 +66,42 @@ class CheckpointManagerBase(abc.ABC):
 
     @abc.abstractmethod
     def write(self, tables: dict[str, EmbeddingTable], writer: CheckpointWriter) -> None:
-        """Write one checkpoint's content (the tables and the front end's own state)."""
+        """Write one checkpoint's content (the tables and the front end's own state); with
+        several ranks, each writes its share (rank 0 the replicated state)."""
 
     @abc.abstractmethod
     def metadata(self) -> dict:
-        """JSON-able metadata stored in the checkpoint's index."""
+        """JSON-able metadata stored in the checkpoint's index (rank 0's, with several ranks;
+        every rank computes it, in the same order of collectives)."""
 
     @abc.abstractmethod
     def load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
         """Load ``parts`` of ``checkpoint``, except names matching ``exclude``."""
+
+    def communicator(self) -> Communicator | None:
+        """The ranks that save and load together: the one given, else None (one process);
+        front ends fall back to their framework's default."""
+        return self._communicator
+
+    def place(self) -> tuple[int, int]:
+        """(rank, world size) of this process among those of :meth:`communicator`."""
+        communicator = self.communicator()
+        return (0, 1) if communicator is None else (communicator.rank, communicator.world_size)
+
+    def loadable_parts(self, checkpoint: Checkpoint, parts, strict: bool) -> frozenset[str]:
+        """``parts`` of ``checkpoint`` that load here: the data positions (``"io_state"``) are
+        each rank's own, so they load only on as many ranks as wrote them; asking for them
+        elsewhere with datasets registered and ``strict`` raises :class:`CheckpointError`."""
+        saved, here = checkpoint.world_size, self.place()[1]
+        if "io_state" not in parts or saved == here:
+            return frozenset(parts)
+        if strict and self.io_datasets:
+            raise CheckpointError(
+                f"{checkpoint!r} was saved by {saved} rank(s) and {here} load it: the data "
+                f"positions of {sorted(self.io_datasets)} do not carry over; load it without "
+                f"'io_state' (e.g. a model bank entry)"
+            )
+        return frozenset(parts) - {"io_state"}
 
     @property
     def global_step(self) -> int:
@@ -107,7 +144,10 @@ class CheckpointManagerBase(abc.ABC):
                 stacklevel=2,
             )
         fill = partial(self.write, tables)
-        return self.directory.save(self._global_step, fill, self.metadata(), **self.writer_options)
+        metadata = self.metadata()
+        return self.directory.save(
+            self._global_step, fill, metadata, self.communicator(), **self.writer_options
+        )
 
     def restore(self, step: int | None = None) -> bool:
         """Load ``ckpt_<step>`` (default: the newest listed) entirely; False if there is none."""

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -51,6 +51,11 @@ class Checkpoint:
         return self.index["metadata"]
 
     @property
+    def world_size(self) -> int:
+        """How many ranks wrote the checkpoint together (1: one process)."""
+        return int(self.index.get("world_size", 1))
+
+    @property
     def tables(self) -> dict[str, dict]:
         """Physical tables: children, dim, dtype, fields, state keys, lookup stats."""
         return self.index["tables"]
@@ -73,8 +78,17 @@ class Checkpoint:
     def read_tensor(self, name: str) -> np.ndarray:
         """The tensor ``name``, joined from its parts."""
         info = self.tensor_info(name)
-        parts = [self._read(file, name) for file in info["files"]]
+        parts = [self._read(file, [name])[name] for file in info["files"]]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def iter_parts(self, names: list[str]) -> Iterator[dict[str, np.ndarray]]:
+        """The tensors ``names`` one row range (one file) at a time, e.g. a logical table's
+        ``id`` and fields, which are split alike; memory is bounded by a file, not a table."""
+        files = [self.tensor_info(name)["files"] for name in names]
+        if any(f != files[0] for f in files):
+            raise CheckpointError(f"{self!r}: the tensors {names} are not split alike")
+        for file in files[0] if files else ():
+            yield self._read(file, names)
 
     def file(self, name: str) -> Path:
         """Path of the listed file ``name``, after checking its size and sha256."""
@@ -100,13 +114,14 @@ class Checkpoint:
         """Row allocator and policy state of physical table ``name`` (keys without ``@``)."""
         return {k: self.read_tensor(f"{name}/@{k}") for k in self.tables[name]["state"]}
 
-    def _read(self, file: str, name: str) -> np.ndarray:
+    def _read(self, file: str, names: list[str]) -> dict[str, np.ndarray]:
         path = self.file(file)
         try:
             with safe_open(path, framework="np") as f:
-                return f.get_tensor(name)
+                return {name: f.get_tensor(name) for name in names}
         except (SafetensorError, OSError) as error:
-            raise CheckpointError(f"cannot read {name!r} from {str(path)!r}: {error}") from None
+            listed = ", ".join(map(repr, names))
+            raise CheckpointError(f"cannot read {listed} from {str(path)!r}: {error}") from None
 
 
 def resolve_checkpoint(path) -> Path:

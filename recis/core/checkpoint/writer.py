@@ -33,6 +33,7 @@ from recis.core.checkpoint.files import (
     VERSION,
     fsync,
     index_digest,
+    rank_name,
     seal,
 )
 from recis.core.checkpoint.table_state import describe_table, split_state
@@ -40,7 +41,7 @@ from recis.core.table import EmbeddingTable
 
 
 @dataclass
-class _Chunk:
+class Chunk:
     """Tensors that go to one file together."""
 
     tensors: dict[str, np.ndarray]
@@ -63,6 +64,10 @@ class CheckpointWriter:
         max_file_bytes: size limit of one safetensors file (a single row may exceed it).
     """
 
+    rank = 0  # this writer's rank among the processes writing the checkpoint together
+    world_size = 1
+    sparse_prefix = "sparse"  # sparse files are <prefix>-<number>.safetensors
+
     def __init__(self, path, parallel: int = 8, max_file_bytes: int = MAX_FILE_BYTES) -> None:
         if parallel < 1:
             raise ValueError(f"parallel must be >= 1, got {parallel}")
@@ -72,17 +77,22 @@ class CheckpointWriter:
         self.parallel = parallel
         self.max_file_bytes = max_file_bytes
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.temp = self.path.parent / f"{TEMP_PREFIX}{self.path.name}-{secrets.token_hex(4)}"
-        self.temp.mkdir()
+        self.temp = self._make_temp()
         self._index: dict = {"files": {}, "tensors": {}, "tables": {}, "logical": {}, "dense": []}
         self._committed = False
 
     def __enter__(self) -> CheckpointWriter:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, exc_type, exc, traceback) -> None:
         if not self._committed:
-            self.abort()
+            self.abort(exc)
+
+    def _make_temp(self) -> Path:
+        """Create the hidden directory the files are written to."""
+        temp = self.path.parent / f"{TEMP_PREFIX}{self.path.name}-{secrets.token_hex(4)}"
+        temp.mkdir()
+        return temp
 
     def write_tables(self, tables: Mapping[str, EmbeddingTable]) -> None:
         """Write the physical ``tables`` ({name: table}) with every row, slot and policy state.
@@ -90,29 +100,52 @@ class CheckpointWriter:
         Tables are copied out one at a time and written once ``parallel`` files' worth is
         pending, which bounds the memory a save needs beyond the tables themselves.
         """
-        chunks: list[_Chunk] = []
+        chunks: list[Chunk] = []
         for name, table in tables.items():
             chunks += self._table_chunks(name, table)
             if sum(c.nbytes for c in chunks) >= self.parallel * self.max_file_bytes:
-                self._write_chunks("sparse", chunks)
+                self._write_chunks(self.sparse_prefix, chunks)
                 chunks = []
-        self._write_chunks("sparse", chunks)
+        self._write_chunks(self.sparse_prefix, chunks)
 
     def write_dense(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Write named dense arrays (e.g. a model's parameters), several per file."""
         self._index["dense"] += list(arrays)
-        self._write_chunks("dense", [_Chunk({k: np.asarray(v)}) for k, v in arrays.items()])
+        self._write_chunks("dense", [Chunk({k: np.asarray(v)}) for k, v in arrays.items()])
 
     def write_file(self, name: str, write: Callable[[BinaryIO], None]) -> None:
         """Add the file ``name``, whose bytes ``write(binary_file)`` produces (e.g. torch.save)."""
+        self._add_file(name, write)
+
+    def write_rank_file(self, name: str, write: Callable[[BinaryIO], None]) -> None:
+        """Add this rank's own file ``name`` (named :func:`~recis.core.checkpoint.files.
+        rank_name` ``(name, rank)``), for state that differs by rank, such as the position in
+        the rank's part of the data."""
+        self._add_file(rank_name(name, self.rank), write)
+
+    def _add_file(self, name: str, write: Callable[[BinaryIO], None]) -> None:
         if "/" in name or name in (INDEX, *self._index["files"]):
             raise ValueError(f"file name {name!r} is reserved, taken or not a plain name")
         with open(self.temp / name, "wb") as out:
             write(out)
         self._index["files"][name] = seal(self.temp / name)
 
-    def commit(self, metadata: Mapping | None = None) -> Path:
-        """Write the index, fsync and rename into place; return the checkpoint's path."""
+    def commit(
+        self, metadata: Mapping | None = None, then: Callable[[Path], None] | None = None
+    ) -> Path:
+        """Write the index, fsync and rename into place, then call ``then(path)`` (e.g. to list
+        the checkpoint); return the checkpoint's path."""
+        self._publish(metadata)
+        if then is not None:
+            then(self.path)
+        self._committed = True
+        return self.path
+
+    def abort(self, error: BaseException | None = None) -> None:
+        """Remove the temporary directory (``error``: why); nothing is published."""
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+    def _publish(self, metadata: Mapping | None) -> None:
         index = {"format": FORMAT, "version": VERSION, "metadata": dict(metadata or {})}
         index |= self._index
         index["sha256"] = index_digest(index)
@@ -125,14 +158,8 @@ class CheckpointWriter:
         self.temp.rename(self.path)
         fsync(self.path.parent)
         shutil.rmtree(old, ignore_errors=True)
-        self._committed = True
-        return self.path
 
-    def abort(self) -> None:
-        """Remove the temporary directory; nothing is published."""
-        shutil.rmtree(self.temp, ignore_errors=True)
-
-    def _table_chunks(self, name: str, table: EmbeddingTable) -> list[_Chunk]:
+    def _table_chunks(self, name: str, table: EmbeddingTable) -> list[Chunk]:
         """Record ``table`` in the index; return its arrays as chunks for the files."""
         state = table.state_dict()
         self._index["tables"][name] = describe_table(table, state)
@@ -145,9 +172,13 @@ class CheckpointWriter:
             ids = int(arrays["id"].size)
             self._index["logical"][child] = {"table": name, "tag": tag, "ids": ids, "state": per_id}
             chunks += self._row_chunks(child, arrays)
-        return [*chunks, _Chunk({f"{name}/{key}": value for key, value in physical.items()})]
+        return [*chunks, *self._physical_chunks(name, physical)]
 
-    def _row_chunks(self, child: str, arrays: dict[str, np.ndarray]) -> list[_Chunk]:
+    def _physical_chunks(self, name: str, physical: dict[str, np.ndarray]) -> list[Chunk]:
+        """The chunks of physical table ``name``'s own state (``@`` keys)."""
+        return [Chunk({f"{name}/{key}": value for key, value in physical.items()})]
+
+    def _row_chunks(self, child: str, arrays: dict[str, np.ndarray]) -> list[Chunk]:
         """``arrays`` of one logical table, split by rows into chunks of at most the file limit;
         per-id policy state (``@`` keys) goes with the first."""
         rows = {k: v for k, v in arrays.items() if not k.startswith("@")}
@@ -155,13 +186,13 @@ class CheckpointWriter:
         parts = min(parts, max(1, arrays["id"].size))
         bounds = [arrays["id"].size * i // parts for i in range(parts + 1)]
         chunks = [
-            _Chunk({f"{child}/{k}": v[a:b] for k, v in rows.items()}, continued=a > 0)
+            Chunk({f"{child}/{k}": v[a:b] for k, v in rows.items()}, continued=a > 0)
             for a, b in itertools.pairwise(bounds)
         ]
         chunks[0].tensors |= {f"{child}/{k}": v for k, v in arrays.items() if k.startswith("@")}
         return chunks
 
-    def _write_chunks(self, prefix: str, chunks: list[_Chunk]) -> None:
+    def _write_chunks(self, prefix: str, chunks: list[Chunk]) -> None:
         groups = _pack(chunks, self.max_file_bytes)
         first = sum(f.startswith(f"{prefix}-") for f in self._index["files"])
         names = [f"{prefix}-{first + i:05d}.safetensors" for i in range(len(groups))]
@@ -173,7 +204,7 @@ class CheckpointWriter:
                 for tensor_name, array in chunk.tensors.items():
                     self._record_tensor(tensor_name, array, name, chunk.continued)
 
-    def _write_safetensors(self, name: str, chunks: list[_Chunk]) -> dict:
+    def _write_safetensors(self, name: str, chunks: list[Chunk]) -> dict:
         metadata = {"format": FORMAT, "version": str(VERSION)}
         tensors = {k: np.require(v, requirements="C") for c in chunks for k, v in c.tensors.items()}
         save_file(tensors, self.temp / name, metadata=metadata)
@@ -207,10 +238,10 @@ def save_tables(
         return writer.commit(metadata)
 
 
-def _pack(chunks: list[_Chunk], max_bytes: int) -> list[list[_Chunk]]:
+def _pack(chunks: list[Chunk], max_bytes: int) -> list[list[Chunk]]:
     """Chunks grouped into files, in order: a file takes chunks while they fit and their
     tensor names are new to it."""
-    groups: list[list[_Chunk]] = []
+    groups: list[list[Chunk]] = []
     names: set[str] = set()
     size = 0
     for chunk in chunks:
