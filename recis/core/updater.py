@@ -63,6 +63,7 @@ class SparseUpdater:
         self.steps: dict[str, int] = {}
         self.skipped_rows: dict[str, int] = {}
         self.micro_step = 0
+        self._updated_elsewhere: set[str] = set()
         for table in tables:
             self.add_table(table)
 
@@ -93,12 +94,20 @@ class SparseUpdater:
         for table in self.tables.values():
             if table.grads:
                 self._apply(table, lr)
+            elif table.name in self._updated_elsewhere:
+                self.steps[table.name] += 1  # another shard of the table was updated
         self.zero_grad()
+
+    def note_updated_elsewhere(self, names) -> None:
+        """Count the next update of the tables ``names`` even if this process's shard of them
+        gets no gradient (other ranks' shards do), so step counts agree over ranks."""
+        self._updated_elsewhere.update(names)
 
     def zero_grad(self) -> None:
         """Drop accumulated gradients."""
         for table in self.tables.values():
             table.grads.clear()
+        self._updated_elsewhere.clear()
 
     def _apply(self, table: EmbeddingTable, lr: float) -> None:
         rows, grads = self._summed_gradients(table)

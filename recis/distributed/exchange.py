@@ -24,7 +24,8 @@ A training step on ``W`` ranks, per physical table (``ShardedTable``, this rank'
 >>> reply.values.shape, len(shard.table)
 ((2, 2), 2)
 >>> shard.add_gradients(reply, np.ones((2, 2), np.float32))
->>> push_gradients([shard])
+>>> push_gradients([shard])  # the tables that had gradients on some rank
+['item']
 >>> rows, grads = shard.table.grads.summed(1)
 >>> grads.tolist()
 [[1.0, 1.0], [1.0, 1.0]]
@@ -180,17 +181,24 @@ def _reply(o: _Outgoing, received: np.ndarray) -> LookupReply:
     return LookupReply(request.ids, tags, o.owner, values, counts)
 
 
-def push_gradients(tables: Sequence[ShardedTable], average: bool = True) -> None:
+def push_gradients(tables: Sequence[ShardedTable], average: bool = True) -> list[str]:
     """Send every table's recorded gradients to the owners of their rows and add them to the
-    owners' gradient buffers, divided by the world size if ``average`` (a collective)."""
+    owners' gradient buffers, divided by the world size if ``average`` (a collective).
+
+    Returns the names of the tables that had gradients on some rank: their optimizer step counts
+    advance on every rank, even on one whose shard received none, as they would in one process.
+    """
     if not tables:
-        return
+        return []
     comm = tables[0].comm
     outgoing = [_gradient_rows(t, comm.world_size) for t in tables]
-    recv_counts = comm.exchange_counts(
-        np.stack([counts for _, counts in outgoing], axis=1),
+    counts = np.stack([counts for _, counts in outgoing], axis=1)
+    totals = np.broadcast_to(counts.sum(axis=0), counts.shape)  # what this rank holds, to all
+    received = comm.exchange_counts(
+        np.concatenate([counts, totals], axis=1),
         f"all-to-all of gradient counts of tables {[t.name for t in tables]}",
     )
+    recv_counts, held = received[:, : len(tables)], received[:, len(tables) :].sum(axis=0)
     pending = [
         comm.all_to_all(
             rows, counts, recv_counts[:, g], f"all-to-all of gradients of table {t.name!r}"
@@ -200,6 +208,7 @@ def push_gradients(tables: Sequence[ShardedTable], average: bool = True) -> None
     scale = 1.0 / comm.world_size if average else 1.0
     for table, exchange in zip(tables, pending, strict=True):
         _accumulate(table, exchange.wait(), scale)
+    return [t.name for t, count in zip(tables, held, strict=True) if count]
 
 
 def _gradient_rows(shard: ShardedTable, world_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -81,7 +81,7 @@ class SparseOptimizer(torch.optim.Optimizer):
         are sharded; nothing otherwise)."""
         shards = [table.shard for table in self.hashtables.values()]
         if shards and shards[0] is not None:
-            push_gradients(shards)
+            self._updater.note_updated_elsewhere(push_gradients(shards))
 
     def skip_step(self) -> None:
         """Count a micro-step like :meth:`step` but drop the gradients instead of applying them

@@ -42,14 +42,18 @@ class Model(nn.Module):
 
 
 def global_batch(step: int) -> dict[str, np.ndarray]:
-    """Ids with many repeats within and across ranks' slices; extreme ids included."""
+    """Ids with many repeats within and across ranks' slices; extreme ids included. At step 1
+    every sample has the same tag, so one rank alone updates the tag table."""
     rng = np.random.default_rng(step)
     user = rng.integers(0, 40, (GLOBAL_BATCH, 1))
     user[0, 0] = np.iinfo(np.int64).min
+    tag = rng.integers(0, 2**62, (GLOBAL_BATCH, 2)) % 25 * (2**58)
+    if step == 1:
+        tag[:] = 3 * 2**58
     return {
         "user": user,
         "item": rng.integers(-30, 30, (GLOBAL_BATCH, 3)),
-        "tag": rng.integers(0, 2**62, (GLOBAL_BATCH, 2)) % 25 * (2**58),
+        "tag": tag,
         "label": rng.integers(0, 2, GLOBAL_BATCH).astype(np.float32),
     }
 

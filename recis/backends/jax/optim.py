@@ -93,7 +93,7 @@ class SparseOptimizer:
         join the tables' gradient buffers (a collective with sharded tables; else nothing)."""
         shards = self._shards()
         if shards:
-            push_gradients(shards)
+            self._updater.note_updated_elsewhere(push_gradients(shards))
 
     def zero_grad(self) -> None:
         """Drop the gradients collected since the last update."""
