@@ -8,10 +8,13 @@ converted (lists to ragged, strings hashed) → with ``shuffle``, rows permuted 
 fragment and file boundaries (straight into pinned memory with ``device="pin"`` or ``"cuda"``) →
 converted to the caller's backend (``output``) → for torch with ``device="cuda"``, copied to
 the GPU on a side stream; all of this on a prefetch thread, ``prefetch`` batches ahead (or on
-the consumer's thread with ``prefetch=0``) → received on the consumer's current stream (which
-waits for the copy, see :mod:`recis.io.output`), then the ``map`` / ``filter`` functions and
-``transform_fn`` on the consumer's thread. Memory holds about ``read_threads_num + 2``
-fragments, one shuffle window and ``prefetch + 1`` batches, whatever the size of the data.
+the next thread down with ``prefetch=0``) → received (for the GPU: on a stream that waits for
+the copy, see :mod:`recis.io.output`), then the ``map`` / ``filter`` functions and
+``transform_fn``: on a transform thread, ``prefetch_transform`` batches ahead (the batch handed
+to the consumer's current stream through a CUDA event for torch GPU batches), or on the
+consumer's thread with ``prefetch_transform=0``. Memory holds about ``read_threads_num + 2``
+fragments, one shuffle window and ``prefetch + prefetch_transform + 2`` batches, whatever the
+size of the data.
 
 One ``iter()`` is one epoch; it starts where the last one stopped (the next epoch after a
 complete one), and starting one closes the dataset's previous iterator. :meth:`state_dict` is
@@ -27,7 +30,9 @@ from __future__ import annotations
 import importlib
 import sys
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
+from functools import partial
 from numbers import Integral
 from typing import ClassVar
 
@@ -55,8 +60,17 @@ class DatasetBase:
     ``multiprocessing_context="spawn"`` (or ``"forkserver"``) for sub-workers, since the OpenMP
     runtime of the engine's parallel kernels cannot be forked once it has run.
     Arguments follow RecIS. ``pack_threads_num`` and ``worker_slice_batch_num`` are accepted for
-    compatibility (packing runs on the prefetch thread; slices apply to ODPS tables only), and so
-    is ``prefetch_transform``: ``map``/``filter``/``transform_fn`` run on the consumer's thread.
+    compatibility (packing runs on the prefetch thread; slices apply to ODPS tables only).
+    ``prefetch_transform=N`` (N >= 1) receives batches and runs the ``map``/``filter`` functions
+    and ``transform_fn`` (for example a FeatureEngine) on a transform thread of their own, in
+    batch order, up to N finished batches ahead of the consumer (plus one in progress; a batch a
+    filter drops takes a slot too), so that the next batches' feature processing overlaps the
+    consumer's training step; None or 0 runs them on the consumer's thread. An exception they
+    raise reaches the consumer after the batches before it, and ends the iterator. For torch
+    batches with ``device="cuda"``, the transform thread queues its GPU work on a CUDA stream of
+    its own; the consumer's current stream waits for that work through a CUDA event when it
+    receives the batch (the host never waits), and the GPU tensors of the result (in dicts,
+    lists, tuples and RaggedTensors) are marked as used on the consumer's stream.
     ``save_interval`` only switches :meth:`dump_io_state` off when 0 or None: the state is
     always exact. ``dtype`` (a NumPy, torch or JAX floating dtype, or its name) is the dtype of
     floating columns. ``device``: ``"cpu"``; ``"pin"`` (torch: batches in pinned memory, for
@@ -101,12 +115,16 @@ class DatasetBase:
         if type(self).file_format is None:
             raise TypeError("DatasetBase is abstract: use OrcDataset or ParquetDataset")
         output = output if output is not None else self.default_output
-        _check_counts(batch_size, worker_idx, worker_num, read_threads_num, prefetch)
+        _check_counts(
+            batch_size, worker_idx, worker_num, read_threads_num, prefetch, prefetch_transform
+        )
         _check_options(is_compressed, seed, shuffle_buffer_size, on_error)
         self._batch_size = int(batch_size)
         self._worker = (int(worker_idx), int(worker_num))
         self._threads = int(read_threads_num)
         self._prefetch = int(prefetch or 0)
+        self._prefetch_transform = int(prefetch_transform or 0)
+        self._gpu_transform = output == "torch" and device == "cuda"
         self._drop_remainder = bool(drop_remainder)
         self._save_interval = save_interval
         self._float_dtype = float_dtype(dtype)
@@ -217,8 +235,8 @@ class DatasetBase:
         allocate = self._output.allocator()
         pool = reader_pool(self._threads)
         items = self._deliveries(self._batches(plan, shard, pool, allocate), transfer)
-        source = Prefetcher(items, self._prefetch) if self._prefetch else items
-        iterator = _BatchIterator(self, source, pool, transfer)
+        source, receive, stages = self._consumer_side(items, transfer)
+        iterator = _BatchIterator(self, source, receive, stages, pool)
         self._live = weakref.ref(iterator)
         return iterator
 
@@ -286,9 +304,32 @@ class DatasetBase:
             else:
                 yield item
 
+    def _consumer_side(self, items, transfer) -> tuple:
+        """(what the consumer iterates, how it receives one batch, the stages to close)."""
+        read_ahead = Prefetcher(items, self._prefetch) if self._prefetch else items
+        if not self._prefetch_transform:
+            return read_ahead, partial(self._finish, transfer=transfer), [read_ahead]
+        handoff = _CudaHandOff() if self._gpu_transform else _HandOff()
+        finished = self._transformed(read_ahead, transfer, handoff)
+        transformed = Prefetcher(finished, self._prefetch_transform, "recis-io-transform")
+        # a bare generator is the transform thread's to close
+        owned = [read_ahead] if self._prefetch else []
+        return transformed, handoff.receive, [transformed, *owned]
+
+    def _transformed(self, deliveries, transfer, handoff):
+        """The transform thread's items: each batch finished (None: dropped) and sent by
+        ``handoff``, with its cursor; EpochEnd passes through. Closes ``deliveries`` at the end."""
+        with closing(deliveries):
+            for item in deliveries:
+                if isinstance(item, EpochEnd):
+                    yield item
+                    continue
+                sent, cursor = item
+                yield handoff.send(partial(self._finish, sent, transfer)), cursor
+
     def _finish(self, sent, transfer):
-        """Consumer side: the batch received (on the GPU with ``device="cuda"``), RecIS's list
-        structure, user functions (None: dropped)."""
+        """The batch received (on the GPU with ``device="cuda"``), RecIS's list structure, user
+        functions (None: dropped); on the consumer's thread, or on the transform thread."""
         batch = transfer.receive(sent)
         if self.wraps_in_list:
             batch = [batch]
@@ -304,14 +345,18 @@ class DatasetBase:
 
 
 class _BatchIterator:
-    """One epoch of batches; records the consumer's position in the dataset as it goes."""
+    """One epoch of batches; records the consumer's position in the dataset as it goes.
 
-    def __init__(self, dataset: DatasetBase, source, pool, transfer) -> None:
+    ``receive(sent)`` gives the batch (None: dropped) of an item of ``source``; ``stages`` (the
+    threaded stages and the consumer's own generator) and ``pool`` are released at the end.
+    """
+
+    def __init__(self, dataset: DatasetBase, source, receive, stages, pool) -> None:
         self._dataset = dataset
         self._source = source
-        self._transfer = transfer
+        self._receive = receive
         self._done = False
-        self._finalizer = weakref.finalize(self, _release, source, pool)
+        self._finalizer = weakref.finalize(self, _release, stages, pool)
 
     def __iter__(self) -> _BatchIterator:
         return self
@@ -328,7 +373,7 @@ class _BatchIterator:
                 self.close()
                 break
             sent, cursor = item
-            batch = self._dataset._finish(sent, self._transfer)
+            batch = self._receive(sent)
             self._dataset._cursor = cursor
             if batch is not None:
                 return batch
@@ -355,8 +400,73 @@ def _register_with_torch(cls: type, import_torch: bool) -> None:
         torch.utils.data.IterableDataset.register(cls)
 
 
-def _release(source, pool) -> None:
-    source.close()
+class _HandOff:
+    """Runs the user's functions on the transform thread (:meth:`send`) and gives the consumer
+    their result as it is (:meth:`receive`)."""
+
+    def send(self, finish: Callable[[], object]):
+        return finish()
+
+    def receive(self, sent):
+        return sent
+
+
+class _CudaHandOff:
+    """:class:`_HandOff` for torch batches on the GPU that is current when it is made: the
+    transform thread's GPU work goes to a CUDA stream of its own, and the consumer's current
+    stream waits for it through a CUDA event recorded after it (no host synchronisation). Every
+    GPU tensor of the result is marked as used on the consumer's stream, so that the caching
+    allocator reuses its memory only once the consumer's work queued on it is done."""
+
+    def __init__(self) -> None:
+        torch = importlib.import_module("torch")
+        if not torch.cuda.is_available():
+            raise RuntimeError("device='cuda' needs a CUDA device, and torch sees none")
+        self._torch = torch
+        self._device = torch.device("cuda", torch.cuda.current_device())
+        self._stream = torch.cuda.Stream(self._device)
+
+    def send(self, finish: Callable[[], object]) -> tuple:
+        """``finish()`` with the transform stream current, and the event recorded after it."""
+        cuda = self._torch.cuda
+        with cuda.device(self._device), cuda.stream(self._stream):
+            batch = finish()
+            ready = cuda.Event()
+            ready.record(self._stream)
+        return batch, ready
+
+    def receive(self, sent: tuple):
+        """The batch, ready for work queued on the consumer's current stream from now on."""
+        batch, ready = sent
+        stream = self._torch.cuda.current_stream(self._device)
+        stream.wait_event(ready)
+        for tensor in _data_tensors(batch):
+            if tensor.is_cuda:
+                tensor.record_stream(stream)
+        return batch
+
+
+def _data_tensors(value) -> Iterator:
+    """The tensors holding the data of ``value``: a torch tensor (dense, or the indices and
+    values of a sparse COO one), a RaggedTensor, or dicts, lists and tuples of them, nested
+    (other values hold none). Needs torch imported."""
+    torch = sys.modules["torch"]
+    from recis.ragged.tensor import RaggedTensor
+
+    if isinstance(value, torch.Tensor):
+        yield from (value._indices(), value._values()) if value.is_sparse else (value,)
+    elif isinstance(value, RaggedTensor):
+        yield from _data_tensors((value.values(), *value.offsets(), value.weight()))
+    elif isinstance(value, Mapping):
+        yield from _data_tensors(tuple(value.values()))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _data_tensors(item)
+
+
+def _release(stages, pool) -> None:
+    for stage in stages:
+        stage.close()
     release_pool(pool)
 
 
@@ -385,13 +495,16 @@ def _positions(cursor: Cursor, count: int):
         yield position, cursor.row if position == cursor.fragment else 0
 
 
-def _check_counts(batch_size, worker_idx, worker_num, read_threads_num, prefetch) -> None:
+def _check_counts(
+    batch_size, worker_idx, worker_num, read_threads_num, prefetch, prefetch_transform
+) -> None:
     for name, value, low in (
         ("batch_size", batch_size, 1),
         ("worker_num", worker_num, 1),
         ("worker_idx", worker_idx, 0),
         ("read_threads_num", read_threads_num, 1),
         ("prefetch", prefetch or 0, 0),
+        ("prefetch_transform", prefetch_transform or 0, 0),
     ):
         if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
             raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")

@@ -4,7 +4,9 @@ The thread puts items into a bounded queue; an exception raised by the iterator 
 consumer and re-raised there, and the end of the iterator is marked by a sentinel. The consumer
 waits with a timeout and notices a thread that died without a word. :meth:`close` (also called
 when the consumer is garbage collected) tells the thread to stop; the thread then closes the
-iterator, which releases whatever threads it runs.
+iterator, which releases whatever threads it runs. :meth:`close` may be called from any thread,
+also while another thread waits for the next item (that thread then sees the end): stages of a
+pipeline can run one after the other on threads of their own.
 
 >>> items = Prefetcher(iter(range(3)), size=2)
 >>> list(items)
@@ -32,13 +34,14 @@ _END = object()
 
 
 class Prefetcher:
-    """Iterate ``items`` on a daemon thread, at most ``size`` items ahead of the consumer."""
+    """Iterate ``items`` on a daemon thread named ``name``, at most ``size`` items ahead of the
+    consumer (plus the one the thread is working on)."""
 
-    def __init__(self, items: Iterator, size: int) -> None:
+    def __init__(self, items: Iterator, size: int, name: str = "recis-io-prefetch") -> None:
         self._queue = queue.Queue(maxsize=max(1, size))
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=_produce, args=(items, self._queue, self._stop), name="recis-io-prefetch"
+            target=_produce, args=(items, self._queue, self._stop), name=name
         )
         self._thread.daemon = True
         self._thread.start()
@@ -77,9 +80,11 @@ class Prefetcher:
             try:
                 return self._queue.get(timeout=_POLL_SECONDS)
             except queue.Empty:
+                if self._stop.is_set():  # closed while waiting
+                    raise StopIteration from None
                 if not self._thread.is_alive() and self._queue.empty():
                     self._done = True
-                    raise RuntimeError("the prefetch thread ended without a result") from None
+                    raise RuntimeError(f"{self._thread.name} ended without a result") from None
 
 
 def _produce(items: Iterator, out: queue.Queue, stop: threading.Event) -> None:

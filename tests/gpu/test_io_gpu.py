@@ -117,3 +117,32 @@ def test_sparse_batches_reach_the_gpu(cuda_torch, data_dir):
     want = next(iter(dataset(data_dir, "cpu", ["ids"], ragged_format=False)))["ids"]
     assert got.is_cuda and got.is_sparse
     assert torch.equal(got.cpu().to_dense(), want.to_dense())
+
+
+def test_transform_thread_gpu_work_reaches_the_consumer_through_an_event(cuda_torch, data_dir):
+    """With ``prefetch_transform``, the user's GPU work runs on the transform thread's own
+    stream, late (behind a long kernel); a consumer on a stream of its own reads every result
+    complete, and nothing makes the host wait for the transform stream."""
+    want = [2 * int(batch["ids"].values().sum()) for batch in dataset(data_dir, "cpu")]
+    streams = []
+
+    def doubled_ids(tables):
+        streams.append(torch.cuda.current_stream())
+        torch.cuda._sleep(50_000_000)  # the result below is written late on this stream
+        return [tables[0] | {"twice": tables[0]["ids"].values() * 2}]
+
+    data = dataset(data_dir, "cuda", prefetch=2, prefetch_transform=2)
+    data.map(doubled_ids)
+    consumer = torch.cuda.Stream()
+    sums = []
+    with torch.cuda.stream(consumer):
+        for batch in data:
+            sums.append(batch["twice"].sum())
+            del batch  # freed while the consumer's stream may still read it
+        transform_done = streams[-1].query()
+    consumer.synchronize()
+    assert not transform_done, "the host waited for the transform stream"
+    assert [int(total) for total in sums] == want
+    [own] = {stream.cuda_stream for stream in streams}  # one stream for every batch
+    assert own not in (consumer.cuda_stream, torch.cuda.default_stream().cuda_stream)
+    assert streams[0].device == torch.device("cuda", torch.cuda.current_device())
