@@ -4,6 +4,7 @@ the engine form of a feature's ids.
 Front ends (torch, JAX) describe each feature by an option object with ``shared_name``,
 ``coalesced_info()`` (storage properties: features that agree share a physical table) and
 ``runtime_info()`` (per-request properties: features that agree are combined in one call).
+Requests hold NumPy arrays, or CuPy arrays for inputs on the GPU; their work stays on the device.
 
 >>> import numpy as np
 >>> a = Request(np.array([1, 2]), np.array([0, 1, 2]), None, (2,), dense=True)
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recis.core import interop
+from recis.core.dedupe import array_module
 from recis.core.ragged import Ragged
 
 
@@ -43,16 +46,18 @@ class Request:
 
 
 def dense_request(ids: np.ndarray, weights: np.ndarray | None = None) -> Request:
-    """A request for dense ids ``[..., k]`` (k ids per segment; 1-D means one id each)."""
+    """A request for dense ids ``[..., k]`` (k ids per segment; 1-D means one id each), NumPy or
+    CuPy (``weights`` on the same device)."""
+    xp = array_module(ids)
     ids2 = ids.reshape(-1, 1) if ids.ndim == 1 else ids
     prefix, k = tuple(ids2.shape[:-1]), ids2.shape[-1]
-    offsets = np.arange(int(np.prod(prefix)) + 1, dtype=np.int64) * k
+    offsets = xp.arange(int(np.prod(prefix)) + 1, dtype=np.int64) * k
     flat_weights = (
-        None if weights is None else np.ascontiguousarray(weights, np.float32).reshape(-1)
+        None if weights is None else xp.ascontiguousarray(weights, np.float32).reshape(-1)
     )
     if flat_weights is not None and flat_weights.size != ids2.size:
         raise ValueError(f"{flat_weights.size} weights for {ids2.size} ids")
-    flat = np.ascontiguousarray(ids2.reshape(-1)).astype(np.int64, copy=False)
+    flat = xp.ascontiguousarray(ids2.reshape(-1)).astype(np.int64, copy=False)
     return Request(flat, offsets, flat_weights, prefix, dense=True)
 
 
@@ -65,10 +70,11 @@ def ragged_request(name: str, value: Ragged, use_weight: bool = True) -> Request
     prefix = [value.num_rows]
     for level in range(value.ragged_rank - 1):
         lengths = value.row_lengths(level)
-        if lengths.size and (lengths != lengths[0]).any():
+        if lengths.size and bool((lengths != lengths[0]).any()):
+            found = sorted(set(interop.to_host(lengths).tolist()))
             raise ValueError(
                 f"feature {name!r}: a ragged input with {value.ragged_rank} levels must be "
-                f"padded before lookup (rows of level {level} have lengths {sorted(set(lengths))})"
+                f"padded before lookup (rows of level {level} have lengths {found})"
             )
         prefix.append(int(lengths[0]) if lengths.size else 0)
     if value.values.dtype.kind not in "iu":
@@ -77,6 +83,19 @@ def ragged_request(name: str, value: Ragged, use_weight: bool = True) -> Request
     weights = value.weights if use_weight else None
     offsets = value.offsets[-1].astype(np.int64, copy=False)
     return Request(ids, offsets, weights, tuple(prefix), dense=False)
+
+
+def occurrence_counts(index, size: int):
+    """How often each of ``size`` distinct ids occurs, given each occurrence's ``index`` among
+    them (int64, on the device of ``index``).
+
+    >>> occurrence_counts(np.array([0, 1, 0]), 3).tolist()
+    [2, 1, 0]
+    """
+    xp = array_module(index)
+    if not index.size:
+        return xp.zeros(size, np.int64)
+    return xp.bincount(index, minlength=size).astype(np.int64, copy=False)
 
 
 def output_shape(request: Request, dim: int, tile_len: int | None = None) -> tuple[int, ...]:
@@ -91,24 +110,29 @@ def output_shape(request: Request, dim: int, tile_len: int | None = None) -> tup
 
 
 def merge_requests(requests: list[Request]) -> Request:
-    """Concatenate requests: ids, shifted offsets and weights (ones where a request has none)."""
+    """Concatenate requests: ids, shifted offsets and weights (ones where a request has none).
+
+    Requests on the GPU make a GPU request (host parts, such as empty padding, are copied).
+    """
     if len(requests) == 1:
         single = requests[0]
         return Request(single.ids, single.offsets, single.weights, (single.num_segments,), False)
+    xp = next((m for m in (array_module(r.ids) for r in requests) if m is not np), np)
     starts = np.cumsum([0] + [r.ids.size for r in requests])
-    offsets = np.concatenate(
-        [[0]] + [r.offsets[1:] + s for r, s in zip(requests, starts, strict=False)]
+    offsets = xp.concatenate(
+        [xp.zeros(1, np.int64)]
+        + [xp.asarray(r.offsets[1:]) + s for r, s in zip(requests, starts, strict=False)]
     )
     weights = None
     if any(r.weights is not None for r in requests):
-        weights = np.concatenate(
+        weights = xp.concatenate(
             [
-                r.weights if r.weights is not None else np.ones(r.ids.size, np.float32)
+                xp.asarray(r.weights) if r.weights is not None else xp.ones(r.ids.size, np.float32)
                 for r in requests
             ]
         )
     segments = sum(r.num_segments for r in requests)
-    ids = np.concatenate([r.ids for r in requests])
+    ids = xp.concatenate([xp.asarray(r.ids) for r in requests])
     return Request(ids, offsets.astype(np.int64), weights, (segments,), False)
 
 
@@ -128,10 +152,12 @@ class TableGroup:
         return [list(run) for _, run in runs]
 
     def lookup_keys(self, requests: dict[str, Request]) -> tuple[np.ndarray, np.ndarray]:
-        """All ids of the group's features, concatenated in order, and their tags."""
-        sizes = [requests[f].ids.size for f in self.features]
-        ids = np.concatenate([requests[f].ids for f in self.features])
-        return ids, np.repeat([self.tags[f] for f in self.features], sizes).astype(np.int64)
+        """All ids of the group's features, concatenated in order, and their tags (on the ids'
+        device)."""
+        parts = [requests[f].ids for f in self.features]
+        xp = array_module(parts[0])
+        tags = [xp.full(requests[f].ids.size, self.tags[f], np.int64) for f in self.features]
+        return xp.concatenate(parts), xp.concatenate(tags)
 
 
 def plan_tables(options: dict) -> list[TableGroup]:

@@ -9,6 +9,8 @@ copying. The engine never imports torch or jax: a framework array's own module i
 >>> a = as_engine_array(np.arange(3), name="ids")
 >>> namespace(a).__name__
 'numpy'
+>>> device_namespace("cpu").__name__, to_host(a) is a
+('numpy', True)
 """
 
 from __future__ import annotations
@@ -38,6 +40,27 @@ def namespace(array) -> ModuleType:
     if cupy is not None and isinstance(array, cupy.ndarray):
         return cupy
     raise TypeError(f"expected a NumPy or CuPy array, got {type(array).__name__}")
+
+
+def device_namespace(device: str, owner: str = "array") -> ModuleType:
+    """The array module of ``device``: ``numpy`` for ``"cpu"``, ``cupy`` for ``"cuda"``.
+
+    ``owner`` names what asks (e.g. ``"table 'user'"``) in errors: ``ValueError`` for another
+    device, ``ImportError`` for ``"cuda"`` without CuPy.
+    """
+    if device == "cpu":
+        return np
+    if device == "cuda":
+        from recis.core.cuda.loader import require_cupy
+
+        return require_cupy(f"{owner} on cuda")
+    raise ValueError(f"{owner}: device must be 'cpu' or 'cuda', got {device!r}")
+
+
+def to_host(array) -> np.ndarray:
+    """A NumPy array of ``array``'s values: NumPy arrays as they are, CuPy arrays copied to the
+    host (this waits for the device)."""
+    return array if isinstance(array, np.ndarray) else namespace(array).asnumpy(array)
 
 
 def empty(shape, dtype, xp: ModuleType = np) -> np.ndarray:

@@ -61,16 +61,24 @@ class LookupStats:
 
 class Admission(abc.ABC):
     """Which new ids get a row. Refused ids read zeros unless ``refused_read_initial``;
-    ``stateful`` policies save :meth:`state` with the table."""
+    ``stateful`` policies save :meth:`state` with the table. Policies whose ``runs_on_gpu`` is
+    true serve ``"cuda"`` tables, taking their keys as CuPy arrays (the owning table calls
+    :meth:`use_device` first)."""
 
     refused_read_initial = False
     stateful = False
+    runs_on_gpu = False
 
     @abc.abstractmethod
     def admit(self, keys: np.ndarray, tags: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """Mask of the new ``keys`` (distinct, seen ``counts`` times in this batch) to insert."""
+        """Mask of the new ``keys`` (distinct, seen ``counts`` times in this batch) to insert,
+        on the keys' device."""
+
+    def use_device(self, device: str) -> None:  # noqa: B027 (stateless policies keep nothing)
+        """Keep any state on ``device`` (``"cpu"`` or ``"cuda"``), the device of the keys."""
 
     def state(self) -> dict[str, np.ndarray]:
+        """Arrays to save with the table: NumPy, also for a table on the GPU."""
         return {}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
@@ -82,15 +90,19 @@ class Admission(abc.ABC):
 class AdmitAll(Admission):
     """Every new id gets a row."""
 
+    runs_on_gpu = True
+
     def admit(self, keys, tags, counts):
-        return np.ones(keys.size, bool)
+        return interop.namespace(keys).ones(keys.size, bool)
 
 
 class ReadOnly(Admission):
     """No id gets a row: missing ids read zeros and their gradients are dropped."""
 
+    runs_on_gpu = True
+
     def admit(self, keys, tags, counts):
-        return np.zeros(keys.size, bool)
+        return interop.namespace(keys).zeros(keys.size, bool)
 
 
 class FrequencyAdmission(Admission):
@@ -102,6 +114,7 @@ class FrequencyAdmission(Admission):
 
     refused_read_initial = True
     stateful = True
+    runs_on_gpu = True
 
     def __init__(self, threshold: int) -> None:
         if threshold < 1:
@@ -110,13 +123,23 @@ class FrequencyAdmission(Admission):
         self._seen = IdMap("admission counts")
         self._counts = np.zeros(1024, np.int64)
 
+    def use_device(self, device: str) -> None:
+        if device == self._seen.device:
+            return
+        state = self.state()
+        self._seen = IdMap("admission counts", device=device)
+        if len(state["keys"]):
+            self.load_state(state)
+        else:
+            self._counts = interop.device_namespace(device).zeros(1024, np.int64)
+
     def admit(self, keys, tags, counts):
         inserted = self._seen.find_or_insert(keys, tags)
         if self._seen.rows.high_water > self._counts.size:
-            self._counts = np.resize(self._counts, 2 * self._seen.rows.high_water)
-        self._counts[inserted.new_rows] = 0
-        self._counts[inserted.rows] += counts
-        admitted = self._counts[inserted.rows] >= self.threshold
+            grown = interop.namespace(keys).zeros(2 * self._seen.rows.high_water, np.int64)
+            grown[: self._counts.size] = self._counts
+            self._counts = grown
+        admitted = _advance_counts(self._counts, inserted, counts, self.threshold)
         self._seen.erase(keys[admitted], tags[admitted] if np.ndim(tags) else tags)
         return admitted
 
@@ -125,14 +148,30 @@ class FrequencyAdmission(Admission):
         return len(self._seen)
 
     def state(self):
+        """The ids seen but not admitted, their tags and counts (NumPy, whatever the device)."""
         entries = self._seen.export()
-        return {"keys": entries.keys, "tags": entries.tags, "counts": self._counts[entries.rows]}
+        state = {"keys": entries.keys, "tags": entries.tags, "counts": self._counts[entries.rows]}
+        return {name: interop.to_host(array) for name, array in state.items()}
 
     def load_state(self, state):
         self._seen.clear()
-        rows = self._seen.find_or_insert(state["keys"], state["tags"]).rows
-        self._counts = np.zeros(max(1024, 2 * rows.size), np.int64)
-        self._counts[rows] = state["counts"]
+        xp = interop.device_namespace(self._seen.device)
+        keys, tags = xp.asarray(state["keys"]), xp.asarray(state["tags"])
+        rows = self._seen.find_or_insert(keys, tags).rows
+        self._counts = xp.zeros(max(1024, 2 * rows.size), np.int64)
+        self._counts[rows] = xp.asarray(state["counts"])
+
+
+def _advance_counts(counts, inserted, seen, threshold: int):
+    """Add the ``seen`` counts of distinct keys (a new key starts from 0) to ``counts`` at their
+    rows; the mask of the keys whose count reached ``threshold``."""
+    if isinstance(counts, np.ndarray):
+        counts[inserted.new_rows] = 0
+        counts[inserted.rows] += seen
+        return counts[inserted.rows] >= threshold
+    from recis.core.cuda.policies import advance_counts
+
+    return advance_counts(counts, inserted.rows, inserted.is_new, seen, threshold)
 
 
 @dataclass
@@ -146,6 +185,7 @@ class Eviction:
 
     slot = "last_seen"
     slot_fill = -1
+    runs_on_gpu = False  # whether it runs on a "cuda" table (see Admission)
 
     def touch(self, table, rows: np.ndarray, counts: np.ndarray) -> None:
         """Record that ``rows`` (distinct, ≥ 0) were used ``counts`` times by a lookup."""
@@ -171,6 +211,7 @@ class GlobalStepEviction(Eviction):
 
     filter_step: int = 100
     slot = "step_filter"
+    runs_on_gpu = True
 
     def advance(self, steps: int = 1) -> None:
         self.step += steps
@@ -190,6 +231,7 @@ class CapacityEviction(Eviction):
 
     max_size: int = 0
     policy: str = "lru"
+    runs_on_gpu = True
 
     def __post_init__(self) -> None:
         if self.policy not in ("lru", "lfu"):

@@ -4,6 +4,9 @@ A ragged array with ``k`` offset levels is the engine's form of a variable-lengt
 (``k = 1``: a list of ids per sample; ``k = 2``: a list of lists, e.g. a sequence of id lists).
 Level ``j``'s offsets index the rows of level ``j + 1``; the last level indexes ``values``.
 
+The parts are NumPy arrays, or CuPy arrays (all of them) for a column on the GPU. CuPy offsets are
+checked for shape and dtype only: checking their values would wait for the device.
+
 >>> r = Ragged(np.array([1, 2, 3]), np.array([0, 2, 2, 3]))
 >>> r.row_lengths().tolist()
 [2, 0, 1]
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 import ml_dtypes
 import numpy as np
 
+from recis.core.dedupe import array_module
 from recis.core.interop import empty
 from recis.core.kernels.ragged import scatter_rows
 
@@ -46,6 +50,7 @@ class Ragged:
         self._values = _check_values(values)
         self._offsets = _check_offset_levels(offsets, len(self._values))
         self._weights = _check_weights(weights, len(self._values))
+        _check_one_device(self._values, self._offsets, self._weights)
 
     @property
     def values(self) -> np.ndarray:
@@ -71,7 +76,8 @@ class Ragged:
 
     def row_lengths(self, level: int = -1) -> np.ndarray:
         """Length of every row of offset level ``level`` (default: the innermost level)."""
-        return np.diff(self._offsets[level])
+        offsets = self._offsets[level]
+        return offsets[1:] - offsets[:-1]
 
     def max_length(self, level: int = -1) -> int:
         """Length of the longest row of offset level ``level`` (0 when there are no rows)."""
@@ -101,8 +107,12 @@ class Ragged:
         [[[1, 2, -1], [-1, -1, -1]], [[3, -1, -1], [-1, -1, -1]]]
         """
         dims = self._dense_dims(shape)
-        out = empty(dims, self._values.dtype)
+        xp = array_module(self._values)
+        out = empty(dims, self._values.dtype, xp)
         out[...] = default
+        if xp is not np:
+            _scatter_on_device(xp, self, dims, out)
+            return out
         slots = np.arange(self.num_rows, dtype=np.int64)
         for level_offsets, width in zip(self._offsets[:-1], dims[1:-1], strict=True):
             slots = _child_slots(slots, level_offsets, width)
@@ -162,15 +172,20 @@ def as_offsets(offsets, num_items: int, name: str = "offsets", items: str = "ite
     """Validate one level of offsets over ``num_items`` items and return it as int64.
 
     Offsets are a 1-D integer array that starts at 0, never decreases and ends at ``num_items``.
-    ``name`` and ``items`` (what the offsets index) appear in error messages.
+    ``name`` and ``items`` (what the offsets index) appear in error messages. CuPy offsets are
+    checked for shape and dtype only (their values are on the device).
 
     >>> as_offsets(np.array([0, 2, 1], dtype=np.int32), 1)
     Traceback (most recent call last):
     ...
     ValueError: offsets: offsets must be non-decreasing
     """
-    if not isinstance(offsets, np.ndarray) or offsets.ndim != 1 or offsets.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected a 1-D integer NumPy array")
+    if not _is_array(offsets) or offsets.ndim != 1 or offsets.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected a 1-D integer NumPy array (or CuPy array)")
+    if not isinstance(offsets, np.ndarray):
+        if len(offsets) == 0:
+            raise ValueError(f"{name}: offsets must start with 0, got no offsets")
+        return offsets.astype(np.int64, copy=False)
     if len(offsets) == 0 or offsets[0] != 0:
         raise ValueError(f"{name}: offsets must start with 0")
     offsets = offsets.astype(np.int64, copy=False)
@@ -183,18 +198,25 @@ def as_offsets(offsets, num_items: int, name: str = "offsets", items: str = "ite
     return offsets
 
 
+def _is_array(array) -> bool:
+    """Whether ``array`` is a NumPy or a CuPy array."""
+    return isinstance(array, np.ndarray) or array_module(array) is not np
+
+
 def _check_values(values) -> np.ndarray:
-    if not isinstance(values, np.ndarray) or values.ndim != 1:
-        raise TypeError("values: expected a 1-D NumPy array")
+    if not _is_array(values) or values.ndim != 1:
+        raise TypeError("values: expected a 1-D NumPy array or CuPy array")
     if values.dtype.kind not in "biuf" and values.dtype not in _EXTRA_VALUE_DTYPES:
         raise TypeError(f"values: expected a numeric dtype, got {values.dtype}")
     return values
 
 
 def _check_offset_levels(offsets, num_values: int) -> tuple[np.ndarray, ...]:
-    if not isinstance(offsets, np.ndarray | tuple | list):
-        raise TypeError("offsets: expected an integer NumPy array or a sequence of them")
-    levels = (offsets,) if isinstance(offsets, np.ndarray) else tuple(offsets)
+    if not (_is_array(offsets) or isinstance(offsets, tuple | list)):
+        raise TypeError(
+            "offsets: expected an integer NumPy array or a sequence of them (or CuPy arrays)"
+        )
+    levels = (offsets,) if _is_array(offsets) else tuple(offsets)
     if not levels:
         raise ValueError("offsets: expected at least one level")
     checked = [as_offsets(levels[-1], num_values, f"offsets[{len(levels) - 1}]", "values")]
@@ -208,13 +230,45 @@ def _check_offset_levels(offsets, num_values: int) -> tuple[np.ndarray, ...]:
 def _check_weights(weights, num_values: int) -> np.ndarray | None:
     if weights is None:
         return None
-    if not isinstance(weights, np.ndarray) or weights.ndim != 1 or weights.dtype != np.float32:
-        raise TypeError("weights: expected a 1-D float32 NumPy array")
+    if not _is_array(weights) or weights.ndim != 1 or weights.dtype != np.float32:
+        raise TypeError("weights: expected a 1-D float32 NumPy array or CuPy array")
     if len(weights) != num_values:
         raise ValueError(
             f"weights: expected {num_values} weights (one per value), got {len(weights)}"
         )
     return weights
+
+
+def _check_one_device(values, offsets: tuple, weights) -> None:
+    xp = array_module(values)
+    parts = [("offsets", o) for o in offsets] + [("weights", weights)] * (weights is not None)
+    for name, array in parts:
+        if array_module(array) is not xp:
+            raise TypeError(
+                f"{name}: expected a {xp.__name__} array like the values, got "
+                f"{type(array).__module__}.{type(array).__name__}"
+            )
+
+
+def _scatter_on_device(xp, ragged: Ragged, dims: tuple[int, ...], out) -> None:
+    """:meth:`Ragged.to_dense` on the GPU: each value goes to its row's slot of ``out``, the
+    slots found level by level from each row's parent (searches instead of repeats)."""
+    if not len(ragged.values):
+        return
+    slots = xp.arange(ragged.num_rows, dtype=np.int64)
+    levels = ragged.offsets
+    for level, width in enumerate(dims[1:-1]):
+        parent, index = _parents(xp, levels[level], len(levels[level + 1]) - 1)
+        slots = slots[parent] * width + index
+    parent, index = _parents(xp, levels[-1], len(ragged.values))
+    out.reshape(-1, dims[-1])[slots[parent], index] = ragged.values
+
+
+def _parents(xp, offsets, count: int):
+    """For each of the ``count`` items that ``offsets`` splits: its row and its place in it."""
+    items = xp.arange(count, dtype=np.int64)
+    parent = xp.searchsorted(offsets, items, side="right") - 1
+    return parent, items - offsets[parent]
 
 
 def _child_slots(slots: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:

@@ -162,9 +162,13 @@ class RowStore:
     def scatter(self, rows, values, field: str = EMBEDDING) -> None:
         """Write ``values[i]`` (cast to the field's dtype) to row ``rows[i]`` of ``field``.
 
-        For repeated rows the last position wins.
+        For repeated rows the last position wins. Values of the field's storage word (e.g.
+        ``uint16`` for bfloat16) are written as raw bits, what :meth:`gather` gives for that
+        ``dtype``.
         """
         plan, spec = self._plan(rows), self._field(field)
+        if isinstance(values, np.ndarray) and values.dtype == spec.dtype:
+            values = np.ascontiguousarray(values).view(spec.storage_dtype)  # bits travel as is
         values = self._ops.as_array(values)
         if values.shape[1:] != spec.shape and values.shape != (plan.rows.size, *spec.shape):
             raise ValueError(
@@ -244,7 +248,9 @@ class HostRows:
 
     @staticmethod
     def scatter(blocks: List, plan: RowPlan, values: np.ndarray, spec: Field) -> None:
-        values = np.ascontiguousarray(values, spec.dtype).reshape(plan.rows.size, spec.width)
+        """Values of the field's storage word are raw bits, as on the GPU; others are cast."""
+        dtype = spec.storage_dtype if values.dtype == spec.storage_dtype else spec.dtype
+        values = np.ascontiguousarray(values, dtype).reshape(plan.rows.size, spec.width)
         if plan.rows.size:
             flat = values.view(spec.storage_dtype)
             kernels.scatter(blocks, plan.rows, plan.order, plan.bounds, flat)

@@ -8,6 +8,11 @@ One physical table can hold several logical tables of the same dim, dtype and in
 (``children``): ids then come with a tag, the index of their logical table, and keep their full
 64 bits; a row's initial value depends on the logical table's name.
 
+``EmbeddingTable(..., device="cuda")`` keeps its id map, rows and gradients on the GPU: ids are
+CuPy arrays (NumPy ids are copied to the device), results are CuPy arrays equal to the CPU
+table's, and the CUDA kernels run on CuPy's current stream. Only :meth:`state_dict` and
+:meth:`load_state_dict` exchange NumPy arrays, for checkpoints.
+
 >>> import numpy as np
 >>> from recis.core.initializers import NormalInitializer
 >>> table = EmbeddingTable("item", dim=4, initializer=NormalInitializer(std=0.1), seed=7)
@@ -21,12 +26,13 @@ One physical table can hold several logical tables of the same dim, dtype and in
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
 
 from recis.core import interop
-from recis.core.dedupe import int64_vector
+from recis.core.dedupe import array_module, int64_vector
 from recis.core.gradients import GradientBuffer
 from recis.core.id_map import Entries, IdMap, Inserted
 from recis.core.initializers import ConstantInitializer, Initializer
@@ -58,6 +64,8 @@ class EmbeddingTable:
             the lookups below means ``children[i]``.
         admission: which new ids get rows in training lookups (default: all).
         eviction: optional eviction policy (its usage slot is added to the rows).
+        device: ``"cpu"`` (NumPy arrays) or ``"cuda"`` (CuPy arrays on the current device);
+            a policy must be able to run there (``runs_on_gpu``).
     """
 
     def __init__(
@@ -73,17 +81,20 @@ class EmbeddingTable:
         children: list[str] | None = None,
         admission: Admission | None = None,
         eviction: Eviction | None = None,
+        device: str = "cpu",
     ) -> None:
         self.name = name
         self.dim = dim
+        self.device = device
+        self.xp: ModuleType = interop.device_namespace(device, f"table {name!r}")
         self.initializer = initializer if initializer is not None else ConstantInitializer()
         self.seed = seed
         self.children = list(children) if children is not None else [name]
-        self.ids = IdMap(name, capacity=capacity, max_size=max_size)
-        self.store = RowStore(dim, dtype, block_rows, name)
+        self.admission = self._placed(admission if admission is not None else AdmitAll())
+        self.eviction = self._placed(eviction)
+        self.ids = IdMap(name, capacity=capacity, max_size=max_size, device=device)
+        self.store = RowStore(dim, dtype, block_rows, name, device=device)
         self.grads = GradientBuffer(dim)
-        self.admission = admission if admission is not None else AdmitAll()
-        self.eviction = eviction
         self.stats_total = LookupStats()
         if eviction is not None:
             self.store.add_slot(eviction.slot, (), np.int64, eviction.slot_fill)
@@ -92,31 +103,59 @@ class EmbeddingTable:
         return len(self.ids)
 
     def __repr__(self) -> str:
-        return f"EmbeddingTable({self.name!r}, dim={self.dim}, ids={len(self)})"
+        device = "" if self.device == "cpu" else f", device={self.device!r}"
+        return f"EmbeddingTable({self.name!r}, dim={self.dim}, ids={len(self)}{device})"
+
+    def _placed(self, policy):
+        """``policy`` (None passes) checked to run on this table's device, its state moved there."""
+        if policy is None:
+            return None
+        if self.xp is not np and not policy.runs_on_gpu:
+            raise NotImplementedError(
+                f"table {self.name!r}: policy {type(policy).__name__} cannot run on the GPU yet "
+                f"(device={self.device!r}); use a CPU table or a policy that runs on the GPU"
+            )
+        if isinstance(policy, Admission):
+            policy.use_device(self.device)
+        return policy
+
+    def _here(self, array, name: str):
+        """``array`` (ids, tags or counts; None and scalars pass) on this table's device: host
+        arrays are copied to a GPU table, a GPU array given to a CPU table is refused."""
+        if array is None or np.ndim(array) == 0:
+            return array
+        if array_module(array) is not np and self.xp is np:
+            raise TypeError(
+                f"table {self.name!r} is on cpu: {name} must be a NumPy array, got "
+                f"{type(array).__module__}.{type(array).__name__}"
+            )
+        return self.xp.asarray(array)
 
     def find(self, ids: np.ndarray, tags=None) -> np.ndarray:
         """Rows of ``ids`` (of logical tables ``tags``); -1 for ids the table does not hold."""
-        return self.ids.find(ids, tags)
+        return self.ids.find(self._here(ids, "ids"), self._here(tags, "tags"))
 
     def find_or_insert(self, ids: np.ndarray, tags=None) -> Inserted:
         """Rows of ``ids``, creating and initialising rows for new ids."""
+        ids, tags = int64_vector(self._here(ids, "ids"), "ids"), self._here(tags, "tags")
         inserted = self.ids.find_or_insert(ids, tags)
         if inserted.new_rows.size:
             new = inserted.new_positions
-            self._initialise(np.asarray(ids)[new], _take(tags, new), inserted.new_rows)
+            self._initialise(ids[new], _take(tags, new), inserted.new_rows)
         return inserted
 
     def insert_new(self, ids: np.ndarray, tags=None) -> np.ndarray:
         """Rows for ids known to be absent and distinct (see :meth:`IdMap.insert_new`),
         initialised."""
+        ids, tags = self._here(ids, "ids"), self._here(tags, "tags")
         rows = self.ids.insert_new(ids, tags)
         self._initialise(ids, tags, rows)
         return rows
 
     def _initialise(self, ids: np.ndarray, tags, rows: np.ndarray) -> None:
-        """Give new ``rows`` their ids' initial values and fresh slots."""
+        """Give new (distinct) ``rows`` their ids' initial values and fresh slots."""
         self.store.ensure_rows(self.ids.rows.high_water)
-        plan = self.store.plan(rows)
+        plan = self.store.plan(rows, distinct=True)
         self.store.scatter(plan, self.initial_values(ids, tags))
         self.store.reset(plan)
 
@@ -135,9 +174,11 @@ class EmbeddingTable:
         without a row get row -1 and read zeros, or their initial value if admission says so.
         Other lookups never insert.
         """
-        ids = int64_vector(ids, "ids")
-        counts = np.ones(ids.size, np.int64) if counts is None else np.asarray(counts, np.int64)
-        admission = admission if admission is not None else self.admission
+        xp = self.xp
+        ids = int64_vector(self._here(ids, "ids"), "ids")
+        tags = self._here(tags, "tags")
+        counts = xp.ones(ids.size, np.int64) if counts is None else self._here(counts, "counts")
+        admission = self._placed(admission) if admission is not None else self.admission
         stats = LookupStats()
         if train and isinstance(admission, AdmitAll) and self.eviction is None:
             inserted = self.find_or_insert(ids, tags)  # nothing to decide: one probe per id
@@ -145,22 +186,23 @@ class EmbeddingTable:
             stats.new = stats.admitted = inserted.new_rows.size
         elif train:
             rows = self.find(ids, tags)
+            counts = counts.astype(np.int64, copy=False)
             stats = self._insert_admitted(ids, tags, counts, rows, admission)
-            used = np.flatnonzero(rows >= 0)
+            used = xp.flatnonzero(rows >= 0)
             if self.eviction is not None:
                 self.eviction.touch(self, rows[used], counts[used])
         else:
             rows = self.find(ids, tags)
         values = self.gather(rows)
         if train and admission.refused_read_initial and stats.refused:
-            refused = np.flatnonzero(rows < 0)
+            refused = xp.flatnonzero(rows < 0)
             values[refused] = self.initial_values(ids[refused], _take(tags, refused))
         self.stats_total += stats
         return Lookup(rows, values, stats)
 
     def _insert_admitted(self, ids, tags, counts, rows, admission) -> LookupStats:
         """Insert admitted missing ids, writing their rows into ``rows``."""
-        missing = np.flatnonzero(rows < 0)
+        missing = self.xp.flatnonzero(rows < 0)
         if not missing.size:
             return LookupStats()
         admit = admission.admit(ids[missing], _take(tags, missing), counts[missing])
@@ -181,43 +223,53 @@ class EmbeddingTable:
 
     def initial_values(self, ids: np.ndarray, tags=None) -> np.ndarray:
         """The values a row for each of ``ids`` starts with (float32 ``[n, dim]``)."""
-        ids = np.asarray(ids).astype(np.int64, copy=False)
+        ids = int64_vector(self._here(ids, "ids"), "ids")
         if tags is None or np.ndim(tags) == 0:
             return self.initializer(ids, self.dim, self.seed, self.children[int(tags or 0)])
-        return self.initializer(ids, self.dim, self.seed, self.children, tags=np.asarray(tags))
+        return self.initializer(
+            ids, self.dim, self.seed, self.children, tags=self._here(tags, "tags")
+        )
 
     def gather(self, rows: np.ndarray | RowPlan, field: str = EMBEDDING) -> np.ndarray:
-        """float32 copy of ``field`` at ``rows``; a row of -1 reads as zeros."""
-        if isinstance(rows, RowPlan) or rows.size == 0 or rows.min() >= 0:
-            return np.asarray(self.store.gather(rows, field), np.float32)
+        """float32 copy of ``field`` at ``rows``; a row of -1 reads as zeros.
+
+        On the GPU the store itself reads zeros for such rows, without looking at them first.
+        """
+        if isinstance(rows, np.ndarray):
+            rows = self._here(rows, "rows")
+        if not isinstance(rows, np.ndarray) or rows.size == 0 or rows.min() >= 0:
+            return self.store.gather(rows, field, dtype=np.float32)
         present = rows >= 0
         shape = self.store.fields[field].shape
         out = interop.zeros((rows.size, *shape), np.float32)
-        out[present] = self.store.gather(rows[present], field)
+        out[present] = self.store.gather(rows[present], field, dtype=np.float32)
         return out
 
     def erase(self, ids: np.ndarray, tags=None) -> np.ndarray:
         """Remove ``ids``; their rows (returned, -1 for absent ids) are reused by later inserts."""
-        return self.ids.erase(ids, tags)
+        return self.ids.erase(self._here(ids, "ids"), self._here(tags, "tags"))
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Everything needed to restore this table exactly, as named arrays (ordered by row):
+        """Everything needed to restore this table exactly, as named NumPy arrays (ordered by
+        row; copied from the GPU for a ``"cuda"`` table):
 
         ``id``, ``tag``, ``row``, ``embedding`` and each slot; ``rows.high_water`` and
         ``rows.free`` (the row allocator); ``eviction.step`` and ``admission.*`` when the table
         has such policies.
         """
         entries = self.ids.export()
-        order = np.argsort(entries.rows, kind="stable")
+        order = entries.rows.argsort()  # rows are distinct: any sort is stable
         rows = entries.rows[order]
-        plan = self.store.plan(rows)
+        plan = self.store.plan(rows, distinct=True)
         state = {"id": entries.keys[order], "tag": entries.tags[order], "row": rows}
-        state |= {name: self.store.gather(plan, name) for name in self.store.fields}
+        for name, spec in self.store.fields.items():  # raw bits: CuPy has no bfloat16
+            words = interop.to_host(self.store.gather(plan, name, dtype=spec.storage_dtype))
+            state[name] = words.view(spec.dtype)
         state |= {f"rows.{k}": v for k, v in self.ids.rows.state().items()}
         if self.eviction is not None:
             state["eviction.step"] = np.array(self.eviction.step, np.int64)
         state |= {f"admission.{k}": v for k, v in self.admission.state().items()}
-        return state
+        return {name: interop.to_host(array) for name, array in state.items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> None:
         """Restore :meth:`state_dict`: the same ids, rows, values, slots and policy state.
@@ -235,9 +287,11 @@ class EmbeddingTable:
         allocator = _with_prefix(state, "rows.")
         self.ids.load(Entries(state["id"], state["tag"], state["row"]), allocator)
         self.store.ensure_rows(self.ids.rows.high_water)
-        plan = self.store.plan(np.asarray(state["row"], np.int64))
-        for name in self.store.fields:
-            self.store.scatter(plan, state[name], name)
+        rows = self._here(np.asarray(state["row"], np.int64), "row")
+        plan = self.store.plan(rows, distinct=True)
+        for name, spec in self.store.fields.items():  # raw bits: CuPy has no bfloat16
+            words = np.asarray(state[name], spec.dtype).view(spec.storage_dtype)
+            self.store.scatter(plan, words, name)
         if self.eviction is not None and "eviction.step" in state:
             self.eviction.step = int(state["eviction.step"])
         if self.admission.stateful:
@@ -270,4 +324,4 @@ def _with_prefix(state: dict, prefix: str) -> dict:
 
 def _take(tags, positions: np.ndarray):
     """Tags of the keys at ``positions``: a per-key array is indexed, a scalar applies to all."""
-    return tags if tags is None or np.ndim(tags) == 0 else np.asarray(tags)[positions]
+    return tags if tags is None or np.ndim(tags) == 0 else tags[positions]

@@ -56,6 +56,14 @@ class ShardedTable:
     )
     last_stats: LookupStats = field(default_factory=LookupStats)
 
+    def __post_init__(self) -> None:
+        if self.table.device != "cpu" and self.comm.world_size > 1:
+            raise NotImplementedError(
+                f"table {self.name!r} is on {self.table.device}: lookups sharded over "
+                f"{self.comm.world_size} ranks need a CPU table (the exchange of ids, rows and "
+                f"gradients between ranks runs on the host)"
+            )
+
     @property
     def name(self) -> str:
         return self.table.name

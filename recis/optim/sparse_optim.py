@@ -1,7 +1,8 @@
 """``SparseOptimizer``: a ``torch.optim.Optimizer`` that updates hash tables with an engine rule.
 
 It holds one parameter group (``lr``), so torch LR schedulers drive it like any optimizer;
-``step()`` applies the rule to the rows that received gradients since the last step.
+``step()`` applies the rule to the rows that received gradients since the last step. Tables on the
+GPU are updated there (one fused kernel per table), on torch's current CUDA stream.
 
 >>> import torch
 >>> from recis.nn import HashTable
@@ -20,9 +21,9 @@ import numpy as np
 import torch
 
 from recis.core.optim.rule import Rule
-from recis.core.threads import beside_framework
 from recis.core.updater import SparseUpdater
 from recis.distributed.exchange import push_gradients
+from recis.nn.functional.engine_calls import beside_torch
 from recis.nn.modules.hashtable import HashTable
 
 
@@ -64,7 +65,7 @@ class SparseOptimizer(torch.optim.Optimizer):
         self._updater.accumulation_steps = steps
 
     @torch.no_grad()
-    @beside_framework
+    @beside_torch
     def step(self, closure=None):
         """Count a micro-step; at each accumulation boundary update the tables' rows.
 
@@ -83,6 +84,7 @@ class SparseOptimizer(torch.optim.Optimizer):
         if shards and shards[0] is not None:
             self._updater.note_updated_elsewhere(push_gradients(shards))
 
+    @beside_torch
     def skip_step(self) -> None:
         """Count a micro-step like :meth:`step` but drop the gradients instead of applying them
         (e.g. after an fp16 overflow)."""
@@ -90,6 +92,7 @@ class SparseOptimizer(torch.optim.Optimizer):
         self._updater.micro_step += 1
         self._updater.zero_grad()
 
+    @beside_torch
     def grads_finite(self) -> bool:
         """Whether every gradient received since the last update is finite (on every rank, when
         the tables are sharded)."""
@@ -101,6 +104,7 @@ class SparseOptimizer(torch.optim.Optimizer):
             finite = bool(shards[0].comm.all_reduce(flag, "min", "all-reduce of finiteness")[0])
         return finite
 
+    @beside_torch
     def unscale_grads(self, scale: float) -> None:
         """Divide the gradients received so far by ``scale`` (fp16 loss scaling)."""
         self.push_gradients()

@@ -3,7 +3,8 @@
 Flat ``values``, a list of ``offsets`` tensors (outermost level first; the last indexes
 ``values``), an optional per-value ``weight``, and a ``dense_shape`` whose ``-1`` entries are
 resolved from the offsets. It shares memory with the engine's :class:`~recis.core.ragged.Ragged`
-(:meth:`to_engine`, :meth:`from_engine`) and converts through it to and from dense tensors.
+(:meth:`to_engine`, :meth:`from_engine`) and converts through it to and from dense tensors. The
+tensors may live on a CUDA device: the engine then sees CuPy views of them.
 
 >>> import torch
 >>> r = RaggedTensor(torch.tensor([1, 2, 3]), [torch.tensor([0, 2, 2, 3])])
@@ -115,7 +116,7 @@ class RaggedTensor:
         return self._dense_shape
 
     def to_engine(self) -> Ragged:
-        """The engine view of this tensor (shares memory)."""
+        """The engine view of this tensor (shares memory; CuPy arrays for CUDA tensors)."""
         weight = self._weight
         return Ragged(
             interop.as_engine_array(self._values.contiguous(), "values"),
@@ -132,10 +133,13 @@ class RaggedTensor:
         return cls(interop.export_like(ragged.values, like), offsets, weight, dense_shape)
 
     def to_dense(self, default_value=0) -> torch.Tensor:
-        """Pad to ``shape``; longer rows than a fixed ``dense_shape`` entry raise."""
+        """Pad to ``shape`` (on the tensor's device); longer rows than a fixed ``dense_shape``
+        entry raise."""
+        from recis.nn.functional.engine_calls import as_tensor, torch_stream  # imports this module
+
         shape = [None if d == -1 else d for d in self._dense_shape[: len(self._offsets) + 1]]
-        dense = self.to_engine().to_dense(default_value, shape)
-        return torch.from_numpy(np.ascontiguousarray(dense)).to(self.device)
+        with torch_stream():
+            return as_tensor(self.to_engine().to_dense(default_value, shape))
 
     @classmethod
     def from_dense(cls, dense: torch.Tensor, pad_value=0) -> RaggedTensor:

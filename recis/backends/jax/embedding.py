@@ -19,6 +19,11 @@ the distinct ids of all tables go to their owners in one exchange
 (:func:`recis.distributed.exchange.lookup`), and the row gradients are recorded for the owners,
 to whom the sparse optimizer's step sends them.
 
+Tables of ``EmbeddingOption(device="cuda")`` live on the GPU: ids (JAX GPU arrays or CuPy
+arrays) enter the engine over DLPack, the activations leave as JAX GPU arrays sharing the
+engine's memory, and the gradients return the same way. The DLPack stream protocol orders the
+engine's kernels (on CuPy's current stream) with JAX's work.
+
 >>> import numpy as np
 >>> embedder = Embedder({
 ...     "user": EmbeddingOption(embedding_dim=4, shared_name="user"),
@@ -47,7 +52,7 @@ import numpy as np
 from recis.backends.jax.layout import RunLayout, feature_request, layout_run, pad_request
 from recis.backends.jax.options import EmbeddingOption
 from recis.core.dedupe import first_occurrences
-from recis.core.embedding_plan import Request, TableGroup, plan_tables
+from recis.core.embedding_plan import Request, TableGroup, occurrence_counts, plan_tables
 from recis.core.policies import LookupStats
 from recis.core.segment import segment_reduce, segment_reduce_backward
 from recis.core.table import EmbeddingTable
@@ -298,7 +303,7 @@ def default_communicator() -> Communicator | None:
 def _group_keys(group: TableGroup, requests: Mapping[str, Request]) -> _Keys:
     ids, tags = group.lookup_keys(requests)
     first, index = first_occurrences(ids, tags)
-    counts = np.bincount(index, minlength=first.size)
+    counts = occurrence_counts(index, first.size)
     return _Keys(ids[first], tags[first], counts, index)
 
 
@@ -312,7 +317,10 @@ def _apply_table_gradients(lookup: _TableLookup, grads: Mapping) -> None:
         if not run.option.trainable:
             continue
         part = run.backward(grads, lookup.num_rows)
-        grad_rows = part if grad_rows is None else np.add(grad_rows, part, out=grad_rows)
+        if grad_rows is None:
+            grad_rows = part
+        else:
+            grad_rows += part
     if grad_rows is None:
         return
     if lookup.grad_scale is not None:

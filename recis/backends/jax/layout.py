@@ -6,7 +6,8 @@ A feature's input — dense ids ``[B, ..., k]`` (any array with ``__dlpack__``) 
 padded samples hold no ids, so they insert nothing and embed as zeros. :func:`layout_run` places
 the features of one combine call back to back, with empty segments between them so that each
 feature's output starts on an :data:`~recis.core.interop.ALIGNMENT`-byte boundary: JAX shares
-such views of the engine's output instead of copying them.
+such views of the engine's output instead of copying them. Inputs on the GPU (JAX GPU arrays,
+imported over DLPack, or CuPy arrays) give requests and layouts of CuPy arrays.
 
 >>> import numpy as np
 >>> request = pad_request(feature_request("f", np.array([[3, 4], [5, 6]])), batch_size=3)
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recis.core import interop
+from recis.core.dedupe import array_module
 from recis.core.embedding_plan import (
     Request,
     dense_request,
@@ -43,8 +45,8 @@ def feature_request(name: str, value, use_weight: bool = True) -> Request:
         raise TypeError(
             f"feature {name!r}: expected an integer array or a Ragged, got {type(value).__name__}"
         )
-    if isinstance(value, np.ndarray):
-        value = np.ascontiguousarray(value)  # e.g. a column sliced out of a [B, F] array
+    if isinstance(value, np.ndarray) or array_module(value) is not np:  # NumPy or CuPy
+        value = array_module(value).ascontiguousarray(value)  # e.g. a column of a [B, F] array
     ids = interop.as_engine_array(value, f"feature {name!r}")
     if ids.dtype.kind not in "iu" or ids.ndim == 0:
         raise TypeError(f"feature {name!r}: expected integer ids [B, ..., k], got {ids.dtype}")
@@ -59,7 +61,8 @@ def pad_request(request: Request, batch_size: int) -> Request:
     extra = (batch_size - rows) * math.prod(inner)
     if not extra:
         return request
-    offsets = np.concatenate([request.offsets, np.full(extra, request.offsets[-1])])
+    xp = array_module(request.offsets)
+    offsets = xp.concatenate([request.offsets, xp.repeat(request.offsets[-1:], extra)])
     return Request(request.ids, offsets, request.weights, (batch_size, *inner), request.dense)
 
 
@@ -77,7 +80,8 @@ class RunLayout:
         return {f: out[a:b].reshape(self.shapes[f]) for f, (a, b) in self.slices.items()}
 
     def join(self, parts: dict, segment_shape: tuple[int, ...]) -> np.ndarray:
-        """The inverse of :meth:`split`: every feature's ``parts[f]`` in one array.
+        """The inverse of :meth:`split`: every feature's ``parts[f]`` in one array (JAX arrays
+        on the GPU are imported over DLPack and joined there).
 
         Segments that hold no feature are left uninitialised: they hold no ids, so nothing
         reads them.
@@ -86,7 +90,8 @@ class RunLayout:
         if list(self.slices.values()) == [(0, self.merged.num_segments)]:
             (array,) = arrays.values()
             return array.reshape(-1, *segment_shape)
-        out = interop.empty((self.merged.num_segments, *segment_shape), np.float32)
+        xp = array_module(next(iter(arrays.values())))
+        out = interop.empty((self.merged.num_segments, *segment_shape), np.float32, xp)
         for feature, (start, stop) in self.slices.items():
             out[start:stop] = arrays[feature].reshape(-1, *segment_shape)
         return out
@@ -98,11 +103,12 @@ def layout_run(
     """Lay out ``features`` (already padded) back to back, each starting aligned."""
     segment_bytes = 4 * dim * (tile_len or 1)
     unit = interop.ALIGNMENT // math.gcd(segment_bytes, interop.ALIGNMENT)
+    xp = array_module(requests[features[0]].ids)
     parts, slices, shapes, start = [], {}, {}, 0
     for feature in features:
         gap = -start % unit
         if gap:
-            parts.append(_empty_segments(gap))
+            parts.append(_empty_segments(gap, xp))
         request = requests[feature]
         start += gap
         slices[feature] = (start, start + request.num_segments)
@@ -112,16 +118,30 @@ def layout_run(
     return RunLayout(merge_requests(parts), slices, shapes)
 
 
-def _empty_segments(count: int) -> Request:
-    return Request(np.empty(0, np.int64), np.zeros(count + 1, np.int64), None, (count,), False)
+def _empty_segments(count: int, xp=np) -> Request:
+    return Request(xp.empty(0, np.int64), xp.zeros(count + 1, np.int64), None, (count,), False)
 
 
 def _part(parts: dict, feature: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Feature ``feature``'s gradient as an engine array: host arrays as NumPy, arrays on the
+    GPU (JAX or CuPy) as CuPy, shared over DLPack."""
     if feature not in parts:
         raise KeyError(f"no gradient for feature {feature!r}")
-    array = np.asarray(parts[feature])
+    array = parts[feature]
+    if _on_gpu(array):
+        array = interop.as_engine_array(array, f"feature {feature!r} gradient")
+    else:
+        array = np.asarray(array)
     if array.shape != shape:
         raise ValueError(
             f"feature {feature!r}: gradient of shape {array.shape}, its activation is {shape}"
         )
     return array
+
+
+def _on_gpu(array) -> bool:
+    """Whether ``array`` is a CuPy array or a DLPack producer on a device other than the CPU."""
+    if array_module(array) is not np:
+        return True
+    device = getattr(array, "__dlpack_device__", None)
+    return device is not None and device()[0] != 1  # 1: kDLCPU

@@ -3,7 +3,8 @@
 A feature's ids — a dense ``[B, k]`` tensor (k ids per sample) or a :class:`RaggedTensor` (a
 variable-length list per sample, optionally weighted, optionally a fixed-length sequence of lists)
 — are looked up in a growable table and combined per sample by ``"sum"``, ``"mean"`` (weighted:
-Σw·e / Σw) or ``"tile"`` (the first ``tile_len`` rows, zero-padded).
+Σw·e / Σw) or ``"tile"`` (the first ``tile_len`` rows, zero-padded). With
+``EmbeddingOption(device="cuda")`` the ids are CUDA tensors and everything stays on the GPU.
 
 >>> import torch
 >>> from recis.ragged.tensor import RaggedTensor
@@ -21,20 +22,26 @@ import numpy as np
 import torch
 from torch import nn
 
-from recis.core import interop
 from recis.core.dedupe import first_occurrences
 from recis.core.embedding_option import EmbeddingOptionBase
-from recis.core.embedding_plan import Request, dense_request, output_shape, ragged_request
-from recis.core.threads import beside_framework
+from recis.core.embedding_plan import (
+    Request,
+    dense_request,
+    occurrence_counts,
+    output_shape,
+    ragged_request,
+)
 from recis.nn.functional.embedding_ops import combine
-from recis.nn.modules.hashtable import HashTable, storage_dtype
+from recis.nn.functional.engine_calls import as_engine, beside_torch
+from recis.nn.modules.hashtable import HashTable, lookup_tables, storage_dtype
 from recis.ragged.tensor import RaggedTensor
 
 
 @dataclass
 class EmbeddingOption(EmbeddingOptionBase):
     """How a feature is embedded: RecIS's fields (see
-    :class:`~recis.core.embedding_option.EmbeddingOptionBase`), ``dtype`` a torch dtype.
+    :class:`~recis.core.embedding_option.EmbeddingOptionBase`), ``dtype`` a torch dtype,
+    ``device`` ``"cpu"`` or ``"cuda"`` (the table's, and the ids').
 
     Features whose options agree on :meth:`coalesced_info` share one physical table; features
     with the same ``shared_name`` share rows.
@@ -64,20 +71,21 @@ class EmbeddingOption(EmbeddingOptionBase):
         )
 
 
-def make_request(name: str, value, weights=None, use_weight: bool = True) -> Request:
-    """Turn a feature's input (dense ids tensor or RaggedTensor) into a :class:`Request`."""
+def make_request(name: str, value, weights=None, use_weight: bool = True, device="cpu") -> Request:
+    """Turn a feature's input (dense ids tensor or RaggedTensor), moved to ``device`` (its
+    table's), into a :class:`Request`."""
     if isinstance(value, RaggedTensor):
+        if value.device.type != torch.device(device).type:
+            value = value.to(device)
         return ragged_request(name, value.to_engine(), use_weight)
     if not isinstance(value, torch.Tensor) or value.is_floating_point():
         raise TypeError(
             f"feature {name!r}: expected an integer tensor or RaggedTensor, got {_kind(value)}"
         )
-    ids = interop.as_engine_array(value.detach().contiguous(), f"feature {name!r}")
+    ids = as_engine(value.to(device), f"feature {name!r}")
     if weights is None or not use_weight:
         return dense_request(ids)
-    flat_weights = interop.as_engine_array(
-        weights.detach().float().contiguous(), f"feature {name!r} weights"
-    )
+    flat_weights = as_engine(weights.to(device).float(), f"feature {name!r} weights")
     try:
         return dense_request(ids, flat_weights)
     except ValueError as error:
@@ -102,8 +110,8 @@ def combine_segments(
 def shape_output(out: torch.Tensor, request: Request, option: EmbeddingOption) -> torch.Tensor:
     """``[segments, (L,) dim]`` → the feature's output shape, in the autocast dtype."""
     out = out.reshape(output_shape(request, option.embedding_dim, option.tile_len))
-    if torch.is_autocast_enabled("cpu"):
-        out = out.to(torch.get_autocast_dtype("cpu"))
+    if torch.is_autocast_enabled(out.device.type):
+        out = out.to(torch.get_autocast_dtype(out.device.type))
     return out
 
 
@@ -115,15 +123,16 @@ class DynamicEmbedding(nn.Module):
         self.option = emb_opt
         self.hashtable = emb_opt.make_table(emb_opt.shared_name, [emb_opt.shared_name])
 
-    @beside_framework
+    @beside_torch
     def forward(self, input_ids, input_weights=None) -> torch.Tensor:
         """Embed ``input_ids`` (dense ``[..., k]`` or RaggedTensor; ragged weights are used)."""
+        option = self.option
         request = make_request(
-            self.option.shared_name, input_ids, input_weights, self.option.use_weight
+            option.shared_name, input_ids, input_weights, option.use_weight, option.device
         )
         first, index = first_occurrences(request.ids)
-        counts = np.bincount(index, minlength=first.size)
-        _, values = self.hashtable.lookup_unique(request.ids[first], None, counts)
+        counts = occurrence_counts(index, first.size)
+        (values,) = lookup_tables([self.hashtable], [(request.ids[first], None, counts)])
         return shape_output(
             combine_segments(values, index, request, self.option), request, self.option
         )

@@ -4,7 +4,8 @@ Features whose :class:`EmbeddingOption` s agree on storage (dim, dtype, initiali
 share one physical :class:`HashTable`; each ``shared_name`` is a logical table inside it, keyed by
 (id, tag) so ids stay whole. A forward pass deduplicates the ids of all features of a table, looks
 them up once, then combines each feature's rows with its own combiner — features with the same
-combiner in one call.
+combiner in one call. Tables of ``EmbeddingOption(device="cuda")`` take CUDA tensors and keep the
+whole lookup on the GPU.
 
 >>> import torch
 >>> engine = EmbeddingEngine({
@@ -19,13 +20,12 @@ combiner in one call.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from recis.core.dedupe import first_occurrences
-from recis.core.embedding_plan import TableGroup, merge_requests, plan_tables
-from recis.core.threads import beside_framework
+from recis.core.embedding_plan import TableGroup, merge_requests, occurrence_counts, plan_tables
+from recis.nn.functional.engine_calls import beside_torch
 from recis.nn.modules.embedding import EmbeddingOption, combine_segments, make_request, shape_output
 from recis.nn.modules.hashtable import lookup_tables
 from recis.ragged.tensor import RaggedTensor
@@ -43,7 +43,7 @@ class EmbeddingEngine(nn.Module):
             table = self.options[group.features[0]].make_table(group.name, group.children)
             self.tables[str(len(self.tables))] = table
 
-    @beside_framework
+    @beside_torch
     def forward(self, batch: dict) -> dict:
         """Embeddings of the configured features; other entries pass through (ragged → dense).
 
@@ -68,12 +68,13 @@ class EmbeddingEngine(nn.Module):
         for feature in group.features:
             if feature not in batch:
                 raise KeyError(f"EmbeddingEngine: the batch has no feature {feature!r}")
+            option = self.options[feature]
             requests[feature] = make_request(
-                feature, batch[feature], use_weight=self.options[feature].use_weight
+                feature, batch[feature], use_weight=option.use_weight, device=option.device
             )
         ids, tags = group.lookup_keys(requests)
         first, index = first_occurrences(ids, tags)
-        counts = np.bincount(index, minlength=first.size)
+        counts = occurrence_counts(index, first.size)
         return requests, ids[first], tags[first], counts, index
 
     def _combine(self, group: TableGroup, requests, values, index) -> dict[str, torch.Tensor]:

@@ -5,6 +5,10 @@ training mode) and returns their rows as a tensor whose gradient goes to the tab
 optimizer from :mod:`recis.optim` applies it. It is not an ``nn.Parameter``, so dense optimizers
 and DDP ignore it; :func:`filter_out_sparse_param` finds the tables of a model.
 
+``HashTable(..., device="cuda")`` keeps ids, rows, optimizer state and gradients on the GPU: it
+takes id tensors on its device (others are moved there) and returns CUDA tensors, its kernels
+running on torch's current stream.
+
 >>> import torch
 >>> table = HashTable([-1, 4], name="item")
 >>> table(torch.tensor([7, 7, 9])).shape
@@ -16,6 +20,8 @@ torch.Size([3, 4])
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import ml_dtypes
 import numpy as np
@@ -23,14 +29,14 @@ import torch
 from torch import nn
 
 from recis.backends.torch.communicator import default_communicator
-from recis.core import interop
 from recis.core.dedupe import first_occurrences
+from recis.core.embedding_plan import occurrence_counts
 from recis.core.policies import LookupStats
 from recis.core.policy_hooks import AdmitHook, FilterHook
 from recis.core.table import EmbeddingTable
-from recis.core.threads import beside_framework
 from recis.distributed.exchange import LookupRequest, ShardedTable, lookup
 from recis.nn.functional.embedding_ops import lookup_rows, shard_rows
+from recis.nn.functional.engine_calls import as_engine, as_tensor, beside_torch, engine_device
 from recis.nn.initializers import ConstantInitializer
 
 _TABLES: weakref.WeakSet = weakref.WeakSet()
@@ -49,7 +55,9 @@ class HashTable(nn.Module):
         block_size: rows per storage block (rounded up to a power of two).
         dtype: storage dtype (``torch.float32``, ``torch.bfloat16`` or ``torch.float16``); the
             optimizer's math is float32 whatever the storage.
-        device: ``"cpu"``.
+        device: ``"cpu"``, or ``"cuda"`` (``"cuda:N"``) for a table on the GPU (torch's current
+            device, or device N, which must be torch's current device when the table is used):
+            ids are moved there.
         coalesced, children: store several logical tables (``children``) in this one.
         initializer: initial row values (per id; default zeros).
         name: the table's name.
@@ -79,26 +87,25 @@ class HashTable(nn.Module):
         capacity: int = 1024,
     ) -> None:
         super().__init__()
-        if torch.device(device).type != "cpu":
-            raise NotImplementedError(
-                f"HashTable {name!r}: device {device!r} needs the GPU engine; use device='cpu'"
-            )
         if grad_reduce_by not in ("worker", "id"):
             raise ValueError(f"HashTable {name!r}: grad_reduce_by must be 'worker' or 'id'")
+        self.device = table_device(device, name)
         initializer = initializer if initializer is not None else ConstantInitializer()
         seed = getattr(initializer, "seed", None) or seed
-        self.table = EmbeddingTable(
-            name,
-            int(embedding_shape[-1]),
-            initializer,
-            seed=seed,
-            dtype=storage_dtype(dtype),
-            block_rows=1 << max(0, int(block_size) - 1).bit_length(),
-            capacity=capacity,
-            children=children if coalesced or children else None,
-            admission=admit_hook.build() if admit_hook is not None else None,
-            eviction=filter_hook.build() if filter_hook is not None else None,
-        )
+        with engine_device(self.device), _gpu_engine_needed(name, self.device):
+            self.table = EmbeddingTable(
+                name,
+                int(embedding_shape[-1]),
+                initializer,
+                seed=seed,
+                dtype=storage_dtype(dtype),
+                block_rows=1 << max(0, int(block_size) - 1).bit_length(),
+                capacity=capacity,
+                children=children if coalesced or children else None,
+                admission=admit_hook.build() if admit_hook is not None else None,
+                eviction=filter_hook.build() if filter_hook is not None else None,
+                device=self.device.type,
+            )
         self.name = name
         self.dtype = dtype
         self.grad_reduce_by = grad_reduce_by
@@ -127,35 +134,42 @@ class HashTable(nn.Module):
         return self.table.children
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, dim={self.dim}, ids={len(self.table)}"
+        device = "" if self.device.type == "cpu" else f", device={str(self.device)!r}"
+        return f"name={self.name!r}, dim={self.dim}, ids={len(self.table)}{device}"
 
-    @beside_framework
+    @beside_torch
     def lookup_unique(
         self, ids: np.ndarray, tags=None, counts=None
     ) -> tuple[np.ndarray, torch.Tensor]:
         """Rows and values (a float32 tensor [U, dim] wired to the gradient buffer) of
-        distinct ``ids`` seen ``counts`` times in the batch, in this process's table."""
+        distinct ``ids`` (engine arrays on the table's device) seen ``counts`` times in the
+        batch, in this process's table."""
         train = self.training and torch.is_grad_enabled()
         rows, values, stats = self.table.lookup(ids, tags, counts, train)
         self.last_stats = stats
         if not train:
-            return rows, torch.from_numpy(values)
-        scale = None if self.grad_reduce_by == "worker" else 1.0 / np.asarray(counts, np.float32)
+            return rows, as_tensor(values)
+        scale = None
+        if self.grad_reduce_by == "id":
+            scale = 1.0 / self.table.xp.asarray(counts, np.float32)
         return rows, lookup_rows(self._trigger, values, self.table, rows, scale)
 
-    @beside_framework
+    @beside_torch
     def forward(self, ids: torch.Tensor, tags=None) -> torch.Tensor:
-        """Rows of ``ids`` (any shape) as a float32 tensor ``ids.shape + (dim,)``."""
-        flat = interop.as_engine_array(ids.detach().reshape(-1).contiguous(), "ids")
+        """Rows of ``ids`` (any shape; moved to the table's device) as a float32 tensor
+        ``ids.shape + (dim,)``; ``tags`` (one per id, or one for all) name logical tables."""
+        flat = as_engine(ids.reshape(-1).to(self.device), "ids")
+        if tags is not None and np.ndim(tags) > 0:
+            tags = as_engine(torch.as_tensor(tags).reshape(-1).to(self.device), "tags")
         first, inverse = first_occurrences(flat, tags)
-        counts = np.bincount(inverse, minlength=first.size)
-        unique_tags = tags if tags is None or np.ndim(tags) == 0 else np.asarray(tags)[first]
+        counts = occurrence_counts(inverse, first.size)
+        unique_tags = tags if tags is None or np.ndim(tags) == 0 else tags[first]
         (values,) = lookup_tables([self], [(flat[first], unique_tags, counts)])
-        out = values[torch.from_numpy(inverse)]
+        out = values[as_tensor(inverse)]
         return out.reshape(*ids.shape, self.dim)
 
 
-@beside_framework
+@beside_torch
 def lookup_tables(tables: list[HashTable], keys: list[tuple]) -> list[torch.Tensor]:
     """Values [U, dim] of each table's distinct ids (``keys[i] = (ids, tags, counts)``).
 
@@ -177,7 +191,7 @@ def lookup_tables(tables: list[HashTable], keys: list[tuple]) -> list[torch.Tens
     for table, shard, reply in zip(tables, shards, replies, strict=True):
         table.last_stats = shard.last_stats
         if not train:
-            values.append(torch.from_numpy(reply.values))
+            values.append(as_tensor(reply.values))
             continue
         scale = None if reply.counts is None else 1.0 / reply.counts.astype(np.float32)
         values.append(shard_rows(table._trigger, shard, reply, scale))
@@ -199,6 +213,32 @@ def filter_out_sparse_param(model: nn.Module) -> dict[str, HashTable]:
                 raise ValueError(f"two hash tables are named {module.name!r}")
             tables[module.name] = module
     return tables
+
+
+@contextmanager
+def _gpu_engine_needed(name: str, device: torch.device) -> Iterator[None]:
+    """Name the table in the engine's ImportError for a GPU table without CuPy."""
+    try:
+        yield
+    except ImportError as error:
+        raise ImportError(
+            f"HashTable {name!r}: device {str(device)!r} needs the GPU engine, which needs CuPy "
+            f"and a CUDA device (pip install 'recis[cuda]'): {error}"
+        ) from error
+
+
+def table_device(device, name: str) -> torch.device:
+    """The torch device of a table: ``"cpu"``, or a CUDA device (default: torch's current one).
+
+    >>> table_device("cpu", "t")
+    device(type='cpu')
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        device = torch.device("cuda", torch.cuda.current_device())
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"HashTable {name!r}: device must be 'cpu' or 'cuda', got {device}")
+    return device
 
 
 def storage_dtype(dtype) -> np.dtype:

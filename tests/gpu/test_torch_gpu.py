@@ -1,0 +1,228 @@
+"""The torch front end on CUDA tensors: ``EmbeddingOption(device="cuda")`` layers and sparse
+optimizers train like the CPU ones, run on the caller's stream, share memory with the engine over
+DLPack, and keep a training step's tensors on the GPU (the profiler sees no device-to-host copy
+but the engine's scalar reads, e.g. the number of new ids)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the torch front end needs torch")
+
+from recis.core.cuda import loader  # noqa: E402
+from recis.nn import EmbeddingEngine, EmbeddingOption, HashTable, filter_out_sparse_param  # noqa: E402
+from recis.nn.functional import as_engine, as_tensor  # noqa: E402
+from recis.nn.hashtable_hook import AdmitHook, FilterHook  # noqa: E402
+from recis.nn.initializers import NormalInitializer, UniformInitializer  # noqa: E402
+from recis.nn.modules.embedding import DynamicEmbedding  # noqa: E402
+from recis.optim import SparseAdamW  # noqa: E402
+from recis.ragged import RaggedTensor  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+
+CLOSE = {"rtol": 1e-5, "atol": 1e-6}
+BATCH, STEPS = 64, 4
+SCALAR_BYTES = 8  # the engine reads counts and flags back one int64 at a time
+
+
+@pytest.fixture
+def cuda(cp):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA build of torch")
+    return torch.device("cuda")
+
+
+def options(device, policies: bool = True) -> dict[str, EmbeddingOption]:
+    """Three features: two sharing a physical table, one ragged, weighted and tiled in a table
+    with frequency admission and LRU eviction (unless not ``policies``)."""
+    normal = NormalInitializer(std=0.1)
+    hooks = {
+        "admit_hook": AdmitHook("Frequency", {"threshold": 2}),
+        "filter_hook": FilterHook("LRU", {"max_size": 150}),
+    }
+    return {
+        "user": EmbeddingOption(
+            embedding_dim=8, shared_name="user", initializer=normal, device=device
+        ),
+        "item": EmbeddingOption(
+            embedding_dim=8, shared_name="item", combiner="mean", initializer=normal,
+            device=device,
+        ),
+        "tags": EmbeddingOption(
+            embedding_dim=4, shared_name="tags", combiner="tile",
+            combiner_kwargs={"tile_len": 3}, initializer=UniformInitializer(-0.1, 0.1),
+            device=device, **(hooks if policies else {}),
+        ),
+    }  # fmt: skip
+
+
+def batches(seed: int = 0) -> list[dict]:
+    """CPU batches: dense user and item ids, weighted ragged tags."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(STEPS):
+        lengths = rng.integers(0, 5, BATCH)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        tags = RaggedTensor(
+            torch.from_numpy(rng.integers(0, 300, offsets[-1])),
+            [torch.from_numpy(offsets)],
+            torch.from_numpy(rng.random(offsets[-1]).astype(np.float32)),
+        )
+        out.append(
+            {
+                "user": torch.from_numpy(rng.integers(-(2**62), 2**62, (BATCH, 1))),
+                "item": torch.from_numpy(rng.integers(0, 500, (BATCH, 2))),
+                "tags": tags,
+            }
+        )
+    return out
+
+
+def to_device(batch: dict, device) -> dict:
+    return {name: value.to(device) for name, value in batch.items()}
+
+
+class Trainer:
+    """An EmbeddingEngine trained by SparseAdamW on an elementwise loss, so that the gradients
+    reaching the tables do not depend on reduction order."""
+
+    def __init__(self, device, policies: bool = True) -> None:
+        self.engine = EmbeddingEngine(options(device, policies))
+        self.optimizer = SparseAdamW(filter_out_sparse_param(self.engine), lr=0.05)
+
+    def step(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        out = self.engine(batch)
+        loss = sum(((out[f] - 0.25) ** 2).sum() for f in ("user", "item", "tags"))
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return loss.detach(), out
+
+    def tables(self) -> dict[str, dict]:
+        return {n: t.table.state_dict() for n, t in filter_out_sparse_param(self.engine).items()}
+
+
+def run(trainer: Trainer, data: list[dict], device) -> tuple[np.ndarray, dict]:
+    """Train on ``data``; the losses and the last activations, on the host."""
+    losses, out = [], {}
+    for batch in data:
+        loss, out = trainer.step(to_device(batch, device))
+        losses.append(loss)
+    activations = {name: value.detach().cpu().numpy() for name, value in out.items()}
+    return torch.stack(losses).cpu().numpy(), activations
+
+
+def train(device, data: list[dict]) -> tuple[np.ndarray, dict, dict]:
+    trainer = Trainer(device)
+    return (*run(trainer, data, device), trainer.tables())
+
+
+def assert_same_training(got, want, **close) -> None:
+    (got_losses, got_out, got_tables), (want_losses, want_out, want_tables) = got, want
+    np.testing.assert_allclose(got_losses, want_losses, **close)
+    for name, value in want_out.items():
+        np.testing.assert_allclose(got_out[name], value, err_msg=name, **close)
+    assert sorted(got_tables) == sorted(want_tables)
+    for table, state in want_tables.items():
+        for name, value in state.items():
+            if value.dtype.kind == "f":
+                np.testing.assert_allclose(got_tables[table][name], value, err_msg=name, **close)
+            elif not name.startswith("admission."):  # the admission map is in slot order
+                np.testing.assert_array_equal(got_tables[table][name], value, err_msg=name)
+
+
+def test_training_on_cuda_equals_training_on_the_cpu(cuda):
+    data = batches()
+    assert_same_training(train(cuda, data), train("cpu", data), **CLOSE)
+
+
+def test_a_side_stream_runs_every_kernel_and_gives_the_same_results(cp, cuda, monkeypatch):
+    data = batches(1)
+    on_default = train(cuda, data)
+    trainer, streams, launch = Trainer(cuda), [], loader.launch
+
+    def recording_launch(kernel, n, *args, **kwargs):
+        if n > 0:
+            streams.append(cp.cuda.get_current_stream().ptr)
+        return launch(kernel, n, *args, **kwargs)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with monkeypatch.context() as patch, torch.cuda.stream(side):
+        patch.setattr(loader, "launch", recording_launch)
+        losses, activations = run(trainer, data, cuda)
+    torch.cuda.current_stream().wait_stream(side)
+    assert streams and set(streams) == {side.cuda_stream}
+    on_side = (losses, activations, trainer.tables())
+    assert_same_training(on_side, on_default, rtol=1e-6, atol=1e-7)
+
+
+def device_to_host_copies(prof, path) -> list[int]:
+    """Bytes of every device-to-host memcpy the profiler saw."""
+    prof.export_chrome_trace(str(path))
+    events = json.loads(path.read_text())["traceEvents"]
+    copies = [e for e in events if e.get("cat") == "gpu_memcpy" and "DtoH" in e.get("name", "")]
+    return [int(e.get("args", {}).get("bytes", -1)) for e in copies]
+
+
+def profiled(fn, path) -> list[int]:
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return device_to_host_copies(prof, path)
+
+
+def test_a_training_step_copies_no_tensor_to_the_host(cuda, tmp_path):
+    """Admission and eviction are left out: erasing ids hands their rows back to the table's
+    row allocator, which lives on the host."""
+    trainer, data = Trainer(cuda, policies=False), [to_device(b, cuda) for b in batches(2)]
+    _, out = trainer.step(data[0])  # compiles the kernels, fills the memory pools
+    torch.cuda.synchronize()
+    activation = out["item"].detach()
+    control = profiled(lambda: activation.cpu(), tmp_path / "control.json")
+    assert activation.nbytes in control, f"the profiler missed a copy: {control}"
+    copies = profiled(lambda: trainer.step(data[1]), tmp_path / "step.json")
+    assert all(0 <= size <= SCALAR_BYTES for size in copies), copies
+
+
+def test_tensors_reach_the_engine_and_come_back_without_copies(cp, cuda):
+    ids = torch.arange(12).reshape(3, 4).to(cuda)
+    view = as_engine(ids, "ids")
+    assert isinstance(view, cp.ndarray) and view.data.ptr == ids.data_ptr()
+    back = as_tensor(view)
+    assert back.is_cuda and back.data_ptr() == ids.data_ptr()
+    ragged = RaggedTensor(torch.arange(5), [torch.tensor([0, 2, 5])], torch.ones(5)).to(cuda)
+    engine = ragged.to_engine()
+    assert engine.values.data.ptr == ragged.values().data_ptr()
+    assert engine.offsets[0].data.ptr == ragged.offsets()[0].data_ptr()
+    assert engine.weights.data.ptr == ragged.weight().data_ptr()
+    dense = ragged.to_dense(-1)
+    assert dense.is_cuda and dense.tolist() == [[0, 1, -1], [2, 3, 4]]
+
+
+def test_hash_tables_and_dynamic_embeddings_on_cuda_equal_the_cpu(cuda):
+    ids = torch.tensor([[5, -(2**63), 5], [2**63 - 1, 0, 7]])
+    ragged = RaggedTensor(torch.tensor([3, 9, 9, 4]), [torch.tensor([0, 3, 3, 4])])
+    results = {}
+    for device in ("cpu", cuda):
+        table = HashTable([-1, 6], name="h", device=device, initializer=NormalInitializer())
+        option = EmbeddingOption(
+            embedding_dim=6, shared_name="d", combiner="tile", combiner_kwargs={"tile_len": 2},
+            initializer=NormalInitializer(), device=device,
+        )  # fmt: skip
+        out = table(ids.to(device)), DynamicEmbedding(option)(ragged.to(device))
+        assert all(o.is_cuda == (device != "cpu") for o in out)
+        results[str(device)] = [o.detach().cpu().numpy() for o in out]
+    for got, want in zip(results["cuda"], results["cpu"], strict=True):
+        np.testing.assert_allclose(got, want, **CLOSE)
+
+
+def test_cuda_tables_take_host_ids_by_moving_them(cuda):
+    table = HashTable([-1, 2], name="gpu_table", device=cuda, initializer=NormalInitializer())
+    ids = torch.tensor([1, 2, 1])
+    from_host, from_device = table(ids), table(ids.to(cuda))
+    assert from_host.is_cuda and torch.equal(from_host, from_device)
