@@ -15,14 +15,18 @@ pipeline can run one after the other on threads of their own.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from recis.core.threads import kernel_threads
 
 _POLL_SECONDS = 0.05
+_EXIT_JOIN_SECONDS = 2.0
+_LIVE: weakref.WeakSet = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Prefetcher:
         self._thread.daemon = True
         self._thread.start()
         self._done = False
+        _LIVE.add(self)
 
     def __iter__(self) -> Prefetcher:
         return self
@@ -85,6 +90,17 @@ class Prefetcher:
                 if not self._thread.is_alive() and self._queue.empty():
                     self._done = True
                     raise RuntimeError(f"{self._thread.name} ended without a result") from None
+
+
+@atexit.register
+def _stop_live_threads() -> None:
+    """At interpreter exit, stop the threads of prefetchers still running (e.g. of an epoch left
+    unfinished) and let them release their readers, instead of killing them inside a read."""
+    live = list(_LIVE)
+    for prefetcher in live:
+        prefetcher.close()
+    for prefetcher in live:
+        prefetcher._thread.join(_EXIT_JOIN_SECONDS)
 
 
 def _produce(items: Iterator, out: queue.Queue, stop: threading.Event) -> None:
