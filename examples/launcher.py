@@ -209,6 +209,7 @@ def _jax_trainer(build_model, train_dir: str, eval_dir: str):
         sparse_optimizer=SparseOptimizer(layers, rules.AdamW(), FLAGS.sparse_lr),
         metrics_fn=auc,
     )
+    auc.communicator = trainer.communicator
     tables = [table for layer in layers for table in layer.tables.values()]
     return trainer, tables, auc.reset
 
@@ -231,15 +232,20 @@ def _train_and_evaluate(trainer, tables: list | None, reset_auc: Callable[[], No
 
 class StreamingAuc:
     """The JAX models' training and evaluation AUC: threshold AUC (200 thresholds, as the torch
-    models' ``AUROC``) over every sample since the last :meth:`reset`, reported as ``auc``."""
+    models' ``AUROC``) over every sample of every rank since the last :meth:`reset`, reported as
+    ``auc``."""
 
     def __init__(self) -> None:
         self.thresholds = auc_thresholds(200)
+        self.communicator = None  # the ranks' communicator, set under torchrun
         self.reset()
 
     def reset(self) -> None:
         self.counts = np.zeros((4, self.thresholds.size), np.int64)  # tp, fp, tn, fn
 
     def __call__(self, probabilities: np.ndarray, batch: dict) -> None:
-        self.counts += confusion_counts(probabilities, batch["label"], self.thresholds)
+        counts = confusion_counts(probabilities, batch["label"], self.thresholds)
+        if self.communicator is not None:  # every rank's samples (a collective)
+            counts = self.communicator.all_reduce(counts, "sum", "all-reduce of AUC counts")
+        self.counts += counts
         add_metric("auc", threshold_auc(self.counts))
