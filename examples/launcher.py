@@ -87,6 +87,17 @@ def start_ranks() -> None:
     dist.init_process_group("nccl" if FLAGS.device == "cuda" else "gloo")
 
 
+def stop_ranks() -> None:
+    """Leave the process group (nothing alone), once the training objects are gone."""
+    if rank_and_world_size()[1] > 1:
+        import gc
+
+        import torch.distributed as dist
+
+        gc.collect()  # trainers hold collectives' state in reference cycles
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     """Wait for every rank (nothing alone)."""
     if rank_and_world_size()[1] > 1:
@@ -161,7 +172,10 @@ def run(builders: dict[str, Callable]) -> dict:
         trainer, tables, reset_auc = _jax_trainer(builders["jax"], train_dir, eval_dir)
     else:
         trainer, tables, reset_auc = _torch_trainer(builders["torch"], train_dir, eval_dir)
-    return _train_and_evaluate(trainer, tables, reset_auc)
+    result = _train_and_evaluate(trainer, tables, reset_auc)
+    del trainer, tables, reset_auc
+    stop_ranks()
+    return result
 
 
 def _torch_trainer(build_model, train_dir: str, eval_dir: str):

@@ -12,7 +12,9 @@ True
 
 from __future__ import annotations
 
+import atexit
 import datetime
+import gc
 import os
 
 import numpy as np
@@ -63,6 +65,7 @@ class TorchCommunicator(Communicator):
         self.timeout = datetime.timedelta(seconds=timeout)
         self.device = _collective_device(group)
         self.traffic: dict[str, dict[str, int]] = {}
+        _collect_garbage_at_exit()
 
     def _count(self, kind: str, nbytes: int) -> None:
         entry = self.traffic.setdefault(kind, {"calls": 0, "bytes": 0})
@@ -134,6 +137,17 @@ class TorchCommunicator(Communicator):
         if tensor.device != self.device:
             tensor = tensor.to(self.device)
         return tensor
+
+
+_AT_EXIT: list = []
+
+
+def _collect_garbage_at_exit() -> None:
+    """Free unreachable cycles (e.g. a finished trainer and the collectives' state it holds) at
+    exit while the runtime is intact: destroyed later, during interpreter teardown, such state can
+    abort the process after a successful run."""
+    if not _AT_EXIT:
+        _AT_EXIT.append(atexit.register(gc.collect))
 
 
 class _TorchPending(Pending):
