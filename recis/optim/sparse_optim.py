@@ -80,9 +80,14 @@ class SparseOptimizer(torch.optim.Optimizer):
     def push_gradients(self) -> None:
         """Send the gradients of rows owned by other ranks to them (a collective when the tables
         are sharded; nothing otherwise)."""
-        shards = [table.shard for table in self.hashtables.values()]
-        if shards and shards[0] is not None:
+        shards = self._shards()
+        if shards:
             self._updater.note_updated_elsewhere(push_gradients(shards))
+
+    def _shards(self) -> list:
+        """This rank's shards of the tables, or [] when they are not sharded."""
+        shards = [table.shard for table in self.hashtables.values()]
+        return shards if shards and shards[0] is not None else []
 
     @beside_torch
     def skip_step(self) -> None:
@@ -98,8 +103,8 @@ class SparseOptimizer(torch.optim.Optimizer):
         the tables are sharded)."""
         self.push_gradients()
         finite = all(table.table.grads.all_finite() for table in self.hashtables.values())
-        shards = [table.shard for table in self.hashtables.values()]
-        if shards and shards[0] is not None:
+        shards = self._shards()
+        if shards:
             flag = np.array([int(finite)], np.int64)
             finite = bool(shards[0].comm.all_reduce(flag, "min", "all-reduce of finiteness")[0])
         return finite
