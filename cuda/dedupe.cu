@@ -62,3 +62,12 @@ extern "C" __global__ void dedupe_first_positions(const Slot* __restrict__ scrat
         slot_or_first[i] = row_of(scratch[slot_or_first[i]].packed);
     });
 }
+
+// counts[index[i]] += 1 for every i: how often each distinct key occurs, from the inverse index.
+// counts (int64, zeroed) has room for every index; integer additions make the result exact.
+extern "C" __global__ void dedupe_count_occurrences(const long long* __restrict__ index,
+                                                    long long n, long long* counts) {
+    for_each_index(n, [&](long long i) {
+        atomicAdd(reinterpret_cast<unsigned long long*>(&counts[index[i]]), 1ULL);
+    });
+}

@@ -11,7 +11,8 @@
 //   id_map_claimants       first[i] = that smallest position p for every absent key i
 //   mark_first_occurrences / rank_first_occurrences  (with an inclusive prefix sum between them)
 //                          turn first positions into ranks of first occurrence
-//   id_map_settle          new keys get the rows allocated for their ranks
+//   id_map_settle          new keys get the rows allocated for their ranks (on the device, by
+//                          recis/core/cuda/row_allocator.py: the host never reads the count)
 // Erase is a phase of its own: id_map_erase_mark, id_map_erase_clusters, id_map_erase_compact.
 #include "common.cuh"
 
@@ -213,6 +214,7 @@ extern "C" __global__ void rank_first_occurrences(long long* first,
 
 // Gives new keys their rows: rows[i] = new_rows[first[i]] where first[i] >= 0 (a rank by now),
 // and the placeholder of the key of rank k (first seen at positions[k]) becomes new_rows[k].
+// new_rows may be padded past the number of new keys with -1, which is skipped.
 extern "C" __global__ void id_map_settle(Slot* slots, const long long* __restrict__ tags,
                                          long long tag_stride, const long long* __restrict__ first,
                                          const long long* __restrict__ positions,
@@ -224,7 +226,7 @@ extern "C" __global__ void id_map_settle(Slot* slots, const long long* __restric
         if (rank >= 0) {
             rows[i] = new_rows[rank];
         }
-        if (i < count) {
+        if (i < count && new_rows[i] >= 0) {
             const long long position = positions[i];
             slots[slot_of[position]].packed = pack(tags[position * tag_stride], new_rows[i]);
         }

@@ -24,26 +24,40 @@ import numpy as np
 from recis.core import interop
 from recis.core.cuda import dedupe as cuda_kernels
 from recis.core.cuda import id_map as cuda_id_map
+from recis.core.cuda.host_mirror import deferred_errors
 from recis.core.kernels import dedupe as kernels
 from recis.core.kernels.id_map import MAX_TAG, region_count
 
 
-def first_occurrences(keys: np.ndarray, tags=None) -> tuple[np.ndarray, np.ndarray]:
+def first_occurrences(keys: np.ndarray, tags=None, padded: bool = False):
     """Positions of the first occurrence of each distinct (key, tag), in order, and for every
-    position the index of its pair among them."""
+    position the index of its pair among them.
+
+    With ``padded``, the positions have one entry per key, those past the number of distinct
+    pairs being 0; the inverse never points at them (so :func:`occurrence_counts
+    <recis.core.embedding_plan.occurrence_counts>` gives them count 0). On the GPU this is what
+    keeps the call from waiting for the device: otherwise the number of pairs is read back.
+
+    >>> first_occurrences(np.array([5, 6, 5]), padded=True)[0].tolist()
+    [0, 1, 0]
+    """
     keys = int64_vector(keys, "keys")
     xp = array_module(keys)
     tag_array, stride = tag_vector(tags, keys.size, xp)
     capacity = scratch_capacity(keys.size)
     scratch = xp.zeros((capacity, 2), np.int64)
-    first = interop.empty(keys.size, np.int64, xp)
-    inverse = interop.empty(keys.size, np.int64, xp)
     on_cpu = xp is np
+    first = interop.empty(keys.size, np.int64, xp) if on_cpu else xp.zeros(keys.size, np.int64)
+    inverse = interop.empty(keys.size, np.int64, xp)
     kernel = kernels.unique_inverse if on_cpu else cuda_kernels.unique_inverse
     regions = (region_count if on_cpu else cuda_id_map.region_count)(capacity)
     shift = 65 - capacity.bit_length()
     count = kernel(keys, tag_array, stride, scratch, shift, regions, first, inverse)
-    return first[:count], inverse
+    if not padded:
+        return first[: int(count)], inverse  # on the GPU, int() waits for the device
+    if on_cpu:
+        first[count:] = 0
+    return first, inverse
 
 
 def unique_inverse(keys: np.ndarray, tags=None) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +110,9 @@ def tag_vector(tags, size: int, xp: ModuleType | None = None) -> tuple[np.ndarra
     """Tags as (int64 array, stride): a scalar or None becomes one value read with stride 0.
 
     ``xp`` is the array module of the keys (default: that of ``tags``); per-key tags must live
-    there too. Checking CuPy tags' range reads one flag back from the device.
+    there too. CuPy tags are checked without waiting for the device: tags out of range act as
+    tag 0, and the error is raised by a later call
+    (:func:`recis.core.cuda.host_mirror.raise_deferred_errors`).
     """
     if tags is None or np.ndim(tags) == 0:
         tag_array = np.array([0 if tags is None else tags], np.int64)
@@ -109,14 +125,24 @@ def tag_vector(tags, size: int, xp: ModuleType | None = None) -> tuple[np.ndarra
         raise TypeError(f"tags must be a {xp.__name__} array like the keys")
     if tag_array.size != size:
         raise ValueError(f"tags must have one entry per key ({size}), got {tag_array.size}")
-    _check_tag_range(tag_array)
-    return tag_array, 1
+    return _check_tag_range(tag_array), 1
 
 
-def _check_tag_range(tag_array) -> None:
-    if array_module(tag_array) is np:
-        bad = tag_array.size and (tag_array.min() < 0 or tag_array.max() > MAX_TAG)
-    else:
-        bad = bool(((tag_array < 0) | (tag_array > MAX_TAG)).any())
-    if bad:
-        raise ValueError(f"tags must lie in [0, {MAX_TAG}]")
+def _check_tag_range(tag_array):
+    """``tag_array`` checked to lie in [0, MAX_TAG] (on the GPU: see :func:`tag_vector`)."""
+    message = f"tags must lie in [0, {MAX_TAG}]"
+    xp = array_module(tag_array)
+    if xp is np:
+        if tag_array.size and (tag_array.min() < 0 or tag_array.max() > MAX_TAG):
+            raise ValueError(message)
+        return tag_array
+    errors = deferred_errors()
+    errors.raise_found()
+    bad = (tag_array < 0) | (tag_array > MAX_TAG)
+    errors.report(
+        bad.sum(),
+        lambda count: ValueError(
+            f"{message}, but {count} tags of a GPU batch did not (they were read as tag 0)"
+        ),
+    )
+    return xp.where(bad, 0, tag_array)

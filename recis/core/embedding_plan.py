@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recis.core import interop
+from recis.core.cuda import dedupe as cuda_dedupe
 from recis.core.dedupe import array_module
 from recis.core.ragged import Ragged
 
@@ -93,6 +94,8 @@ def occurrence_counts(index, size: int):
     [2, 1, 0]
     """
     xp = array_module(index)
+    if xp is not np:
+        return cuda_dedupe.occurrence_counts(index, size)  # no size read back, as bincount does
     if not index.size:
         return xp.zeros(size, np.int64)
     return xp.bincount(index, minlength=size).astype(np.int64, copy=False)

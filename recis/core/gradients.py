@@ -3,8 +3,8 @@
 Lookups add (rows, gradients) pairs as backward passes run; the optimizer takes them summed per
 row. Rows of -1 (ids that were looked up but not stored, e.g. refused by admission) are dropped.
 CuPy pieces stay on the GPU and are summed there (:func:`recis.core.cuda.segment.sum_by_row`),
-with the same results; their rows of -1 are dropped when summing, not when adding, so adding
-never waits for the device.
+with the same sums; so that nothing waits for the device, the result then keeps its size and
+rows of -1 stand for dropped entries (see :meth:`GradientBuffer.summed`).
 
 >>> import numpy as np
 >>> buffer = GradientBuffer(dim=2)
@@ -61,7 +61,11 @@ class GradientBuffer:
         self._grads.append(grads)
 
     def summed(self, divisor: int) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct rows (in order of first gradient) and their summed gradients / ``divisor``."""
+        """Distinct rows (in order of first gradient) and their summed gradients / ``divisor``.
+
+        On the GPU the arrays are as long as the gradients recorded, not as the distinct rows:
+        the entries of row -1 among them are to be ignored (rows that were dropped, padding).
+        """
         if self._xp is not np:
             return self._summed_on_gpu(divisor)
         if self._distinct and len(self._rows) == 1:
@@ -76,17 +80,18 @@ class GradientBuffer:
         return unique_rows, summed
 
     def _summed_on_gpu(self, divisor: int):
-        """:meth:`summed` of CuPy pieces; waits for the device once (the number of rows)."""
+        """:meth:`summed` of CuPy pieces, rows of -1 kept in place of dropped ones."""
         cupy = self._xp
         if self._distinct and len(self._rows) == 1:
-            kept = cupy.flatnonzero(self._rows[0] >= 0)
-            return self._rows[0][kept], self._grads[0][kept] / np.float32(divisor)
+            return self._rows[0], self._grads[0] / np.float32(divisor)
         from recis.core.cuda.segment import sum_by_row
 
         return sum_by_row(cupy.concatenate(self._rows), cupy.concatenate(self._grads), divisor)
 
     def all_finite(self) -> bool:
-        """Whether every recorded gradient is finite (no NaN or infinity)."""
+        """Whether every recorded gradient is finite (no NaN or infinity); on the GPU this
+        waits for the device (mixed precision asks it once per update, as torch's loss scaler
+        does)."""
         if self._xp is np:
             return all(np.isfinite(grads).all() for grads in self._grads)
         finite = (

@@ -9,10 +9,12 @@ Keys may carry a *tag* in ``[0, 2**15)``: the logical table of a merged physical
 
 ``IdMap(device="cuda")`` keeps its slots in a CuPy array and takes CuPy keys: the same algorithm
 then runs the CUDA kernels of :mod:`recis.core.cuda.id_map` on CuPy's current stream, with results
-bitwise equal to the CPU's (only the slot order of :meth:`IdMap.export` may differ). Its host
-synchronisations: reading the number of new keys in :meth:`IdMap.find_or_insert` (and, when the
-batch might not fit, the number of missing keys), checking per-key tags' range, and copying
-erased rows back to the host row allocator in :meth:`IdMap.erase`.
+bitwise equal to the CPU's (only the slot order of :meth:`IdMap.export` may differ). Rows come
+from a :class:`~recis.core.cuda.row_allocator.DeviceRowAllocator`, so
+:meth:`IdMap.find_or_insert` never waits for the device while the host's bound of the map's
+size says the batch fits (the number of new keys stays on the device; see :class:`Inserted`).
+Waiting are: :func:`len` and :meth:`IdMap.stats`, a batch that might not fit, :meth:`IdMap.erase`
+and :meth:`IdMap.insert_new`.
 
 >>> import numpy as np
 >>> ids = IdMap(name="user")
@@ -38,6 +40,7 @@ import numpy as np
 from recis.core import interop
 from recis.core.cuda import id_map as cuda_kernels
 from recis.core.cuda.loader import require_cupy
+from recis.core.cuda.row_allocator import DeviceRowAllocator
 from recis.core.dedupe import array_module, first_occurrences, int64_vector, tag_vector
 from recis.core.errors import TableFullError
 from recis.core.kernels import id_map as kernels
@@ -51,13 +54,17 @@ class Inserted(NamedTuple):
 
     ``rows[i]`` is the row of key ``i``; ``is_new[i]`` tells whether that key was absent before
     the call; ``new_positions`` gives the position of each inserted key's first occurrence (in
-    order), ``new_rows`` its row.
+    order), ``new_rows`` its row; ``count`` is how many keys were inserted.
+
+    On the GPU ``count`` may be a 0-d device array; ``new_positions`` and ``new_rows`` then
+    have one entry per key, those past ``count`` being padding (position 0, row -1).
     """
 
     rows: np.ndarray
     is_new: np.ndarray
     new_positions: np.ndarray
     new_rows: np.ndarray
+    count: int
 
 
 class Entries(NamedTuple):
@@ -100,7 +107,7 @@ class IdMap:
         self._kernels = kernels if device == "cpu" else cuda_kernels
         self.max_load = max_load
         self.max_size = max_size
-        self.rows = RowAllocator()
+        self.rows = RowAllocator() if device == "cpu" else DeviceRowAllocator()
         self._initial_capacity = _power_of_two(capacity)
         self._reset_slots(self._initial_capacity)
 
@@ -108,10 +115,9 @@ class IdMap:
         self._slots = self._xp.zeros((capacity, 2), np.int64)
         self._shift = 65 - capacity.bit_length()
         self._regions = self._kernels.region_count(capacity)
-        self._size = 0
 
     def __len__(self) -> int:
-        return self._size
+        return self.rows.num_live  # every key holds one row
 
     @property
     def capacity(self) -> int:
@@ -120,7 +126,7 @@ class IdMap:
 
     @property
     def load_factor(self) -> float:
-        return self._size / self.capacity
+        return len(self) / self.capacity
 
     @property
     def nbytes(self) -> int:
@@ -129,13 +135,14 @@ class IdMap:
 
     def stats(self) -> dict:
         """Size, capacity, load and memory, e.g. for sizing a table before training."""
+        size = len(self)
         return {
             "name": self.name,
-            "size": self._size,
+            "size": size,
             "capacity": self.capacity,
-            "load_factor": self.load_factor,
+            "load_factor": size / self.capacity,
             "bytes": self.nbytes,
-            "bytes_per_key": self.nbytes / max(self._size, 1),
+            "bytes_per_key": self.nbytes / max(size, 1),
             "rows_high_water": self.rows.high_water,
             "rows_free": self.rows.num_free,
         }
@@ -164,9 +171,8 @@ class IdMap:
         :class:`TableFullError` (inserting nothing) if ``max_size`` would be exceeded.
         """
         keys, tag_array, stride = self._keys_and_tags(keys, tags)
-        most = self._size + keys.size  # if every key is new
-        if most <= self.capacity * self.max_load and (
-            self.max_size is None or most <= self.max_size
+        if self._fits(self.rows.live_bound() + keys.size) or (
+            self._xp is not np and self._fits(len(self) + keys.size)  # the bound was loose
         ):
             return self._find_or_insert_in_one_probe(keys, tag_array, stride)
         rows = self.find(keys, tag_array if stride else tags)
@@ -177,25 +183,36 @@ class IdMap:
         positions = missing[first]
         new_rows = self.insert_new(keys[positions], tag_array[positions] if stride else tags)
         rows[missing] = new_rows[inverse]
-        return Inserted(rows, is_new, positions, new_rows)
+        return Inserted(rows, is_new, positions, new_rows, new_rows.size)
+
+    def _fits(self, size: int) -> bool:
+        """Whether ``size`` keys fit without growing or passing ``max_size``."""
+        return size <= self.capacity * self.max_load and (
+            self.max_size is None or size <= self.max_size
+        )
 
     def _find_or_insert_in_one_probe(self, keys, tags, stride) -> Inserted:
         """:meth:`find_or_insert` when every key would fit without growing: each key is probed
-        once, new keys take a placeholder, then get their rows."""
-        xp, run = self._xp, self._kernels
-        rows = interop.empty(keys.size, np.int64, xp)
-        first = interop.empty(keys.size, np.int64, xp)
-        slot_of = xp.empty(keys.size, np.int64)
+        once, new keys take a placeholder, then get their rows (on the GPU, rows allocated on
+        the device for a count the host never reads)."""
+        xp, run, n = self._xp, self._kernels, keys.size
+        rows = interop.empty(n, np.int64, xp)
+        first = interop.empty(n, np.int64, xp)
+        slot_of = xp.empty(n, np.int64)
         run.find_or_place(
             self._slots, self._shift, keys, tags, stride, self._regions, rows, first, slot_of
         )
         is_new = first >= 0
-        positions = xp.empty(keys.size, np.int64)
-        count = run.rank_first_occurrences(first, positions)
-        new_rows = self.rows.allocate(count, xp)
-        run.settle(self._slots, tags, stride, first, positions[:count], slot_of, new_rows, rows)
-        self._size += count
-        return Inserted(rows, is_new, positions[:count], new_rows)
+        if xp is np:
+            positions = np.empty(n, np.int64)
+            count = run.rank_first_occurrences(first, positions)
+            positions, new_rows = positions[:count], self.rows.allocate(count)
+        else:
+            positions = xp.zeros(n, np.int64)
+            count = run.rank_first_occurrences(first, positions)
+            new_rows = self.rows.allocate_ranked(count, n)
+        run.settle(self._slots, tags, stride, first, positions, slot_of, new_rows, rows)
+        return Inserted(rows, is_new, positions, new_rows, count)
 
     def insert_new(self, keys: np.ndarray, tags=None) -> np.ndarray:
         """Insert keys known to be absent and distinct; return their new rows.
@@ -205,15 +222,15 @@ class IdMap:
         nothing) if ``max_size`` would be exceeded.
         """
         keys, tags, stride = self._keys_and_tags(keys, tags)
-        if self.max_size is not None and self._size + keys.size > self.max_size:
+        size = len(self)
+        if self.max_size is not None and size + keys.size > self.max_size:
             raise TableFullError(
-                f"table {self.name!r} is full: {self._size} ids + {keys.size} new > "
+                f"table {self.name!r} is full: {size} ids + {keys.size} new > "
                 f"max_size {self.max_size}; raise max_size or enable eviction"
             )
-        self.reserve(self._size + keys.size)
-        rows = self.rows.allocate(keys.size, self._xp)
+        self.reserve(size + keys.size)
+        rows = self.rows.allocate(keys.size)
         self._kernels.insert_new(self._slots, self._shift, keys, tags, stride, rows, self._regions)
-        self._size += keys.size
         return rows
 
     def erase(self, keys: np.ndarray, tags=None) -> np.ndarray:
@@ -223,9 +240,7 @@ class IdMap:
         erased = interop.empty(first.size, np.int64, self._xp)
         unique_keys, unique_tags = keys[first], tag_array[first * stride]
         self._kernels.erase(self._slots, self._shift, unique_keys, unique_tags, 1, erased)
-        removed = erased[erased >= 0]
-        self._size -= removed.size
-        self.rows.release(removed)
+        self.rows.release(erased[erased >= 0])
         return erased[inverse]
 
     def export(self) -> Entries:
@@ -246,7 +261,6 @@ class IdMap:
         self.clear()
         self.reserve(keys.size)
         self._kernels.insert_new(self._slots, self._shift, keys, tags, stride, rows, self._regions)
-        self._size = keys.size
         self.rows.load_state(allocator_state)
 
     def clear(self) -> None:
@@ -261,10 +275,9 @@ class IdMap:
             capacity *= 2
         if capacity == self.capacity:
             return
-        old_slots, count = self._slots, self._size
+        old_slots = self._slots
         self._reset_slots(capacity)
         self._kernels.rehash(old_slots, self._slots, self._shift, self._regions)
-        self._size = count
 
 
 def _power_of_two(n: int) -> int:

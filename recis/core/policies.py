@@ -51,11 +51,12 @@ class LookupStats:
         return self
 
     def as_dict(self) -> dict[str, int]:
+        """The counters as ints (counts kept on a GPU are read back: this waits for it)."""
         return {
-            "new": self.new,
-            "admitted": self.admitted,
-            "refused": self.refused,
-            "evicted": self.evicted,
+            "new": int(self.new),
+            "admitted": int(self.admitted),
+            "refused": int(self.refused),
+            "evicted": int(self.evicted),
         }
 
 

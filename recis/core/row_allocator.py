@@ -10,19 +10,15 @@
 
 from __future__ import annotations
 
-from types import ModuleType
-
 import numpy as np
-
-from recis.core import interop
 
 
 class RowAllocator:
     """Hands out row numbers in ``[0, high_water)``; released rows are handed out again first.
 
     Reuse is last-released-first, so allocation is deterministic for a given call sequence.
-    The bookkeeping lives on the host, also for tables on a GPU: there :meth:`allocate` copies
-    only the reused rows to the device and :meth:`release` copies the released rows back.
+    Tables on a GPU use its device twin,
+    :class:`~recis.core.cuda.row_allocator.DeviceRowAllocator`.
     """
 
     def __init__(self) -> None:
@@ -40,25 +36,29 @@ class RowAllocator:
         """Rows currently handed out."""
         return self.high_water - self._free_count
 
-    def allocate(self, count: int, xp: ModuleType = np) -> np.ndarray:
-        """Return ``count`` rows: released ones (newest first), then fresh ones, as an ``xp``
-        (NumPy or CuPy) array."""
+    def live_bound(self) -> int:
+        """:attr:`num_live`, exact here (a GPU table's allocator gives a bound without waiting:
+        :class:`~recis.core.cuda.row_allocator.DeviceRowAllocator`)."""
+        return self.num_live
+
+    def high_water_bound(self) -> int:
+        """:attr:`high_water`, exact here (see :meth:`live_bound`)."""
+        return self.high_water
+
+    def allocate(self, count: int) -> np.ndarray:
+        """Return ``count`` rows: released ones (newest first), then fresh ones."""
         reused = min(count, self._free_count)
         recycled = self._free[self._free_count - reused : self._free_count][::-1]
         self._free_count -= reused
         fresh = count - reused
         # the first `reused` entries of this range are overwritten by the recycled rows
-        rows = xp.arange(self.high_water - reused, self.high_water + fresh, dtype=np.int64)
-        if reused:
-            rows[:reused] = xp.asarray(np.ascontiguousarray(recycled))
+        rows = np.arange(self.high_water - reused, self.high_water + fresh, dtype=np.int64)
+        rows[:reused] = recycled
         self.high_water += fresh
         return rows
 
     def release(self, rows: np.ndarray) -> None:
-        """Make ``rows`` available again. They must be live and distinct. CuPy rows are copied
-        to the host (a synchronisation)."""
-        if interop.namespace(rows) is not np:
-            rows = rows.get()
+        """Make ``rows`` available again. They must be live and distinct."""
         needed = self._free_count + rows.size
         if needed > self._free.size:
             grown = np.empty(max(needed, 2 * self._free.size), np.int64)

@@ -11,7 +11,9 @@ One physical table can hold several logical tables of the same dim, dtype and in
 ``EmbeddingTable(..., device="cuda")`` keeps its id map, rows and gradients on the GPU: ids are
 CuPy arrays (NumPy ids are copied to the device), results are CuPy arrays equal to the CPU
 table's, and the CUDA kernels run on CuPy's current stream. Only :meth:`state_dict` and
-:meth:`load_state_dict` exchange NumPy arrays, for checkpoints.
+:meth:`load_state_dict` exchange NumPy arrays, for checkpoints. Without admission and eviction
+policies such a table is :attr:`~EmbeddingTable.sync_free`: its training lookups and updates
+never wait for the device.
 
 >>> import numpy as np
 >>> from recis.core.initializers import NormalInitializer
@@ -106,6 +108,14 @@ class EmbeddingTable:
         device = "" if self.device == "cpu" else f", device={self.device!r}"
         return f"EmbeddingTable({self.name!r}, dim={self.dim}, ids={len(self)}{device})"
 
+    @property
+    def sync_free(self) -> bool:
+        """Whether training lookups (:meth:`lookup`) and updates never wait for the device: a
+        GPU table without admission or eviction policy. Its lookups take padded batches
+        (:func:`~recis.core.dedupe.first_occurrences` with ``padded=True``): ids with count 0
+        are padding and get row -1."""
+        return self.xp is not np and isinstance(self.admission, AdmitAll) and self.eviction is None
+
     def _placed(self, policy):
         """``policy`` (None passes) checked to run on this table's device, its state moved there."""
         if policy is None:
@@ -153,8 +163,9 @@ class EmbeddingTable:
         return rows
 
     def _initialise(self, ids: np.ndarray, tags, rows: np.ndarray) -> None:
-        """Give new (distinct) ``rows`` their ids' initial values and fresh slots."""
-        self.store.ensure_rows(self.ids.rows.high_water)
+        """Give new (distinct) ``rows`` their ids' initial values and fresh slots; rows of -1
+        (padding) are skipped."""
+        self.store.ensure_rows(self.ids.rows.high_water_bound())
         plan = self.store.plan(rows, distinct=True)
         self.store.scatter(plan, self.initial_values(ids, tags))
         self.store.reset(plan)
@@ -172,18 +183,22 @@ class EmbeddingTable:
         Training lookups insert the new ids that admission (``admission``, default the table's)
         accepts, evicting first if the eviction policy asks, and record usage for eviction. Ids
         without a row get row -1 and read zeros, or their initial value if admission says so.
-        Other lookups never insert.
+        Other lookups never insert. Without admission and eviction policies, training lookups
+        also take padded batches (as :attr:`sync_free` tables are given): ids of count 0 are
+        padding, repeating an id of the batch, and get row -1. On the GPU the stats' counts are
+        then 0-d device arrays.
         """
         xp = self.xp
         ids = int64_vector(self._here(ids, "ids"), "ids")
         tags = self._here(tags, "tags")
+        counted = counts is not None  # padding is possible
         counts = xp.ones(ids.size, np.int64) if counts is None else self._here(counts, "counts")
         admission = self._placed(admission) if admission is not None else self.admission
         stats = LookupStats()
         if train and isinstance(admission, AdmitAll) and self.eviction is None:
             inserted = self.find_or_insert(ids, tags)  # nothing to decide: one probe per id
-            rows = inserted.rows
-            stats.new = stats.admitted = inserted.new_rows.size
+            rows = xp.where(counts > 0, inserted.rows, -1) if counted else inserted.rows
+            stats.new = stats.admitted = inserted.count
         elif train:
             rows = self.find(ids, tags)
             counts = counts.astype(np.int64, copy=False)

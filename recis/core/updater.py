@@ -6,7 +6,10 @@ number of accumulated micro-steps, checks them for NaN/inf, and runs the rule on
 rows and their slots (lazy: other rows do not change). For a table whose rows live on the GPU
 (a ``"cuda"`` row store, CuPy gradients), gradients are summed, the rows and slots gathered, the
 rule applied (one fused CUDA kernel, :mod:`recis.core.cuda.optim`) and the results scattered, all
-on the device; the non-finite check and the number of distinct rows wait for it.
+on the device, and nothing waits for it: rows with non-finite gradients are left out on the
+device, and under ``on_nonfinite="raise"`` the whole table's update is; the error is then raised
+by a later :meth:`SparseUpdater.step` (or :meth:`SparseUpdater.state_dict`), once the host sees
+it.
 
 >>> import numpy as np
 >>> from recis.core.optim import SGD
@@ -27,6 +30,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from recis.core import interop
+from recis.core.cuda.host_mirror import deferred_errors, raise_deferred_errors
 from recis.core.errors import NonFiniteGradientError
 from recis.core.optim.rule import Rule
 from recis.core.table import EmbeddingTable
@@ -61,7 +65,8 @@ class SparseUpdater:
         self.on_nonfinite = on_nonfinite
         self.tables: dict[str, EmbeddingTable] = {}
         self.steps: dict[str, int] = {}
-        self.skipped_rows: dict[str, int] = {}
+        self._skipped_rows: dict[str, int] = {}
+        self._skipped_on_gpu: dict[str, object] = {}  # device counts not yet added in
         self.micro_step = 0
         self._updated_elsewhere: set[str] = set()
         for table in tables:
@@ -75,7 +80,7 @@ class SparseUpdater:
             table.store.add_slot(name, spec.shape, spec.dtype, spec.init)
         self.tables[table.name] = table
         self.steps[table.name] = 0
-        self.skipped_rows[table.name] = 0
+        self._skipped_rows[table.name] = 0
 
     def accumulate(self, table: EmbeddingTable, rows: np.ndarray, grads: np.ndarray) -> None:
         """Record ``grads[n, dim]`` of ``rows[n]`` in the table's gradient buffer."""
@@ -91,6 +96,7 @@ class SparseUpdater:
         self.micro_step += 1
         if self.micro_step % self.accumulation_steps:
             return
+        raise_deferred_errors()  # what the GPU found in earlier updates, if it has arrived
         for table in self.tables.values():
             if table.grads:
                 self._apply(table, lr)
@@ -122,7 +128,10 @@ class SparseUpdater:
 
     def _summed_gradients(self, table: EmbeddingTable) -> tuple[np.ndarray, np.ndarray]:
         unique_rows, grads = table.grads.summed(self.accumulation_steps)
-        finite = interop.namespace(grads).isfinite(grads).all(axis=1)
+        xp = interop.namespace(grads)
+        finite = xp.isfinite(grads).all(axis=1)
+        if xp is not np:
+            return self._finite_rows_on_gpu(table, unique_rows, finite), grads
         if bool(finite.all()):
             return unique_rows, grads
         if self.on_nonfinite == "raise":
@@ -130,11 +139,41 @@ class SparseUpdater:
                 f"table {table.name!r}: {int((~finite).sum())} of {finite.size} rows have NaN "
                 f"or infinite gradients (use on_nonfinite='skip' to skip such rows)"
             )
-        self.skipped_rows[table.name] += int((~finite).sum())
+        self._skipped_rows[table.name] += int((~finite).sum())
         return unique_rows[finite], grads[finite]
 
+    def _finite_rows_on_gpu(self, table: EmbeddingTable, rows, finite):
+        """``rows`` with -1 for those not to update, decided on the device (module docstring)."""
+        xp = interop.namespace(rows)
+        bad = ~finite & (rows >= 0)
+        count = bad.sum()
+        if self.on_nonfinite == "skip":
+            self._skipped_on_gpu[table.name] = self._skipped_on_gpu.get(table.name, 0) + count
+            return xp.where(bad, -1, rows)
+        name, update = table.name, self.steps[table.name] + 1
+
+        def error(count: int) -> NonFiniteGradientError:
+            return NonFiniteGradientError(
+                f"table {name!r}: {count} rows had NaN or infinite gradients in update {update}, "
+                f"which was skipped for the whole table (use on_nonfinite='skip' to skip only "
+                f"such rows)"
+            )
+
+        deferred_errors().report(count, error)
+        return xp.where(count == 0, rows, -1)
+
+    @property
+    def skipped_rows(self) -> dict[str, int]:
+        """Per table, the rows skipped for non-finite gradients (waits for a GPU's counts)."""
+        for name, count in self._skipped_on_gpu.items():
+            self._skipped_rows[name] += int(count)
+        self._skipped_on_gpu.clear()
+        return dict(self._skipped_rows)
+
     def state_dict(self) -> dict:
-        """Per-table step counts, skipped-row counts and the micro-step counter."""
+        """Per-table step counts, skipped-row counts and the micro-step counter (raising first
+        what a GPU found in the updates so far)."""
+        raise_deferred_errors(wait=True)
         return {
             "steps": dict(self.steps),
             "skipped_rows": dict(self.skipped_rows),
@@ -147,5 +186,6 @@ class SparseUpdater:
         if missing:
             raise KeyError(f"state holds tables this optimizer does not update: {sorted(missing)}")
         self.steps.update(state["steps"])
-        self.skipped_rows.update(state["skipped_rows"])
+        self._skipped_on_gpu.clear()
+        self._skipped_rows.update(state["skipped_rows"])
         self.micro_step = int(state["micro_step"])

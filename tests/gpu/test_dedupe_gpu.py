@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from recis.core.cuda import dedupe as gpu_kernels
+from recis.core.cuda.host_mirror import raise_deferred_errors
 from recis.core.cuda.streams import on_stream
 from recis.core.dedupe import first_occurrences, scratch_capacity, unique_inverse
 from recis.core.kernels import dedupe as kernels
@@ -78,7 +79,7 @@ def test_kernel_matches_its_cpu_twin(cp):
     gpu_count = gpu_kernels.unique_inverse(
         cp.asarray(keys), cp.asarray(tags), 1, scratch, shift, 1, gpu_first, gpu_inverse
     )
-    assert gpu_count == count
+    assert gpu_count.shape == () and int(gpu_count) == count
     _check_same(cp, gpu_first[:count], first[:count])
     _check_same(cp, gpu_inverse, inverse)
 
@@ -97,8 +98,10 @@ def test_runs_on_the_callers_stream(cp):
 
 def test_bad_tags_are_rejected(cp):
     keys = cp.arange(4)
-    with pytest.raises(ValueError, match="tags must lie in"):
-        first_occurrences(keys, cp.asarray([0, 1, -1, 2]))
+    first, _ = first_occurrences(keys, cp.asarray([0, 1, -1, 2]), padded=True)
+    with pytest.raises(ValueError, match=r"tags must lie in .*1 tags of a GPU batch"):
+        raise_deferred_errors(wait=True)  # found on the device, raised without stalling it
+    assert cp.asnumpy(first).tolist() == [0, 1, 2, 3]  # tag -1 acted as tag 0
     with pytest.raises(ValueError, match="tags must have one entry per key"):
         first_occurrences(keys, cp.asarray([0, 1]))
     with pytest.raises(TypeError, match="tags must be a cupy array"):

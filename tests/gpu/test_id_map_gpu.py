@@ -155,8 +155,17 @@ def _twins(cp, **options):
 
 
 def _check_inserted(cp, gpu_result, cpu_result):
-    for got, expected in zip(gpu_result, cpu_result, strict=True):
-        _check_same(cp, got, expected)
+    """The same rows and new keys; the GPU's new positions and rows may be padded (when it did
+    not wait for the number of new keys), with position 0 and row -1."""
+    count = int(gpu_result.count)
+    assert count == cpu_result.count
+    _check_same(cp, gpu_result.rows, cpu_result.rows)
+    _check_same(cp, gpu_result.is_new, cpu_result.is_new)
+    positions, new_rows = (cp.asnumpy(a) for a in gpu_result[2:4])
+    np.testing.assert_array_equal(positions[:count], cpu_result.new_positions)
+    np.testing.assert_array_equal(new_rows[:count], cpu_result.new_rows)
+    assert positions.size == new_rows.size in (count, gpu_result.rows.size)
+    assert (positions[count:] == 0).all() and (new_rows[count:] == -1).all()
 
 
 def _check_same_contents(cp, gpu_map, cpu_map):

@@ -3,9 +3,9 @@
 Each function has the signature and the results of its CPU namesake, over the same slot layout
 (``int64[capacity, 2]`` of (key, packed), see the CPU module), so :class:`recis.core.id_map.IdMap`
 runs one algorithm on either. The kernels are ``cuda/id_map.cu``; all work is queued on CuPy's
-current stream. The only host synchronisation is :func:`rank_first_occurrences` reading how many
-keys are new. The GPU places concurrently, so which slot of a probe chain a key takes may differ
-from the CPU's; every lookup result is the same.
+current stream and nothing waits for the device (:func:`rank_first_occurrences` returns the
+number of new keys as a device array). The GPU places concurrently, so which slot of a probe
+chain a key takes may differ from the CPU's; every lookup result is the same.
 
 ``regions`` arguments are accepted for signature parity and ignored (:func:`region_count` is 1).
 
@@ -90,26 +90,28 @@ def find_or_place(slots, shift, keys, tags, tag_stride, regions, rows, first, sl
     _run("id_map_claimants", n, slots, slot_of, np.int64(n), first)
 
 
-def rank_first_occurrences(first, positions) -> int:
+def rank_first_occurrences(first, positions):
     """Turn first positions (-1: not new) into ranks of first occurrence, in place; write the
-    positions of first occurrences, in order, to ``positions``; return how many there are.
-
-    Reading that count back is a host synchronisation.
+    positions of first occurrences, in order, to ``positions``; return how many there are, as
+    a 0-d device array (the CPU kernel returns an int): nothing waits for the device.
+    ``positions`` past that count are left as they were.
     """
+    cupy = loader.require_cupy("GPU ranking")
     n = first.size
     if n == 0:
-        return 0
-    cupy = loader.require_cupy("GPU ranking")
+        return cupy.zeros((), np.int64)
     flags = cupy.empty(n, np.int64)
     _run("mark_first_occurrences", n, first, np.int64(n), flags)
     counts = cupy.cumsum(flags)
     _run("rank_first_occurrences", n, first, counts, np.int64(n), positions)
-    return int(counts[-1])
+    return counts[-1]
 
 
 def settle(slots, tags, tag_stride, first, positions, slot_of, new_rows, rows) -> None:
     """Replace the placeholders of :func:`find_or_place` by real rows (``first`` holds ranks,
-    as :func:`rank_first_occurrences` leaves it)."""
+    as :func:`rank_first_occurrences` leaves it). ``new_rows`` may be padded with -1 past the
+    number of new keys (as :meth:`DeviceRowAllocator.allocate_ranked` gives them), and
+    ``positions`` with anything there."""
     n = first.size
     _run(
         "id_map_settle", n,

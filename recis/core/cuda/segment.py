@@ -5,9 +5,9 @@
 rows); :func:`sum_by_row` is the GPU half of ``GradientBuffer.summed``. Every sum runs in id order
 with the CPU's roundings, so results equal the CPU's bit for bit.
 
-Nothing here waits for the device except :func:`sum_by_row`, whose result size is the number of
-distinct rows. Index entries and offsets are not checked on the host: an index outside
-``[0, num_rows)`` reads NaN in the forward pass and is dropped in the backward pass.
+Nothing here waits for the device. Index entries and offsets are not checked on the host: an
+index outside ``[0, num_rows)`` reads NaN in the forward pass and is dropped in the backward
+pass.
 
 >>> group_size(4), group_size(24), group_size(300)
 (4, 32, 32)
@@ -79,24 +79,45 @@ def segment_reduce_backward(
 
 
 def sum_by_row(rows, values, divisor: int):
-    """Distinct rows >= 0 of ``rows`` (CuPy int64), in order of first occurrence, and the sums
+    """Rows >= 0 of ``rows`` (CuPy int64), each once in order of first occurrence, and the sums
     of their ``values`` rows (float32 ``[n, D]``, summed in position order) divided by
-    ``divisor`` unless it is 1: ``GradientBuffer.summed`` on the GPU."""
+    ``divisor`` unless it is 1: ``GradientBuffer.summed`` on the GPU. The result keeps one
+    entry per entry of ``rows``, padded with row -1 and zero sums (:func:`row_groups`), so
+    nothing waits for the device."""
     cupy = loader.require_cupy("summing gradients on the GPU")
     rows = cupy.ascontiguousarray(rows, np.int64)
     values = cupy.ascontiguousarray(values, np.float32)
     order = cupy.argsort(rows)
+    distinct, begin, end = row_groups(cupy, rows, order)
+    return distinct, _accumulate(cupy, order, begin, end, (NULL, NULL), values, divisor)
+
+
+def row_groups(xp, rows, order):
+    """The distinct rows >= 0 of ``rows`` in order of first occurrence, each with the range
+    ``[begin, end)`` of its positions in ``order`` (a stable argsort of ``rows``), padded to
+    ``len(rows)`` with row -1 and empty ranges; for NumPy or CuPy arrays, with no size read back.
+
+    >>> rows = np.array([7, -1, 3, 7, 7])
+    >>> [a.tolist() for a in row_groups(np, rows, np.argsort(rows, kind="stable"))]
+    [[7, 3, -1, -1, -1], [2, 1, 0, 0, 0], [5, 2, 0, 0, 0]]
+    """
+    n = rows.size
     ordered = rows[order]
-    head = ordered >= 0
+    head = ordered >= 0  # the first sorted position of each distinct row >= 0
     head[1:] &= ordered[1:] != ordered[:-1]
-    starts = cupy.flatnonzero(head)  # waits for the device: the size of the result
-    ends = cupy.empty_like(starts)
-    ends[:-1] = starts[1:]
-    ends[-1:] = rows.size
-    by_first = cupy.argsort(order[starts])
-    begin, end = starts[by_first], ends[by_first]
-    sums = _accumulate(cupy, order, begin, end, (NULL, NULL), values, divisor)
-    return ordered[begin], sums
+    group = xp.cumsum(head) - 1  # at a head: the index of its row among the distinct rows
+    groups = group[-1:] + 1 if n else xp.zeros(1, np.int64)
+    position = xp.arange(n, dtype=np.int64)
+    starts = xp.zeros(n + 1, np.int64)
+    starts[xp.where(head, group, n)] = position  # positions other than heads land in starts[n]
+    following = xp.concatenate([starts[1:n], xp.full(min(n, 1), n, np.int64)])
+    valid = position < groups
+    ends = xp.where(valid & (position + 1 < groups), following, xp.where(valid, n, 0))
+    starts = xp.where(valid, starts[:n], 0)
+    first_seen = xp.where(valid, order[starts], n + position)  # padding sorts last
+    by_first = xp.argsort(first_seen)
+    starts, ends = starts[by_first], ends[by_first]
+    return xp.where(valid, ordered[starts], -1), starts, ends
 
 
 def _accumulate(cupy, order, begin, end, sources: tuple, values, divisor: int):
