@@ -200,7 +200,11 @@ class Embedder:
         num_samples = _common_batch_size(requests)
         batch_size = num_samples if batch_size is None else batch_size
         requests = {f: _pad(f, r, batch_size) for f, r in requests.items()}
-        keys = [_group_keys(group, requests) for group in self._groups]
+        unsharded = self.shards is None
+        keys = [
+            _group_keys(group, requests, unsharded and table.sync_free)
+            for group, table in zip(self._groups, self.tables.values(), strict=True)
+        ]
         found = self._find(keys, train)
         activations: dict[str, jax.Array] = {}
         lookups = [
@@ -262,7 +266,7 @@ class Embedder:
             runs.append(run)
             start = stop
         by_id = self._by_id(group) and found.counts is not None
-        scale = 1.0 / found.counts.astype(np.float32) if by_id else None
+        scale = 1.0 / found.counts.astype(np.float32).clip(1) if by_id else None  # padding: 0
         return _TableLookup(found.record, keys.ids.size, scale, runs)
 
     @beside_framework
@@ -300,9 +304,11 @@ def default_communicator() -> Communicator | None:
     return world_communicator()
 
 
-def _group_keys(group: TableGroup, requests: Mapping[str, Request]) -> _Keys:
+def _group_keys(group: TableGroup, requests: Mapping[str, Request], padded: bool) -> _Keys:
+    """The group's distinct (ids, tags), padded for a table whose steps never wait for the GPU
+    (:attr:`~recis.core.table.EmbeddingTable.sync_free`), their counts and each id's index."""
     ids, tags = group.lookup_keys(requests)
-    first, index = first_occurrences(ids, tags)
+    first, index = first_occurrences(ids, tags, padded)
     counts = occurrence_counts(index, first.size)
     return _Keys(ids[first], tags[first], counts, index)
 

@@ -130,7 +130,7 @@ class DynamicEmbedding(nn.Module):
         request = make_request(
             option.shared_name, input_ids, input_weights, option.use_weight, option.device
         )
-        first, index = first_occurrences(request.ids)
+        first, index = first_occurrences(request.ids, padded=self.hashtable.sync_free)
         counts = occurrence_counts(index, first.size)
         (values,) = lookup_tables([self.hashtable], [(request.ids[first], None, counts)])
         return shape_output(

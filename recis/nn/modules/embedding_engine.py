@@ -50,9 +50,13 @@ class EmbeddingEngine(nn.Module):
         Under torch.distributed with several ranks this is a collective (the tables are sharded
         over the ranks): every rank calls it once per step.
         """
-        prepared = [self._prepare_group(group, batch) for group in self._groups]
+        tables = list(self.tables.values())
+        prepared = [
+            self._prepare_group(group, batch, table.sync_free)
+            for group, table in zip(self._groups, tables, strict=True)
+        ]
         keys = [(ids, tags, counts) for _, ids, tags, counts, _ in prepared]
-        values = lookup_tables(list(self.tables.values()), keys)
+        values = lookup_tables(tables, keys)
         out = {}
         for (requests, *_, index), group, rows in zip(prepared, self._groups, values, strict=True):
             out.update(self._combine(group, requests, rows, index))
@@ -61,9 +65,10 @@ class EmbeddingEngine(nn.Module):
                 out[key] = value.to_dense() if isinstance(value, RaggedTensor) else value
         return out
 
-    def _prepare_group(self, group: TableGroup, batch: dict) -> tuple:
+    def _prepare_group(self, group: TableGroup, batch: dict, padded: bool) -> tuple:
         """The group's requests, its distinct (ids, tags) with their counts, and each id's
-        position among them."""
+        position among them; ``padded`` for a table whose lookups never wait for the GPU (the
+        distinct ids are then padded to one per id, see ``HashTable.sync_free``)."""
         requests = {}
         for feature in group.features:
             if feature not in batch:
@@ -73,7 +78,7 @@ class EmbeddingEngine(nn.Module):
                 feature, batch[feature], use_weight=option.use_weight, device=option.device
             )
         ids, tags = group.lookup_keys(requests)
-        first, index = first_occurrences(ids, tags)
+        first, index = first_occurrences(ids, tags, padded)
         counts = occurrence_counts(index, first.size)
         return requests, ids[first], tags[first], counts, index
 

@@ -137,6 +137,13 @@ class HashTable(nn.Module):
         device = "" if self.device.type == "cpu" else f", device={str(self.device)!r}"
         return f"name={self.name!r}, dim={self.dim}, ids={len(self.table)}{device}"
 
+    @property
+    def sync_free(self) -> bool:
+        """Whether training steps never wait for the GPU: an unsharded
+        :attr:`EmbeddingTable.sync_free <recis.core.table.EmbeddingTable.sync_free>` table,
+        whose lookups then take distinct ids padded with ids of count 0."""
+        return self.shard is None and self.table.sync_free
+
     @beside_torch
     def lookup_unique(
         self, ids: np.ndarray, tags=None, counts=None
@@ -151,7 +158,7 @@ class HashTable(nn.Module):
             return rows, as_tensor(values)
         scale = None
         if self.grad_reduce_by == "id":
-            scale = 1.0 / self.table.xp.asarray(counts, np.float32)
+            scale = 1.0 / self.table.xp.asarray(counts, np.float32).clip(1)  # padding: 0
         return rows, lookup_rows(self._trigger, values, self.table, rows, scale)
 
     @beside_torch
@@ -161,7 +168,7 @@ class HashTable(nn.Module):
         flat = as_engine(ids.reshape(-1).to(self.device), "ids")
         if tags is not None and np.ndim(tags) > 0:
             tags = as_engine(torch.as_tensor(tags).reshape(-1).to(self.device), "tags")
-        first, inverse = first_occurrences(flat, tags)
+        first, inverse = first_occurrences(flat, tags, self.sync_free)
         counts = occurrence_counts(inverse, first.size)
         unique_tags = tags if tags is None or np.ndim(tags) == 0 else tags[first]
         (values,) = lookup_tables([self], [(flat[first], unique_tags, counts)])
