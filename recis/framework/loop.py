@@ -183,7 +183,7 @@ class TrainingLoop(abc.ABC):
     def _mean_over_ranks(self, value: float) -> float:
         if self.communicator is None:
             return value
-        total = self.communicator.all_reduce(np.array([value], np.float64), "sum", "loss")
+        total = self.communicator.all_reduce(np.array([float(value)]), "sum", "loss")
         return float(total[0]) / self.communicator.world_size
 
     def state_dict(self) -> dict:

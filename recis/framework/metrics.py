@@ -40,13 +40,24 @@ def clear_global_metrics() -> None:
 def scalar_metrics(metrics: dict | None) -> dict[str, float]:
     """The entries of ``metrics`` that are single numbers (Python, NumPy, or one-element
     tensors of any framework), as floats; other entries are left out."""
-    scalars = {}
+    return {name: float(value) for name, value in single_values(metrics).items()}
+
+
+def single_values(metrics: dict | None) -> dict:
+    """The entries of ``metrics`` that are single numbers, as they are: a tensor on a GPU stays
+    there (reading it would wait for the GPU), one-element arrays become 0-d.
+
+    >>> import numpy as np
+    >>> single_values({"loss": 0.5, "logits": np.zeros(3), "auc": np.array([0.7])})
+    {'loss': 0.5, 'auc': array(0.7)}
+    """
+    found = {}
     for name, value in (metrics or {}).items():
         if isinstance(value, numbers.Real):
-            scalars[name] = float(value)
-        elif hasattr(value, "item") and _element_count(value) == 1:
-            scalars[name] = float(value.item())
-    return scalars
+            found[name] = value
+        elif hasattr(value, "reshape") and _element_count(value) == 1:
+            found[name] = value.reshape(())
+    return found
 
 
 def _element_count(array) -> int | None:

@@ -5,9 +5,10 @@ The model's ``forward(batch)`` returns the loss. Each *step* consumes one batch:
 backward, and — every ``gradient_accumulation_steps`` steps — the dense optimizer (and LR
 scheduler) and the sparse optimizer update with the mean gradient of the accumulated batches.
 Metrics given to :func:`recis.framework.metrics.add_metric` during the step reach the hooks with
-the loss. Checkpoints are written every ``save_steps`` steps and at the end; :meth:`Trainer.train`
-first resumes from the newest checkpoint in ``output_dir`` (or warm-starts from ``model_bank``),
-so a killed run continues exactly where its last checkpoint was taken.
+the loss: as floats on the CPU, as 0-d tensors on a GPU, so that a step never waits for it (hooks
+read them when they report). Checkpoints are written every ``save_steps`` steps and at the end;
+:meth:`Trainer.train` first resumes from the newest checkpoint in ``output_dir`` (or warm-starts
+from ``model_bank``), so a killed run continues exactly where its last checkpoint was taken.
 
 Under torch.distributed with several ranks (launched with ``torchrun``), the tables are sharded over
 the ranks and the dense parameters are data-parallel: the model runs wrapped in
@@ -32,7 +33,12 @@ from recis.core.loss_scale import DynamicLossScale
 from recis.framework.arguments import TrainingArguments
 from recis.framework.checkpoint_manager import CheckpointManager
 from recis.framework.loop import TrainingLoop
-from recis.framework.metrics import clear_global_metrics, get_global_metrics, scalar_metrics
+from recis.framework.metrics import (
+    clear_global_metrics,
+    get_global_metrics,
+    scalar_metrics,
+    single_values,
+)
 from recis.hooks import Hook, LoggerHook
 from recis.optim.sparse_optim import SparseOptimizer
 
@@ -116,7 +122,9 @@ class Trainer(TrainingLoop):
             self._update(scale)
         else:
             self._count_sparse_micro_step()
-        metrics = {"loss": float(loss.detach()), **scalar_metrics(get_global_metrics())}
+        metrics = {"loss": loss.detach(), **single_values(get_global_metrics())}
+        if loss.device.type == "cpu":
+            metrics = scalar_metrics(metrics)  # on a GPU, hooks read them when they report
         metrics["step_seconds"] = time.perf_counter() - start
         metrics["batch_size"] = _batch_size(batch)
         return metrics

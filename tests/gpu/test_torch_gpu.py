@@ -1,7 +1,7 @@
 """The torch front end on CUDA tensors: ``EmbeddingOption(device="cuda")`` layers and sparse
 optimizers train like the CPU ones, run on the caller's stream, share memory with the engine over
 DLPack, and keep a training step's tensors on the GPU (the profiler sees no device-to-host copy
-but the engine's scalar reads, e.g. the number of new ids)."""
+in a step, with the engine's layers or with the Trainer)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ pytestmark = pytest.mark.gpu
 
 CLOSE = {"rtol": 1e-5, "atol": 1e-6}
 BATCH, STEPS = 64, 4
-SCALAR_BYTES = 8  # the engine reads counts and flags back one int64 at a time
 
 
 @pytest.fixture
@@ -176,17 +175,24 @@ def profiled(fn, path) -> list[int]:
     return device_to_host_copies(prof, path)
 
 
-def test_a_training_step_copies_no_tensor_to_the_host(cuda, tmp_path):
-    """Admission and eviction are left out: erasing ids hands their rows back to the table's
-    row allocator, which lives on the host."""
+def test_a_training_step_copies_nothing_to_the_host(cuda, tmp_path):
+    """Tables without admission and eviction policies are sync-free; the second and third steps
+    meet new ids and ids already there."""
     trainer, data = Trainer(cuda, policies=False), [to_device(b, cuda) for b in batches(2)]
+    assert all(t.sync_free for t in filter_out_sparse_param(trainer.engine).values())
     _, out = trainer.step(data[0])  # compiles the kernels, fills the memory pools
     torch.cuda.synchronize()
     activation = out["item"].detach()
     control = profiled(lambda: activation.cpu(), tmp_path / "control.json")
     assert activation.nbytes in control, f"the profiler missed a copy: {control}"
-    copies = profiled(lambda: trainer.step(data[1]), tmp_path / "step.json")
-    assert all(0 <= size <= SCALAR_BYTES for size in copies), copies
+    for batch in data[1:3]:
+        assert profiled(lambda b=batch: trainer.step(b), tmp_path / "step.json") == []
+    cpu = Trainer("cpu", policies=False)
+    for batch in data[:3]:
+        cpu.step(to_device(batch, "cpu"))
+    assert_same_training(
+        (np.zeros(1), {}, trainer.tables()), (np.zeros(1), {}, cpu.tables()), **CLOSE
+    )
 
 
 def test_tensors_reach_the_engine_and_come_back_without_copies(cp, cuda):
@@ -226,3 +232,40 @@ def test_cuda_tables_take_host_ids_by_moving_them(cuda):
     ids = torch.tensor([1, 2, 1])
     from_host, from_device = table(ids), table(ids.to(cuda))
     assert from_host.is_cuda and torch.equal(from_host, from_device)
+
+
+class ClickModel(torch.nn.Module):
+    """The three features into a linear layer; the loss is the mean softplus of its output."""
+
+    def __init__(self, device) -> None:
+        super().__init__()
+        self.engine = EmbeddingEngine(options(device, policies=False))
+        self.dense = torch.nn.Linear(8 + 8 + 12, 1).to(device)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        out = self.engine(batch)
+        tags = out["tags"].reshape(out["user"].shape[0], -1)
+        features = torch.cat([out["user"].reshape(tags.shape[0], -1), out["item"], tags], 1)
+        return torch.nn.functional.softplus(self.dense(features)).mean()
+
+
+def test_a_trainer_step_copies_nothing_to_the_host(cuda, tmp_path):
+    from recis.framework.trainer import Trainer as FrameworkTrainer
+    from recis.framework.trainer import TrainingArguments
+
+    model = ClickModel(cuda)
+    trainer = FrameworkTrainer(
+        model,
+        TrainingArguments(output_dir=str(tmp_path / "run"), save_steps=0),
+        dense_optimizers=(torch.optim.Adam(model.dense.parameters()), None),
+        sparse_optimizer=SparseAdamW(filter_out_sparse_param(model), lr=0.05),
+        data_to_cuda=True,
+    )
+    data = batches(3)
+    trainer.run_step(data[0])  # compiles the kernels, fills the memory pools
+    torch.cuda.synchronize()
+    metrics = []
+    copies = profiled(lambda: metrics.append(trainer.run_step(data[1])), tmp_path / "step.json")
+    assert copies == []  # the batch goes to the GPU; nothing comes back
+    loss = metrics[0]["loss"]
+    assert isinstance(loss, torch.Tensor) and loss.is_cuda and torch.isfinite(loss)

@@ -70,7 +70,12 @@ from recis.backends.jax.precision import DynamicLossScale, Policy
 from recis.backends.jax.train import _batch_size
 from recis.framework.arguments import TrainingArguments
 from recis.framework.loop import TrainingLoop
-from recis.framework.metrics import clear_global_metrics, get_global_metrics, scalar_metrics
+from recis.framework.metrics import (
+    clear_global_metrics,
+    get_global_metrics,
+    scalar_metrics,
+    single_values,
+)
 from recis.hooks.logger_hook import LoggerHook
 
 FP16_INITIAL_SCALE = 2.0**16  # as the torch front end's loss scale
@@ -150,9 +155,10 @@ class Trainer(TrainingLoop):
         clear_global_metrics()
         start = time.perf_counter()
         out = self.train_step(batch)
-        loss = float(out.loss)
         self._report(out.aux, batch)
-        metrics = {"loss": loss, **scalar_metrics(get_global_metrics())}
+        metrics = {"loss": out.loss, **single_values(get_global_metrics())}
+        if all(device.platform == "cpu" for device in out.loss.devices()):
+            metrics = scalar_metrics(metrics)  # on a GPU, hooks read them when they report
         metrics["step_seconds"] = time.perf_counter() - start
         metrics["batch_size"] = _batch_size(batch)
         return metrics
