@@ -107,7 +107,7 @@ class DeviceRowAllocator:
     def _exact(self) -> np.ndarray:
         """The state on the host, once the device has finished every queued allocation."""
         self._cupy.cuda.Device().synchronize()
-        return self._state.get()
+        return self._cupy.asnumpy(self._state)
 
     @property
     def high_water(self) -> int:
@@ -141,7 +141,7 @@ class DeviceRowAllocator:
     def state(self) -> dict[str, np.ndarray]:
         """As :meth:`RowAllocator.state` (host arrays); waits for the device."""
         high_water, free_count, _ = self._exact()
-        free = self._free[:free_count].get()
+        free = self._cupy.asnumpy(self._free[:free_count])
         return {"high_water": np.array(high_water), "free": free}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
