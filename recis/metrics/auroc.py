@@ -17,6 +17,10 @@ Labels and predictions are ``[N]`` or ``[N, 2]`` (non-click, click); a label abo
 click. :meth:`AUROC.forward` returns the batch's AUC *and* accumulates the batch (RecIS's forward
 only returns it), so do not also call :meth:`AUROC.update` with the same batch.
 
+Predictions on a GPU (threshold mode) are counted there (:mod:`recis.metrics.device_auc`), and
+``forward`` and ``compute`` return tensors on it, so that a step reporting its AUC never waits
+for the GPU. Bad predictions (NaN, outside [0, 1]) are then not refused but make the AUC NaN.
+
 Under torch.distributed with several ranks, each rank accumulates its own batches and
 :meth:`AUROC.compute` sums the counts (gathers the scores) of all ranks: a collective that every
 rank must call. With ``dist_sync_on_step`` the batch value of ``forward`` is over all ranks'
@@ -38,6 +42,7 @@ import torch
 from torch import nn
 
 from recis.core import metrics as core
+from recis.metrics import device_auc
 from recis.metrics.distributed import all_gather, all_reduce_sum, is_distributed
 from recis.metrics.tensors import host_array
 
@@ -70,6 +75,7 @@ class AUROC(nn.Module):
         for name in COUNT_NAMES:
             zeros = torch.zeros(num_thresholds, dtype=torch.int64)
             setattr(self, name, nn.Parameter(zeros, requires_grad=False))
+        self.register_buffer("invalid", torch.zeros((), dtype=torch.int64), persistent=False)
 
     @property
     def thresholds(self) -> torch.Tensor:
@@ -78,6 +84,11 @@ class AUROC(nn.Module):
 
     def forward(self, predictions, labels) -> torch.Tensor:
         """Accumulate the batch and return its AUC (float32 scalar on the predictions' device)."""
+        if self._on_device(predictions):
+            counts, invalid = self._device_counts(predictions, labels)
+            if self.dist_sync_on_step:
+                counts, invalid = all_reduce_sum(counts), all_reduce_sum(invalid)
+            return device_auc.threshold_auc(counts, invalid).float()
         batch = self._batch_state(predictions, labels)
         self._accumulate(batch)
         if self.dist_sync_on_step:
@@ -87,10 +98,17 @@ class AUROC(nn.Module):
 
     def update(self, predictions, labels) -> None:
         """Accumulate a batch."""
+        if self._on_device(predictions):
+            self._device_counts(predictions, labels)
+            return
         self._accumulate(self._batch_state(predictions, labels))
 
     def compute(self) -> torch.Tensor:
         """AUC of everything accumulated on all ranks (float32 scalar)."""
+        if self.mode == "threshold" and self.tp.device.type != "cpu":
+            counts = torch.stack([getattr(self, n).detach() for n in COUNT_NAMES])
+            invalid = all_reduce_sum(self.invalid.clone())
+            return device_auc.threshold_auc(all_reduce_sum(counts), invalid).float()
         if self.mode == "exact":
             state, device = self._samples.samples(), "cpu"
         else:
@@ -106,6 +124,23 @@ class AUROC(nn.Module):
         with torch.no_grad():
             for name in COUNT_NAMES:
                 getattr(self, name).zero_()
+            self.invalid.zero_()
+
+    def _on_device(self, predictions) -> bool:
+        """Whether a batch is counted where it is: threshold mode, predictions on a GPU."""
+        on_gpu = isinstance(predictions, torch.Tensor) and predictions.device.type != "cpu"
+        return self.mode == "threshold" and on_gpu
+
+    def _device_counts(self, predictions, labels) -> tuple[torch.Tensor, torch.Tensor]:
+        """Count a GPU batch into the state (on the state's device); its counts and bad
+        predictions."""
+        thresholds = torch.from_numpy(self._thresholds).to(predictions.device)
+        counts, invalid = device_auc.confusion_counts(predictions, labels, thresholds)
+        with torch.no_grad():
+            for name, row in zip(COUNT_NAMES, counts.to(self.tp.device), strict=True):
+                getattr(self, name).add_(row)
+            self.invalid.add_(invalid.to(self.invalid.device))
+        return counts, invalid
 
     def _batch_state(self, predictions, labels):
         """Counts ``[4, T]`` (threshold mode) or (scores, positive) of one batch."""

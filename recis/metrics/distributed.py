@@ -20,10 +20,15 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def all_reduce_sum(array: np.ndarray) -> np.ndarray:
-    """Elementwise sum of ``array`` over all ranks (the array itself when not distributed)."""
+def all_reduce_sum(array):
+    """Elementwise sum of ``array`` (NumPy, or a tensor summed where it is) over all ranks (the
+    array itself when not distributed)."""
     if not is_distributed():
         return array
+    if isinstance(array, torch.Tensor):
+        total = array.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
     tensor = torch.from_numpy(np.ascontiguousarray(array)).to(collective_device())
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.cpu().numpy()

@@ -269,3 +269,22 @@ def test_a_trainer_step_copies_nothing_to_the_host(cuda, tmp_path):
     assert copies == []  # the batch goes to the GPU; nothing comes back
     loss = metrics[0]["loss"]
     assert isinstance(loss, torch.Tensor) and loss.is_cuda and torch.isfinite(loss)
+
+
+def test_auroc_counts_gpu_predictions_on_the_gpu_like_the_cpu(cuda, tmp_path):
+    from recis.metrics import AUROC
+
+    rng = np.random.default_rng(5)
+    on_cpu, on_gpu = AUROC(num_thresholds=50), AUROC(num_thresholds=50).to(cuda)
+    for _ in range(3):
+        predictions = torch.from_numpy(rng.random(1000).astype(np.float32))
+        labels = torch.from_numpy(rng.integers(0, 2, 1000))
+        want = on_cpu(predictions, labels)
+        got = on_gpu(predictions.to(cuda), labels.to(cuda))
+        assert got.is_cuda and abs(got.item() - want.item()) < 1e-6
+    assert abs(on_gpu.compute().item() - on_cpu.compute().item()) < 1e-6
+    batch = (predictions.to(cuda), labels.to(cuda))
+    torch.cuda.synchronize()
+    assert profiled(lambda: (on_gpu.update(*batch), on_gpu.compute()), tmp_path / "auc.json") == []
+    on_gpu.update(torch.tensor([float("nan")], device=cuda), torch.tensor([1], device=cuda))
+    assert torch.isnan(on_gpu.compute())
