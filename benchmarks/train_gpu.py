@@ -16,8 +16,9 @@ Both use lazy (sparse) Adam for the tables. Each system runs in a fresh process.
 the training stream (milliseconds per step, their sum is the step): ``io`` (taking the next
 batch, including any wait for its copy), ``features`` (the feature engine; the id mod for the
 static tables), ``lookup`` (the embedding forward), ``dense`` (tower forward, loss, the whole
-backward pass and the dense optimizer step) and ``sparse_update`` (the tables' optimizer).
-Prints one JSON object.
+backward pass and the dense optimizer step) and ``sparse_update`` (the tables' optimizer). One
+more step runs under the torch profiler, which counts its device-to-host copies (the host waits
+for each). Prints one JSON object.
 
     python benchmarks/train_gpu.py [--steps 20] [--warmup 3] [--batch_size 65536]
 
@@ -177,17 +178,7 @@ def measure(system_name: str, args) -> dict:
         if step == args.warmup:
             torch.cuda.synchronize()
             start = time.perf_counter()
-        events = [_event()]
-        batch = next(source)
-        events.append(_event())
-        features = system.features(batch)
-        events.append(_event())
-        embeddings = system.lookup(features)
-        events.append(_event())
-        system.dense_step(batch, embeddings)
-        events.append(_event())
-        system.sparse_update()
-        events.append(_event())
+        events = train_step(system, source)
         if step >= args.warmup:
             marks.append(events)
     torch.cuda.synchronize()
@@ -196,7 +187,38 @@ def measure(system_name: str, args) -> dict:
         stage: sum(e[k].elapsed_time(e[k + 1]) for e in marks) / len(marks)
         for k, stage in enumerate(STAGES)
     }
-    return {"samples_per_second": args.steps * args.batch_size / seconds, "stage_ms": stage_ms}
+    return {
+        "samples_per_second": args.steps * args.batch_size / seconds,
+        "stage_ms": stage_ms,
+        "device_to_host_copies_per_step": device_to_host_copies(system, source),
+    }
+
+
+def train_step(system, source) -> list:
+    """One step of ``system`` on the next batch; CUDA events around its stages."""
+    events = [_event()]
+    batch = next(source)
+    events.append(_event())
+    features = system.features(batch)
+    events.append(_event())
+    embeddings = system.lookup(features)
+    events.append(_event())
+    system.dense_step(batch, embeddings)
+    events.append(_event())
+    system.sparse_update()
+    events.append(_event())
+    return events
+
+
+def device_to_host_copies(system, source) -> int:
+    """Device-to-host copies the torch profiler sees in one step."""
+    import torch
+
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as profile:
+        train_step(system, source)
+        torch.cuda.synchronize()
+    return sum("DtoH" in event.name for event in profile.events())
 
 
 def _event():
