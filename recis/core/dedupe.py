@@ -34,8 +34,8 @@ def first_occurrences(keys: np.ndarray, tags=None, padded: bool = False):
     position the index of its pair among them.
 
     With ``padded``, the positions have one entry per key, those past the number of distinct
-    pairs being 0; the inverse never points at them (so :func:`occurrence_counts
-    <recis.core.embedding_plan.occurrence_counts>` gives them count 0). On the GPU this is what
+    pairs being 0; the inverse never points at them (so :func:`occurrence_counts`
+    gives them count 0). On the GPU this is what
     keeps the call from waiting for the device: otherwise the number of pairs is read back.
 
     >>> first_occurrences(np.array([5, 6, 5]), padded=True)[0].tolist()
@@ -58,6 +58,21 @@ def first_occurrences(keys: np.ndarray, tags=None, padded: bool = False):
     if on_cpu:
         first[count:] = 0
     return first, inverse
+
+
+def occurrence_counts(index, size: int):
+    """How often each of ``size`` distinct ids occurs, given each occurrence's ``index`` among
+    them (int64, on the device of ``index``).
+
+    >>> occurrence_counts(np.array([0, 1, 0]), 3).tolist()
+    [2, 1, 0]
+    """
+    xp = array_module(index)
+    if xp is not np:
+        return cuda_kernels.occurrence_counts(index, size)  # no size read back, as bincount does
+    if not index.size:
+        return xp.zeros(size, np.int64)
+    return xp.bincount(index, minlength=size).astype(np.int64, copy=False)
 
 
 def unique_inverse(keys: np.ndarray, tags=None) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from recis.core import interop
-from recis.core.cuda import dedupe as cuda_dedupe
 from recis.core.dedupe import array_module
 from recis.core.ragged import Ragged
 
@@ -84,21 +83,6 @@ def ragged_request(name: str, value: Ragged, use_weight: bool = True) -> Request
     weights = value.weights if use_weight else None
     offsets = value.offsets[-1].astype(np.int64, copy=False)
     return Request(ids, offsets, weights, tuple(prefix), dense=False)
-
-
-def occurrence_counts(index, size: int):
-    """How often each of ``size`` distinct ids occurs, given each occurrence's ``index`` among
-    them (int64, on the device of ``index``).
-
-    >>> occurrence_counts(np.array([0, 1, 0]), 3).tolist()
-    [2, 1, 0]
-    """
-    xp = array_module(index)
-    if xp is not np:
-        return cuda_dedupe.occurrence_counts(index, size)  # no size read back, as bincount does
-    if not index.size:
-        return xp.zeros(size, np.int64)
-    return xp.bincount(index, minlength=size).astype(np.int64, copy=False)
 
 
 def output_shape(request: Request, dim: int, tile_len: int | None = None) -> tuple[int, ...]:

@@ -10,8 +10,7 @@ import pytest
 
 from recis.core.cuda.row_allocator import allocate_ranked
 from recis.core.cuda.segment import row_groups
-from recis.core.dedupe import first_occurrences, sum_by_index, unique_inverse
-from recis.core.embedding_plan import occurrence_counts
+from recis.core.dedupe import first_occurrences, occurrence_counts, sum_by_index, unique_inverse
 from recis.core.initializers import NormalInitializer
 from recis.core.row_allocator import RowAllocator
 from recis.core.table import EmbeddingTable
@@ -39,31 +38,23 @@ def test_ranked_allocation_hands_out_the_host_allocators_rows(seed):
         live += want.tolist()
 
 
-def _first_seen_groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows >= 0 in order of first occurrence, and each kept position's group."""
-    kept = np.flatnonzero(rows >= 0)
-    distinct, inverse = unique_inverse(rows[kept])
-    return distinct, inverse
-
-
 @pytest.mark.parametrize("seed", range(6))
-def test_padded_row_groups_sum_like_the_exact_ones(seed):
+def test_row_groups_sum_like_the_exact_sums(seed):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(0, 300))
     rows = rng.integers(-1, 1 + int(rng.integers(1, 60)), n)
     values = rng.standard_normal((n, 3)).astype(np.float32)
-    order = np.argsort(rows, kind="stable")
-    distinct, begin, end = row_groups(np, rows, order)
-    want_rows, inverse = _first_seen_groups(rows)
-    count = want_rows.size
-    assert distinct.size == begin.size == end.size == n
-    np.testing.assert_array_equal(distinct[:count], want_rows)
-    assert (distinct[count:] == -1).all() and (begin[count:] == end[count:]).all()
-    sums = np.stack([values[order[b:e]].sum(0) for b, e in zip(begin, end, strict=True)])
-    sums = sums if n else np.zeros((0, 3), np.float32)
-    want = sum_by_index(values[rows >= 0], inverse, count)
-    np.testing.assert_allclose(sums[:count], want, rtol=1e-5, atol=1e-6)
-    assert not sums[count:].any()
+    distinct, order, begin, end = row_groups(rows)
+    assert distinct.size == order.size == begin.size == end.size == n
+    kept = distinct >= 0
+    want_rows, inverse = unique_inverse(rows[rows >= 0])
+    np.testing.assert_array_equal(distinct[kept], want_rows)
+    assert (begin[~kept] == end[~kept]).all()
+    sums = np.array([values[order[b:e]].sum(0) for b, e in zip(begin, end, strict=True)])
+    want = sum_by_index(values[rows >= 0], inverse, want_rows.size)
+    np.testing.assert_allclose(sums[kept], want, rtol=1e-5, atol=1e-6)
+    for b, e in zip(begin, end, strict=True):  # each group in position order
+        assert (np.diff(order[b:e]) > 0).all()
 
 
 def test_padded_first_occurrences_pad_with_uncounted_position_zero():

@@ -1,6 +1,7 @@
 """What lets a GPU training step run without waiting for the device: device values mirrored to
-the host, errors raised later, rows allocated on the device, padded deduplication, and updates
-that leave out non-finite rows on the device — each against its CPU counterpart."""
+the host, errors raised later, rows allocated on the device, padded deduplication, a radix sort
+instead of Thrust's, and updates that leave out non-finite rows on the device — each against its
+CPU counterpart."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 
 from recis.core.cuda.host_mirror import DeferredErrors, HostMirror, raise_deferred_errors
 from recis.core.cuda.row_allocator import DeviceRowAllocator
+from recis.core.cuda.segment import row_groups
+from recis.core.cuda.sort import stable_argsort
 from recis.core.dedupe import first_occurrences
 from recis.core.errors import NonFiniteGradientError
 from recis.core.id_map import IdMap
@@ -77,7 +80,8 @@ def test_id_map_inserts_with_a_device_count_and_grows_when_the_bound_says_so(cp)
         want, got = cpu_map.find_or_insert(batch), gpu_map.find_or_insert(cp.asarray(batch))
         np.testing.assert_array_equal(cp.asnumpy(got.rows), want.rows)
         assert int(got.count) == want.count
-        assert len(gpu_map) == len(cpu_map) and gpu_map.capacity == cpu_map.capacity
+        assert len(gpu_map) == len(cpu_map)
+        assert gpu_map.capacity >= cpu_map.capacity  # grown for the bound, without waiting
 
 
 @pytest.mark.parametrize("tags", [False, True])
@@ -129,3 +133,18 @@ def test_non_finite_rows_are_left_out_on_the_device(cp, on_nonfinite):
     with pytest.raises(NonFiniteGradientError, match=r"'t': 1 rows .* update 1"):
         updaters[1].state_dict()
     raise_deferred_errors(wait=True)  # raised once
+
+
+@pytest.mark.parametrize("n, bound", [(1, 5), (1000, 3), (300_000, 1 << 20), (1 << 21, 1 << 33)])
+def test_radix_argsort_is_numpys_stable_argsort(cp, n, bound):
+    rng = np.random.default_rng(n)
+    keys = rng.integers(0, bound, n)
+    keys[rng.random(n) < 0.5] = keys[0]  # a hot key
+    got = stable_argsort(cp.asarray(keys), bound)
+    np.testing.assert_array_equal(cp.asnumpy(got), np.argsort(keys, kind="stable"))
+
+
+def test_row_groups_on_the_gpu_are_the_cpus(cp):
+    rows = np.random.default_rng(4).integers(-1, 5000, 200_000)
+    for got, want in zip(row_groups(cp.asarray(rows)), row_groups(rows), strict=True):
+        np.testing.assert_array_equal(cp.asnumpy(got), want)

@@ -51,8 +51,8 @@ import numpy as np
 
 from recis.backends.jax.layout import RunLayout, feature_request, layout_run, pad_request
 from recis.backends.jax.options import EmbeddingOption
-from recis.core.dedupe import first_occurrences
-from recis.core.embedding_plan import Request, TableGroup, occurrence_counts, plan_tables
+from recis.core.dedupe import first_occurrences, occurrence_counts
+from recis.core.embedding_plan import Request, TableGroup, plan_tables
 from recis.core.policies import LookupStats
 from recis.core.segment import segment_reduce, segment_reduce_backward
 from recis.core.table import EmbeddingTable

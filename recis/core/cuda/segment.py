@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from recis.core.cuda import loader
+from recis.core.cuda.sort import stable_argsort
+from recis.core.dedupe import array_module, first_occurrences, occurrence_counts
 
 SOURCE = "segment.cu"
 NULL = np.uint64(0)  # a null pointer argument
@@ -72,52 +74,46 @@ def segment_reduce_backward(
     args = (offsets, np.int64(num_segments), np.int64(index.size), weights, normalize)
     args += (np.int64(tile_len or 0), np.int64(group), source, scale, np.int64(total))
     _run("segment_sources", total, args)
-    order = cupy.argsort(index)
-    bounds = cupy.searchsorted(index[order], cupy.arange(num_rows + 1, dtype=np.int64))
+    in_range = (index >= 0) & (index < num_rows)
+    order = stable_argsort(cupy.where(in_range, index, num_rows), num_rows + 1)  # others last
+    end = cupy.cumsum(occurrence_counts(index, num_rows))  # counts leave out-of-range ids out
     values = grad_out.reshape(-1, dim)
-    return _accumulate(cupy, order, bounds[:-1], bounds[1:], (source, scale), values, 1)
+    return _accumulate(cupy, order, end - occurrence_counts(index, num_rows), end,
+                       (source, scale), values, 1)  # fmt: skip
 
 
 def sum_by_row(rows, values, divisor: int):
     """Rows >= 0 of ``rows`` (CuPy int64), each once in order of first occurrence, and the sums
     of their ``values`` rows (float32 ``[n, D]``, summed in position order) divided by
     ``divisor`` unless it is 1: ``GradientBuffer.summed`` on the GPU. The result keeps one
-    entry per entry of ``rows``, padded with row -1 and zero sums (:func:`row_groups`), so
-    nothing waits for the device."""
+    entry per entry of ``rows``, with row -1 and a zero sum where there is no row (see
+    :func:`row_groups`), so nothing waits for the device."""
     cupy = loader.require_cupy("summing gradients on the GPU")
     rows = cupy.ascontiguousarray(rows, np.int64)
     values = cupy.ascontiguousarray(values, np.float32)
-    order = cupy.argsort(rows)
-    distinct, begin, end = row_groups(cupy, rows, order)
+    distinct, order, begin, end = row_groups(rows)
     return distinct, _accumulate(cupy, order, begin, end, (NULL, NULL), values, divisor)
 
 
-def row_groups(xp, rows, order):
-    """The distinct rows >= 0 of ``rows`` in order of first occurrence, each with the range
-    ``[begin, end)`` of its positions in ``order`` (a stable argsort of ``rows``), padded to
-    ``len(rows)`` with row -1 and empty ranges; for NumPy or CuPy arrays, with no size read back.
+def row_groups(rows):
+    """``rows`` (int64, NumPy or CuPy) grouped without sorting them and without reading a size
+    back: the distinct rows in order of first occurrence (hashed, as
+    :func:`~recis.core.dedupe.first_occurrences`), padded to ``len(rows)`` with -1, which also
+    stands for the group of the rows of -1; the positions grouped by row, each group in position
+    order; and each group's ``[begin, end)`` in them, empty where the row is -1.
 
-    >>> rows = np.array([7, -1, 3, 7, 7])
-    >>> [a.tolist() for a in row_groups(np, rows, np.argsort(rows, kind="stable"))]
-    [[7, 3, -1, -1, -1], [2, 1, 0, 0, 0], [5, 2, 0, 0, 0]]
+    >>> [a.tolist() for a in row_groups(np.array([7, -1, 3, 7, 7]))]
+    [[7, -1, 3, -1, -1], [0, 3, 4, 1, 2], [0, 4, 4, 5, 5], [3, 4, 5, 5, 5]]
     """
-    n = rows.size
-    ordered = rows[order]
-    head = ordered >= 0  # the first sorted position of each distinct row >= 0
-    head[1:] &= ordered[1:] != ordered[:-1]
-    group = xp.cumsum(head) - 1  # at a head: the index of its row among the distinct rows
-    groups = group[-1:] + 1 if n else xp.zeros(1, np.int64)
-    position = xp.arange(n, dtype=np.int64)
-    starts = xp.zeros(n + 1, np.int64)
-    starts[xp.where(head, group, n)] = position  # positions other than heads land in starts[n]
-    following = xp.concatenate([starts[1:n], xp.full(min(n, 1), n, np.int64)])
-    valid = position < groups
-    ends = xp.where(valid & (position + 1 < groups), following, xp.where(valid, n, 0))
-    starts = xp.where(valid, starts[:n], 0)
-    first_seen = xp.where(valid, order[starts], n + position)  # padding sorts last
-    by_first = xp.argsort(first_seen)
-    starts, ends = starts[by_first], ends[by_first]
-    return xp.where(valid, ordered[starts], -1), starts, ends
+    xp, n = array_module(rows), rows.size
+    first, inverse = first_occurrences(rows, padded=True)
+    counts = occurrence_counts(inverse, n)
+    on_cpu = xp is np
+    order = np.argsort(inverse, kind="stable") if on_cpu else stable_argsort(inverse, n)
+    end = xp.cumsum(counts)
+    distinct = xp.where(counts > 0, rows[first], -1)
+    begin = xp.where(distinct >= 0, end - counts, end)  # the rows of -1 are left out
+    return distinct, order, begin, end
 
 
 def _accumulate(cupy, order, begin, end, sources: tuple, values, divisor: int):

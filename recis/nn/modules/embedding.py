@@ -22,15 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from recis.core.dedupe import first_occurrences
+from recis.core.dedupe import first_occurrences, occurrence_counts
 from recis.core.embedding_option import EmbeddingOptionBase
-from recis.core.embedding_plan import (
-    Request,
-    dense_request,
-    occurrence_counts,
-    output_shape,
-    ragged_request,
-)
+from recis.core.embedding_plan import Request, dense_request, output_shape, ragged_request
 from recis.nn.functional.embedding_ops import combine
 from recis.nn.functional.engine_calls import as_engine, beside_torch
 from recis.nn.modules.hashtable import HashTable, lookup_tables, storage_dtype

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recis.core.dedupe import first_occurrences
-from recis.core.embedding_plan import TableGroup, merge_requests, occurrence_counts, plan_tables
+from recis.core.dedupe import first_occurrences, occurrence_counts
+from recis.core.embedding_plan import TableGroup, merge_requests, plan_tables
 from recis.nn.functional.engine_calls import beside_torch
 from recis.nn.modules.embedding import EmbeddingOption, combine_segments, make_request, shape_output
 from recis.nn.modules.hashtable import lookup_tables

@@ -29,8 +29,7 @@ import torch
 from torch import nn
 
 from recis.backends.torch.communicator import default_communicator
-from recis.core.dedupe import first_occurrences
-from recis.core.embedding_plan import occurrence_counts
+from recis.core.dedupe import first_occurrences, occurrence_counts
 from recis.core.policies import LookupStats
 from recis.core.policy_hooks import AdmitHook, FilterHook
 from recis.core.table import EmbeddingTable

@@ -1,0 +1,58 @@
+// Stable sort of small non-negative int64 keys without waiting for the host: a least significant
+// digit radix sort, 8 bits a pass (recis/core/cuda/sort.py), with no Thrust and no atomics in the
+// placement, so the order is the same on every run and on the CPU.
+//
+// A pass reads the keys in the order of the previous pass. Items are cut into tiles of TILE
+// consecutive items; a tile's items of one digit keep their order, and the tiles theirs:
+//   radix_digits       digits[i] = the pass's digit of the i-th item
+//   radix_tile_counts  counts[d * tiles + t] = items of tile t with digit d (counts zeroed)
+//   (an exclusive prefix sum of counts, digit-major, gives each (digit, tile) its first place)
+//   radix_scatter      each item goes to its (digit, tile)'s first place plus its rank among the
+//                      items of its tile with the same digit
+// The kernels use the portable loop of feature_support.cuh, so they also build as plain C++.
+#include "feature_support.cuh"
+
+using recis::features::i64;
+using recis::features::u64;
+
+namespace {
+
+constexpr i64 TILE = 256;
+constexpr u64 DIGIT_MASK = 255;
+
+RECIS_FN void count_one(i64* counter) {
+#if defined(__CUDA_ARCH__)
+  atomicAdd(reinterpret_cast<unsigned long long*>(counter), 1ULL);
+#else
+  *counter += 1;
+#endif
+}
+
+}  // namespace
+
+// digits[i] = bits [shift, shift + 8) of keys[order[i]].
+RECIS_KERNEL radix_digits(i64 n, const i64* keys, const i64* order, i64 shift,
+                          unsigned char* digits) {
+  RECIS_FOR_EACH_ITEM(i, n) {
+    digits[i] = static_cast<unsigned char>((static_cast<u64>(keys[order[i]]) >> shift) & DIGIT_MASK);
+  }
+}
+
+// counts[d * tiles + t] += the items of tile t whose digit is d.
+RECIS_KERNEL radix_tile_counts(i64 n, const unsigned char* digits, i64 tiles, i64* counts) {
+  RECIS_FOR_EACH_ITEM(i, n) { count_one(&counts[digits[i] * tiles + i / TILE]); }
+}
+
+// out[starts[d * tiles + t] + rank] = order[i], for item i of tile t with digit d and `rank`
+// earlier items of that tile with digit d.
+RECIS_KERNEL radix_scatter(i64 n, const unsigned char* digits, const i64* order,
+                           const i64* starts, i64 tiles, i64* out) {
+  RECIS_FOR_EACH_ITEM(i, n) {
+    const unsigned char digit = digits[i];
+    i64 rank = 0;
+    for (i64 j = i - i % TILE; j < i; ++j) {
+      rank += digits[j] == digit;
+    }
+    out[starts[digit * tiles + i / TILE] + rank] = order[i];
+  }
+}
