@@ -63,11 +63,16 @@ extern "C" __global__ void dedupe_first_positions(const Slot* __restrict__ scrat
     });
 }
 
-// counts[index[i]] += 1 for every i: how often each distinct key occurs, from the inverse index.
-// counts (int64, zeroed) has room for every index; integer additions make the result exact.
+// counts[index[i]] += 1 for every i: how often each of `size` distinct keys occurs, from the
+// inverse index (int64 counts, zeroed; integer additions make the result exact). Indices outside
+// [0, size) are not counted.
 extern "C" __global__ void dedupe_count_occurrences(const long long* __restrict__ index,
-                                                    long long n, long long* counts) {
+                                                    long long n, long long size,
+                                                    long long* counts) {
     for_each_index(n, [&](long long i) {
-        atomicAdd(reinterpret_cast<unsigned long long*>(&counts[index[i]]), 1ULL);
+        const long long k = index[i];
+        if (0 <= k && k < size) {
+            atomicAdd(reinterpret_cast<unsigned long long*>(&counts[k]), 1ULL);
+        }
     });
 }

@@ -11,10 +11,10 @@ Keys may carry a *tag* in ``[0, 2**15)``: the logical table of a merged physical
 then runs the CUDA kernels of :mod:`recis.core.cuda.id_map` on CuPy's current stream, with results
 bitwise equal to the CPU's (only the slot order of :meth:`IdMap.export` may differ). Rows come
 from a :class:`~recis.core.cuda.row_allocator.DeviceRowAllocator`, so
-:meth:`IdMap.find_or_insert` never waits for the device while the host's bound of the map's
-size says the batch fits (the number of new keys stays on the device; see :class:`Inserted`).
-Waiting are: :func:`len` and :meth:`IdMap.stats`, a batch that might not fit, :meth:`IdMap.erase`
-and :meth:`IdMap.insert_new`.
+:meth:`IdMap.find_or_insert` never waits for the device (the number of new keys stays there; see
+:class:`Inserted`): when the host's bound of the map's size says a batch might not fit, the map
+grows for the bound instead, and waits only to decide against ``max_size``. Waiting are also
+:func:`len` and :meth:`IdMap.stats`, :meth:`IdMap.erase` and :meth:`IdMap.insert_new`.
 
 >>> import numpy as np
 >>> ids = IdMap(name="user")
@@ -171,7 +171,10 @@ class IdMap:
         :class:`TableFullError` (inserting nothing) if ``max_size`` would be exceeded.
         """
         keys, tag_array, stride = self._keys_and_tags(keys, tags)
-        if self._fits(self.rows.live_bound() + keys.size) or (
+        most = self.rows.live_bound() + keys.size  # if every key is new
+        if self._xp is not np and not self._fits(most) and self._fits_max_size(most):
+            self.reserve(most)  # grow on the device rather than wait for the exact size
+        if self._fits(most) or (
             self._xp is not np and self._fits(len(self) + keys.size)  # the bound was loose
         ):
             return self._find_or_insert_in_one_probe(keys, tag_array, stride)
@@ -187,9 +190,10 @@ class IdMap:
 
     def _fits(self, size: int) -> bool:
         """Whether ``size`` keys fit without growing or passing ``max_size``."""
-        return size <= self.capacity * self.max_load and (
-            self.max_size is None or size <= self.max_size
-        )
+        return size <= self.capacity * self.max_load and self._fits_max_size(size)
+
+    def _fits_max_size(self, size: int) -> bool:
+        return self.max_size is None or size <= self.max_size
 
     def _find_or_insert_in_one_probe(self, keys, tags, stride) -> Inserted:
         """:meth:`find_or_insert` when every key would fit without growing: each key is probed

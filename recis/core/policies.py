@@ -136,8 +136,9 @@ class FrequencyAdmission(Admission):
 
     def admit(self, keys, tags, counts):
         inserted = self._seen.find_or_insert(keys, tags)
-        if self._seen.rows.high_water > self._counts.size:
-            grown = interop.namespace(keys).zeros(2 * self._seen.rows.high_water, np.int64)
+        needed = self._seen.rows.high_water_bound()  # no wait for a GPU's exact count
+        if needed > self._counts.size:
+            grown = interop.namespace(keys).zeros(2 * needed, np.int64)
             grown[: self._counts.size] = self._counts
             self._counts = grown
         admitted = _advance_counts(self._counts, inserted, counts, self.threshold)

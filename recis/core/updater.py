@@ -7,9 +7,9 @@ rows and their slots (lazy: other rows do not change). For a table whose rows li
 (a ``"cuda"`` row store, CuPy gradients), gradients are summed, the rows and slots gathered, the
 rule applied (one fused CUDA kernel, :mod:`recis.core.cuda.optim`) and the results scattered, all
 on the device, and nothing waits for it: rows with non-finite gradients are left out on the
-device, and under ``on_nonfinite="raise"`` the whole table's update is; the error is then raised
-by a later :meth:`SparseUpdater.step` (or :meth:`SparseUpdater.state_dict`), once the host sees
-it.
+device, and under ``on_nonfinite="raise"`` the whole table's update is (its step count still
+advances, unlike on the CPU, which raises before counting); the error is then raised by a later
+:meth:`SparseUpdater.step` (or :meth:`SparseUpdater.state_dict`), once the host sees it.
 
 >>> import numpy as np
 >>> from recis.core.optim import SGD

@@ -41,6 +41,7 @@ from recis.framework.metrics import (
 )
 from recis.hooks import Hook, LoggerHook
 from recis.optim.sparse_optim import SparseOptimizer
+from recis.ragged.tensor import RaggedTensor
 
 
 class Trainer(TrainingLoop):
@@ -210,6 +211,8 @@ def _to_current_gpu(value):
 def _batch_size(batch) -> int | None:
     values = batch.values() if isinstance(batch, dict) else []
     for value in values:
+        if isinstance(value, RaggedTensor):  # its shape reads the longest row (a GPU would wait)
+            return value.offsets()[0].shape[0] - 1
         shape = getattr(value, "shape", None)
         if shape:
             return int(shape[0])

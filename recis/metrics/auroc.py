@@ -76,6 +76,8 @@ class AUROC(nn.Module):
             zeros = torch.zeros(num_thresholds, dtype=torch.int64)
             setattr(self, name, nn.Parameter(zeros, requires_grad=False))
         self.register_buffer("invalid", torch.zeros((), dtype=torch.int64), persistent=False)
+        thresholds = torch.from_numpy(self._thresholds)  # moves with the module, copied once
+        self.register_buffer("_device_thresholds", thresholds, persistent=False)
 
     @property
     def thresholds(self) -> torch.Tensor:
@@ -134,7 +136,9 @@ class AUROC(nn.Module):
     def _device_counts(self, predictions, labels) -> tuple[torch.Tensor, torch.Tensor]:
         """Count a GPU batch into the state (on the state's device); its counts and bad
         predictions."""
-        thresholds = torch.from_numpy(self._thresholds).to(predictions.device)
+        thresholds = self._device_thresholds
+        if thresholds.device != predictions.device:  # the module was not moved to the GPU
+            thresholds = thresholds.to(predictions.device)
         counts, invalid = device_auc.confusion_counts(predictions, labels, thresholds)
         with torch.no_grad():
             for name, row in zip(COUNT_NAMES, counts.to(self.tp.device), strict=True):

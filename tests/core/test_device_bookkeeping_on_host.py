@@ -89,7 +89,7 @@ def test_deferred_errors_wait_for_their_reports_and_raise_each_once(device):
     device.run(1)
     errors.raise_found()  # the clean report arrived
     errors.report(np.array(1), lambda n: ValueError(f"{n} worse"))  # the freed slot
-    with pytest.raises(ValueError, match="^2 bad$"):
+    with pytest.raises(ValueError, match=r"^2 bad$"):
         errors.raise_found(wait=True)
     errors.raise_found(wait=True)  # raised once: the third report was forgotten with it
     for _ in range(3):  # one more report than slots waits for the device

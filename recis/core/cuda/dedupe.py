@@ -35,7 +35,8 @@ def occurrence_counts(index, size: int):
     cupy = loader.require_cupy("counting occurrences on the GPU")
     counts = cupy.zeros(size, np.int64)
     index = cupy.ascontiguousarray(index, np.int64)
-    _run("dedupe_count_occurrences", index.size, (index, np.int64(index.size), counts))
+    args = (index, np.int64(index.size), np.int64(size), counts)
+    _run("dedupe_count_occurrences", index.size, args)
     return counts
 
 

@@ -19,6 +19,7 @@ Importing this module does not import CuPy:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
@@ -70,7 +71,7 @@ class DeferredErrors:
     def __init__(self, slots: int = 4096) -> None:
         self._mirror = HostMirror(2 * slots)  # per slot: the count, then 1 once it is written
         self._free = list(range(slots))
-        self._pending: dict[int, Callable[[int], Exception]] = {}
+        self._pending: deque[tuple[int, Callable[[int], Exception]]] = deque()  # oldest first
 
     def report(self, bad, make_error: Callable[[int], Exception]) -> None:
         """Queue the check of ``bad`` (a device integer array of one element): if it is not
@@ -83,19 +84,18 @@ class DeferredErrors:
         pair = cupy.ones(2, np.int64)
         pair[:1] = bad.reshape(-1)[:1]
         self._mirror.publish(pair, 2 * slot)
-        self._pending[slot] = make_error
+        self._pending.append((slot, make_error))
 
     def raise_found(self, wait: bool = False) -> None:
         """Raise the first reported error that has reached the host (all of them with
-        ``wait``), after forgetting every report that has."""
+        ``wait``), after forgetting the reports that have, oldest first up to the first that
+        has not (reports queued on one stream arrive in order)."""
         if wait and self._pending:
             loader.require_cupy("waiting for the GPU").cuda.Device().synchronize()
         found = None
-        for slot, make_error in list(self._pending.items()):
-            if self._mirror.values[2 * slot + 1] == 0:
-                continue  # its kernel has not run yet
+        while self._pending and self._mirror.values[2 * self._pending[0][0] + 1]:
+            slot, make_error = self._pending.popleft()
             count = int(self._mirror.values[2 * slot])
-            del self._pending[slot]
             self._free.append(slot)
             if count and found is None:
                 found = make_error(count)
