@@ -6,15 +6,11 @@ pointers. The GPU itself is tested in ``tests/gpu``."""
 
 from __future__ import annotations
 
-import ctypes
-import re
-import shutil
-import subprocess
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from host_cuda import build_for_host
 
 from recis.core import features as cpu
 from recis.core.cuda import features as gpu
@@ -24,33 +20,14 @@ from recis.core.kernels.feature_ops import modulo_magic
 from recis.core.ragged import Ragged
 from recis.core.string_hash import hash_strings
 
-CUDA_DIR = Path(__file__).resolve().parents[2] / "cuda"
 SEEDS = range(6)
 
 
-@pytest.fixture(scope="module")
-def host_kernels(tmp_path_factory):
-    """The kernels of features.cu as host functions, and their parameter types by name."""
-    compiler = shutil.which("g++")
-    if compiler is None:
-        pytest.skip("compiling cuda/features.cu for the host needs g++, which is not installed")
-    source, library = CUDA_DIR / "features.cu", tmp_path_factory.mktemp("cuda") / "features.so"
-    flags = ["-std=c++17", "-x", "c++", f"-I{CUDA_DIR}"]
-    subprocess.run([compiler, *flags, "-O1", "-shared", "-fPIC", source, "-o", library], check=True)
-    expanded = subprocess.run(
-        [compiler, *flags, "-E", "-P", source], check=True, capture_output=True, text=True
-    ).stdout
-    signatures = {
-        name: [p.strip() for p in params.split(",")]
-        for name, params in re.findall(r'extern "C" void (\w+)\(([^)]*)\)', expanded)
-    }
-    return ctypes.CDLL(str(library)), signatures
-
-
 @pytest.fixture
-def on_host(host_kernels, monkeypatch):
-    """Route recis.core.cuda.features to the host kernels, NumPy standing in for CuPy."""
-    library, signatures = host_kernels
+def on_host(monkeypatch):
+    """Route recis.core.cuda.features to the host build of features.cu, NumPy standing in for
+    CuPy."""
+    kernels = build_for_host("features.cu")
     device = SimpleNamespace(
         empty=np.empty,
         zeros=np.zeros,
@@ -58,26 +35,9 @@ def on_host(host_kernels, monkeypatch):
         asnumpy=np.asarray,
         cumsum=np.cumsum,
     )
-
-    def launch(name, n, args):
-        params = signatures[name]
-        assert len(args) == len(params), f"{name}: {len(args)} arguments for {params}"
-        assert params[0].split()[-1] == "n" and args[0] == n >= 0
-        converted = []
-        for param, arg in zip(params, args, strict=True):
-            if "*" in param:
-                assert isinstance(arg, np.ndarray), f"{name}: {param} given {type(arg)}"
-                converted.append(ctypes.c_void_p(arg.ctypes.data))
-            else:
-                assert param.rsplit(maxsplit=1)[0] in ("i64", "long long"), param
-                assert type(arg) is np.int64, f"{name}: {param} given {type(arg).__name__}"
-                converted.append(ctypes.c_longlong(int(arg)))
-        if n:  # as loader.launch, which launches nothing for no items
-            getattr(library, name)(*converted)
-
     monkeypatch.setattr(gpu, "_xp", lambda: device)
     monkeypatch.setattr(gpu, "_kernel", lambda name: name)
-    monkeypatch.setattr(gpu, "_launch", launch)
+    monkeypatch.setattr(gpu, "_launch", kernels.launch)
     monkeypatch.setattr(gpu, "_address", lambda array: array.ctypes.data)
 
 
