@@ -19,6 +19,7 @@ Importing this module does not import CuPy:
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable
 
@@ -70,6 +71,7 @@ class DeferredErrors:
 
     def __init__(self, slots: int = 4096) -> None:
         self._mirror = HostMirror(2 * slots)  # per slot: the count, then 1 once it is written
+        self._lock = threading.Lock()  # reports may come from several threads
         self._free = list(range(slots))
         self._pending: deque[tuple[int, Callable[[int], Exception]]] = deque()  # oldest first
 
@@ -77,14 +79,17 @@ class DeferredErrors:
         """Queue the check of ``bad`` (a device integer array of one element): if it is not
         zero, a later :meth:`raise_found` raises ``make_error(bad)``."""
         cupy = loader.require_cupy("reporting errors found on the GPU")
-        if not self._free:
-            self.raise_found(wait=True)
-        slot = self._free.pop()
-        self._mirror.values[2 * slot + 1] = 0
         pair = cupy.ones(2, np.int64)
         pair[:1] = bad.reshape(-1)[:1]
-        self._mirror.publish(pair, 2 * slot)
-        self._pending.append((slot, make_error))
+        while True:
+            with self._lock:
+                if self._free:
+                    slot = self._free.pop()
+                    self._mirror.values[2 * slot + 1] = 0
+                    self._mirror.publish(pair, 2 * slot)
+                    self._pending.append((slot, make_error))
+                    return
+            self.raise_found(wait=True)  # every slot is in flight: wait for them
 
     def raise_found(self, wait: bool = False) -> None:
         """Raise the first reported error that has reached the host (all of them with
@@ -93,12 +98,13 @@ class DeferredErrors:
         if wait and self._pending:
             loader.require_cupy("waiting for the GPU").cuda.Device().synchronize()
         found = None
-        while self._pending and self._mirror.values[2 * self._pending[0][0] + 1]:
-            slot, make_error = self._pending.popleft()
-            count = int(self._mirror.values[2 * slot])
-            self._free.append(slot)
-            if count and found is None:
-                found = make_error(count)
+        with self._lock:
+            while self._pending and self._mirror.values[2 * self._pending[0][0] + 1]:
+                slot, make_error = self._pending.popleft()
+                count = int(self._mirror.values[2 * slot])
+                self._free.append(slot)
+                if count and found is None:
+                    found = make_error(count)
         if found is not None:
             raise found
 
