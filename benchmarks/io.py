@@ -51,16 +51,13 @@ def current_rss_mb() -> float:
 
 def measure_recis(directory: str, output: str) -> dict:
     from recis.io import OrcDataset
-    from recis.tools.synthetic import CATEGORICAL, DENSE
+    from recis.tools.synthetic import declare_columns
 
     dataset = OrcDataset(
         BATCH_SIZE, read_threads_num=READ_THREADS, prefetch=PREFETCH, output=output
     )
     dataset.add_path(directory)
-    for name in ("label", *DENSE):
-        dataset.fixedlen_feature(name, [0.0])
-    for name in CATEGORICAL:
-        dataset.varlen_feature(name)
+    declare_columns(dataset)
     if output == "torch":
         import torch  # noqa: F401  (imported before the start measurement)
     start_rss = current_rss_mb()

@@ -61,8 +61,8 @@ def require_gpu() -> None:
 
 def batches(data_dir: str, batch_size: int):
     """Endless batches of the example's columns on the current GPU (epoch after epoch)."""
-    from examples.deepfm.model import CATEGORICAL, DENSE
     from recis.io import OrcDataset
+    from recis.tools.synthetic import declare_columns
 
     dataset = OrcDataset(
         batch_size,
@@ -73,11 +73,7 @@ def batches(data_dir: str, batch_size: int):
         device="cuda",
     )
     dataset.add_path(data_dir)
-    dataset.fixedlen_feature("label", [0.0])
-    for name in DENSE:
-        dataset.fixedlen_feature(name, [0.0])
-    for name in CATEGORICAL:
-        dataset.varlen_feature(name)
+    declare_columns(dataset)
     while True:
         yield from dataset
 
@@ -116,7 +112,8 @@ class EmbeddingBagSystem:
         import torch
         from torch import nn
 
-        from examples.deepfm.model import CATEGORICAL, deep_tower
+        from examples.deepfm.model import deep_tower
+        from recis.tools.synthetic import CATEGORICAL
 
         self.vocab = vocab
         self.columns = CATEGORICAL

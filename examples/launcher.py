@@ -29,7 +29,7 @@ from absl import app, flags
 from recis.core.metrics import auc_thresholds, confusion_counts, threshold_auc
 from recis.framework.metrics import add_metric
 from recis.io import OrcDataset
-from recis.tools.synthetic import CATEGORICAL, DENSE, write_dataset
+from recis.tools.synthetic import declare_columns, write_dataset
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("backend", "torch", ["torch", "jax"], "Framework of the dense model.")
@@ -124,11 +124,7 @@ def dataset(path: str, shuffle: bool, output: str = "torch", prepare=None) -> Or
         output=output,
     )
     data.add_path(path)
-    data.fixedlen_feature("label", [0.0])
-    for name in DENSE:
-        data.fixedlen_feature(name, [0.0])
-    for name in CATEGORICAL:
-        data.varlen_feature(name)
+    declare_columns(data)
     return data
 
 

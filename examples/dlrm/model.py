@@ -16,9 +16,7 @@ from recis.framework.metrics import add_metric
 from recis.metrics import AUROC
 from recis.nn import EmbeddingEngine, EmbeddingOption
 from recis.nn.initializers import UniformInitializer
-
-DENSE = [f"I{i}" for i in range(1, 14)]
-CATEGORICAL = [f"C{i}" for i in range(1, 27)]
+from recis.tools.synthetic import CATEGORICAL, DENSE
 
 
 def mlp(sizes: list[int], last_activation: bool) -> nn.Sequential:

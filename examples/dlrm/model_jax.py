@@ -19,9 +19,7 @@ from flax import nnx
 from recis.backends.jax import EmbeddingOption
 from recis.backends.jax.flax import SparseEmbedding
 from recis.core.initializers import UniformInitializer
-
-DENSE = [f"I{i}" for i in range(1, 14)]
-CATEGORICAL = [f"C{i}" for i in range(1, 27)]
+from recis.tools.synthetic import CATEGORICAL, DENSE
 
 
 def mlp(sizes: list[int], last_activation: bool, rngs: nnx.Rngs) -> nnx.Sequential:

@@ -140,9 +140,8 @@ class AUROC(nn.Module):
         if thresholds.device != predictions.device:  # the module was not moved to the GPU
             thresholds = thresholds.to(predictions.device)
         counts, invalid = device_auc.confusion_counts(predictions, labels, thresholds)
+        self._accumulate(counts)
         with torch.no_grad():
-            for name, row in zip(COUNT_NAMES, counts.to(self.tp.device), strict=True):
-                getattr(self, name).add_(row)
             self.invalid.add_(invalid.to(self.invalid.device))
         return counts, invalid
 
@@ -157,7 +156,7 @@ class AUROC(nn.Module):
         if self.mode == "exact":
             self._samples.update(*batch)
             return
-        counts = torch.from_numpy(batch).to(self.tp.device)
+        counts = torch.as_tensor(batch).to(self.tp.device)  # NumPy counts, or a device's
         with torch.no_grad():
             for name, row in zip(COUNT_NAMES, counts, strict=True):
                 getattr(self, name).add_(row)

@@ -31,6 +31,15 @@ _SPREAD = np.uint64(0x9E3779B97F4A7C15)  # odd: rank -> id is a bijection of 64-
 _BLOCK_ROWS = 65536
 
 
+def declare_columns(dataset) -> None:
+    """Declare this dataset's columns on an ``OrcDataset`` or ``ParquetDataset``: ``label`` and
+    the dense features as one float each, the categorical ones as id lists."""
+    for name in ("label", *DENSE):
+        dataset.fixedlen_feature(name, [0.0])
+    for name in CATEGORICAL:
+        dataset.varlen_feature(name)
+
+
 def make_table(rows: int, rng: np.random.Generator) -> pa.Table:
     """``rows`` random rows with the dataset's columns."""
     dense = {name: rng.lognormal(1.0, 1.2, rows).astype(np.float32) for name in DENSE}

@@ -9,6 +9,7 @@ import numpy as np
 import optax
 from flax import nnx
 from ranks_training import GLOBAL_BATCH, global_batch
+from ranks_training import options as torch_side_options
 
 from recis.backends.jax import (
     DynamicLossScale,
@@ -20,7 +21,6 @@ from recis.backends.jax import (
 )
 from recis.backends.jax.flax import SparseEmbedding
 from recis.backends.jax.trainer import Trainer, TrainingArguments
-from recis.core.initializers import NormalInitializer
 from recis.hooks.hook import Hook
 
 STEPS = 4
@@ -28,16 +28,8 @@ FEATURES = ("user", "item", "tag")
 
 
 def options(grad_reduce_by: str = "worker") -> dict[str, EmbeddingOption]:
-    """``user`` and ``item`` share one physical table (same dim), ``tag`` has its own."""
-    init = NormalInitializer(std=0.1)
-    return {
-        "user": EmbeddingOption(embedding_dim=4, shared_name="user", initializer=init,
-                                grad_reduce_by=grad_reduce_by),
-        "item": EmbeddingOption(embedding_dim=4, shared_name="item", initializer=init,
-                                combiner="mean", grad_reduce_by=grad_reduce_by),
-        "tag": EmbeddingOption(embedding_dim=8, shared_name="tag", initializer=init,
-                               combiner="sum", grad_reduce_by=grad_reduce_by),
-    }  # fmt: skip
+    """The torch tests' tables (:func:`ranks_training.options`) as JAX options."""
+    return torch_side_options(grad_reduce_by, EmbeddingOption)
 
 
 def initial_params() -> dict[str, np.ndarray]:

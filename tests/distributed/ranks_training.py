@@ -7,23 +7,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from recis.core.initializers import NormalInitializer
 from recis.nn import EmbeddingEngine, EmbeddingOption
-from recis.nn.initializers import NormalInitializer
 from recis.optim import SparseAdamW
 
 GLOBAL_BATCH = 48
 STEPS = 4
 
 
-def options(grad_reduce_by: str = "worker") -> dict[str, EmbeddingOption]:
+def options(grad_reduce_by: str = "worker", option=EmbeddingOption) -> dict:
+    """``user`` and ``item`` share one physical table (same dim), ``tag`` has its own; ``option``
+    is the front end's ``EmbeddingOption`` (torch's by default)."""
     init = NormalInitializer(std=0.1)
     return {
-        "user": EmbeddingOption(embedding_dim=4, shared_name="user", initializer=init,
-                                grad_reduce_by=grad_reduce_by),
-        "item": EmbeddingOption(embedding_dim=4, shared_name="item", initializer=init,
-                                combiner="mean", grad_reduce_by=grad_reduce_by),
-        "tag": EmbeddingOption(embedding_dim=8, shared_name="tag", initializer=init,
-                               combiner="sum", grad_reduce_by=grad_reduce_by),
+        "user": option(embedding_dim=4, shared_name="user", initializer=init,
+                       grad_reduce_by=grad_reduce_by),
+        "item": option(embedding_dim=4, shared_name="item", initializer=init,
+                       combiner="mean", grad_reduce_by=grad_reduce_by),
+        "tag": option(embedding_dim=8, shared_name="tag", initializer=init,
+                      combiner="sum", grad_reduce_by=grad_reduce_by),
     }  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from host_cuda import build_for_host
+from ragged_data import random_ids, random_ragged, random_sequences
 
 from recis.core import features as cpu
 from recis.core.cuda import features as gpu
@@ -39,26 +40,6 @@ def on_host(monkeypatch):
     monkeypatch.setattr(gpu, "_kernel", lambda name: name)
     monkeypatch.setattr(gpu, "_launch", kernels.launch)
     monkeypatch.setattr(gpu, "_address", lambda array: array.ctypes.data)
-
-
-def random_ids(rng, n: int) -> np.ndarray:
-    """int64 ids mixing small repeated values with values spread over the whole range."""
-    small = rng.integers(-4, 5, n)
-    wide = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, n, dtype=np.int64)
-    return np.where(rng.random(n) < 0.6, small, wide)
-
-
-def random_offsets(rng, rows: int, longest: int) -> np.ndarray:
-    lengths = rng.integers(0, longest + 1, rows)
-    lengths[rng.random(rows) < 0.2] = 0
-    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-
-
-def random_ragged(rng, rows: int, longest: int, weights: bool, values=random_ids) -> Ragged:
-    offsets = random_offsets(rng, rows, longest)
-    size = int(offsets[-1])
-    w = rng.standard_normal(size).astype(np.float32) if weights else None
-    return Ragged(values(rng, size), offsets, w)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -149,20 +130,13 @@ def test_feature_cross_of_a_row_of_repeats_sums_weights_in_order(on_host):
     assert weights[0] == np.float32(np.float32(np.float32(0.1) + np.float32(0.2)) + np.float32(0.3))
 
 
-def random_values(dtype):
-    def values(rng, size):
-        return rng.integers(0, 255, size * np.dtype(dtype).itemsize, dtype=np.uint8).view(dtype)
-
-    return values
-
-
 @pytest.mark.parametrize("size", [1, 2, 4, 8])
 @pytest.mark.parametrize("seed", SEEDS[:3])
 def test_row_truncation_matches_the_cpu(on_host, seed, size):
     rng = np.random.default_rng(seed)
     dtype = np.dtype(f"u{size}")
     columns = [
-        random_ragged(rng, rows, longest, bool(rng.integers(2)), random_values(dtype))
+        random_ragged(rng, rows, longest, bool(rng.integers(2)), dtype)
         for rows, longest in ((6, 5), (0, 3), (50, 12), (4, 1))
     ]
     seq_lens, sides = [3, 2, 5, 1], ["left", "right", "right", "left"]
@@ -178,14 +152,6 @@ def test_row_truncation_matches_the_cpu(on_host, seed, size):
             np.testing.assert_array_equal(weights, w.ragged.weights)
         np.testing.assert_array_equal(drops, w.drop_nums)
         np.testing.assert_array_equal(pads, w.pad_nums)
-
-
-def random_sequences(rng, sequences: int, longest: int, weights: bool, dtype) -> Ragged:
-    outer = random_offsets(rng, sequences, longest)
-    inner = random_offsets(rng, int(outer[-1]), 4)
-    size = int(inner[-1])
-    w = rng.standard_normal(size).astype(np.float32) if weights else None
-    return Ragged(random_values(dtype)(rng, size), (outer, inner), w)
 
 
 @pytest.mark.parametrize("size", [1, 2, 4, 8])

@@ -76,10 +76,10 @@ def segment_reduce_backward(
     _run("segment_sources", total, args)
     in_range = (index >= 0) & (index < num_rows)
     order = stable_argsort(cupy.where(in_range, index, num_rows), num_rows + 1)  # others last
-    end = cupy.cumsum(occurrence_counts(index, num_rows))  # counts leave out-of-range ids out
+    counts = occurrence_counts(index, num_rows)  # out-of-range ids are not counted
+    end = cupy.cumsum(counts)
     values = grad_out.reshape(-1, dim)
-    return _accumulate(cupy, order, end - occurrence_counts(index, num_rows), end,
-                       (source, scale), values, 1)  # fmt: skip
+    return _accumulate(cupy, order, end - counts, end, (source, scale), values, 1)
 
 
 def sum_by_row(rows, values, divisor: int):
