@@ -31,6 +31,8 @@ import numba
 import numpy as np
 import torch
 
+from recis.backends.torch.features.feature import Feature
+from recis.backends.torch.ragged import RaggedTensor
 from recis.features import (
     Bucketize,
     FeatureCross,
@@ -41,8 +43,6 @@ from recis.features import (
     SelectFields,
     SequenceTruncate,
 )
-from recis.features.feature import Feature
-from recis.ragged.tensor import RaggedTensor
 
 ID_COLUMNS = 10
 

@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from recis.backends.torch.initializers import UniformInitializer
 from recis.nn import EmbeddingEngine, EmbeddingOption, filter_out_sparse_param
-from recis.nn.initializers import UniformInitializer
 from recis.optim import SparseAdagrad
 
 NUM_DENSE, NUM_SPARSE, VOCAB, DIM, BIAS_DIM = 13, 26, 1_000_000, 16, 4

@@ -18,10 +18,10 @@ import numpy as np
 from recis.core.dedupe import unique_inverse
 from recis.core.initializers import NormalInitializer
 from recis.core.optim import Adagrad
+from recis.core.optim.updater import SparseUpdater
 from recis.core.ragged import Ragged
 from recis.core.segment import segment_reduce, segment_reduce_backward
 from recis.core.table import EmbeddingTable
-from recis.core.updater import SparseUpdater
 
 FEATURES = {"user": 50_000, "item": 20_000, "tag": 2_000}  # distinct ids per feature
 

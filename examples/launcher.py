@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 from absl import app, flags
 
-from recis.core.metrics import auc_thresholds, confusion_counts, threshold_auc
+from recis.framework.auc import auc_thresholds, confusion_counts, threshold_auc
 from recis.framework.metrics import add_metric
 from recis.io import OrcDataset
 from recis.tools.synthetic import declare_columns, write_dataset

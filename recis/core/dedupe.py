@@ -21,7 +21,7 @@ from types import ModuleType
 
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.cuda import dedupe as cuda_kernels
 from recis.core.cuda import id_map as cuda_id_map
 from recis.core.cuda.host_mirror import deferred_errors

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.cuda import id_map as cuda_kernels
 from recis.core.cuda.loader import require_cupy
 from recis.core.cuda.row_allocator import DeviceRowAllocator

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.kernels import random as kernels
 
 DEFAULT_FAN_ROWS = 10240  # RecIS computes fans on one block of rows: [block_size, dim]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.errors import TableFullError
 from recis.core.id_map import Entries, IdMap
 

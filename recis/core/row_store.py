@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba.typed import List
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.kernels import row_store as kernels
 
 EMBEDDING = "embedding"

@@ -29,7 +29,7 @@ import ml_dtypes
 import numba
 import numpy as np
 
-from recis.core.interop import empty
+from recis.core.arrays import empty
 from recis.core.kernels.segment import (
     segment_pool,
     segment_pool_backward,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.kernels import string_hash as kernels
 from recis.core.ragged import as_offsets
 

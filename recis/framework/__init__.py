@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "Trainer": "recis.framework.trainer",
-    "TrainingArguments": "recis.framework.trainer",
-    "CheckpointManager": "recis.framework.checkpoint_manager",
+    "Trainer": "recis.backends.torch.trainer",
+    "TrainingArguments": "recis.backends.torch.trainer",
+    "CheckpointManager": "recis.backends.torch.checkpoint",
 }
 
 __all__ = sorted(_LAZY)

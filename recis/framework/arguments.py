@@ -19,7 +19,7 @@ class TrainingArguments:
 
     ``train_steps`` limits the steps of ``train()`` (None: ``train_epoch`` passes over the
     data); ``save_steps`` ≤ 0 saves only at the end; ``model_bank`` lists warm-start entries
-    (see :mod:`recis.core.checkpoint.model_bank`).
+    (see :mod:`recis.framework.model_bank`).
     """
 
     gradient_accumulation_steps: int = 1

@@ -9,11 +9,11 @@ from __future__ import annotations
 import importlib
 
 _MODULES = {
-    "HashTableFilterHook": "recis.hooks.filter_hook",
+    "HashTableFilterHook": "recis.backends.torch.hooks.filter_hook",
     "Hook": "recis.hooks.hook",
     "LoggerHook": "recis.hooks.logger_hook",
     "PlotHook": "recis.hooks.plot_hook",
-    "ProfilerHook": "recis.hooks.profiler_hook",
+    "ProfilerHook": "recis.backends.torch.hooks.profiler_hook",
     "TensorBoardHook": "recis.hooks.tensorboard_hook",
 }
 

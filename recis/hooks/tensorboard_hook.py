@@ -69,7 +69,7 @@ class TensorBoardHook(Hook):
     def tables(self) -> list:
         if self._tables is not None:
             return self._tables
-        from recis.nn.modules.hashtable import live_hashtables  # the torch front end's tables
+        from recis.backends.torch.hashtable import live_hashtables  # the torch front end's tables
 
         return live_hashtables()
 

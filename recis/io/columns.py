@@ -34,7 +34,7 @@ from numbers import Integral, Real
 import numpy as np
 import pyarrow as pa
 
-from recis.core.interop import empty
+from recis.core.arrays import empty
 from recis.core.ragged import Ragged
 from recis.core.string_hash import HASH_TYPES, clear_sign_bit, hash_strings
 from recis.io.errors import ColumnError

@@ -451,7 +451,7 @@ def _data_tensors(value) -> Iterator:
     values of a sparse COO one), a RaggedTensor, or dicts, lists and tuples of them, nested
     (other values hold none). Needs torch imported."""
     torch = sys.modules["torch"]
-    from recis.ragged.tensor import RaggedTensor
+    from recis.backends.torch.ragged import RaggedTensor
 
     if isinstance(value, torch.Tensor):
         yield from (value._indices(), value._values()) if value.is_sparse else (value,)

@@ -46,7 +46,7 @@ class OrcDataset(DatasetBase):
 
     As in RecIS, the arguments come in RecIS's order, every batch is a list holding one dict of
     columns (so scripts pass ``transform_fn=lambda tables: tables[0]``), and the output is torch
-    (tensors and :class:`~recis.ragged.tensor.RaggedTensor`) unless ``output`` says otherwise.
+    (tensors and :class:`RaggedTensor`) unless ``output`` says otherwise.
     Unlike RecIS, paths may be files or URIs, data is split by stripes balanced by rows,
     shuffling takes a ``seed`` and reaches rows, ``filter`` works, and resuming is exact.
     """

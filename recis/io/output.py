@@ -2,7 +2,7 @@
 
 - ``"numpy"``: unchanged (dense NumPy arrays and :class:`~recis.core.ragged.Ragged`).
 - ``"torch"``: tensors sharing the arrays' memory (DLPack), ragged columns as
-  :class:`~recis.ragged.tensor.RaggedTensor` (or sparse COO tensors with ``ragged_format=False``);
+  :class:`RaggedTensor` (or sparse COO tensors with ``ragged_format=False``);
   with ``device="pin"`` batches are packed straight into pinned memory, and with
   ``device="cuda"`` they are then copied to the GPU that is current when iteration starts,
   asynchronously on a stream of their own (see :mod:`recis.io.torch_transfer`).
@@ -27,7 +27,7 @@ from collections.abc import Callable
 import ml_dtypes
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.ragged import Ragged
 
 OUTPUTS = ("numpy", "torch", "jax")
@@ -112,7 +112,7 @@ def check_output(output: str, device: str, ragged_format: bool) -> None:
 
 def _torch_column_converter(output: Output) -> Callable:
     torch = _import("torch", "output='torch'")
-    from recis.ragged.tensor import RaggedTensor
+    from recis.backends.torch.ragged import RaggedTensor
 
     like = torch.empty(0)
     pinning = output._device != "cpu"

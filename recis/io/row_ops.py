@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from recis.core.interop import empty
+from recis.core.arrays import empty
 from recis.core.ragged import Ragged
 
 Column = np.ndarray | Ragged

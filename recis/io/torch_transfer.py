@@ -22,7 +22,7 @@ import ml_dtypes
 import numpy as np
 import torch
 
-from recis.ragged.tensor import RaggedTensor
+from recis.backends.torch.ragged import RaggedTensor
 
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 

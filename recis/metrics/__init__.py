@@ -1,7 +1,7 @@
 """Streaming metrics: ``AUROC`` and group AUC (``Gauc``, also exported as ``GAUC``)."""
 
-from recis.metrics.auroc import AUROC
-from recis.metrics.gauc import Gauc
+from recis.backends.torch.metrics.auroc import AUROC
+from recis.backends.torch.metrics.gauc import Gauc
 
 GAUC = Gauc
 

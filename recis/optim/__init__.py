@@ -1,8 +1,8 @@
 """Optimizers: sparse ones for hash tables, and RecIS's TF-style AdamW for dense parameters."""
 
-from recis.optim.adamw_tf import AdamWTF
-from recis.optim.sparse_optim import SparseOptimizer
-from recis.optim.sparse_optimizers import (
+from recis.backends.torch.optim.adamw_tf import AdamWTF
+from recis.backends.torch.optim.sparse_optimizer import SparseOptimizer
+from recis.backends.torch.optim.sparse_optimizers import (
     SparseAdagrad,
     SparseAdam,
     SparseAdamW,

@@ -1,5 +1,5 @@
 """RecIS's ragged tensor for the torch backend."""
 
-from recis.ragged.tensor import RaggedPadInfo, RaggedTensor
+from recis.backends.torch.ragged import RaggedPadInfo, RaggedTensor
 
 __all__ = ["RaggedPadInfo", "RaggedTensor"]

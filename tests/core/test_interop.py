@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from recis.core import interop
+from recis.core import arrays as interop
 
 
 def _pointer(x) -> int:

@@ -8,9 +8,9 @@ import pytest
 from recis.core.errors import TableFullError
 from recis.core.initializers import UniformInitializer
 from recis.core.optim import Adagrad
+from recis.core.optim.updater import SparseUpdater
 from recis.core.policies import CapacityEviction, FrequencyAdmission, GlobalStepEviction, ReadOnly
 from recis.core.table import EmbeddingTable
-from recis.core.updater import SparseUpdater
 
 
 def _table(**policies):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
-from recis.core.interop import ALIGNMENT
+from recis.core.arrays import ALIGNMENT
 from recis.core.kernels import ragged as kernels
 from recis.core.ragged import Ragged, as_offsets
 

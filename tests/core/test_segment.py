@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 from recis.core import segment
-from recis.core.interop import ALIGNMENT
+from recis.core.arrays import ALIGNMENT
 from recis.core.kernels import segment as kernels
 
 HYPOTHESIS = settings(max_examples=60, deadline=None)

@@ -9,8 +9,8 @@ import torch
 from recis.core.errors import NonFiniteGradientError
 from recis.core.initializers import UniformInitializer
 from recis.core.optim import SGD, Adagrad, Adam
+from recis.core.optim.updater import SparseUpdater
 from recis.core.table import EmbeddingTable
-from recis.core.updater import SparseUpdater
 
 DIM = 4
 

@@ -14,16 +14,16 @@ import torch.distributed as dist
 from torch import nn
 
 from recis.backends.torch import TorchCommunicator
+from recis.backends.torch.initializers import NormalInitializer
+from recis.backends.torch.trainer import Trainer, TrainingArguments
 from recis.core.optim import Adam
+from recis.core.optim.updater import SparseUpdater
 from recis.core.policies import CapacityEviction, FrequencyAdmission, GlobalStepEviction
 from recis.core.table import EmbeddingTable
-from recis.core.updater import SparseUpdater
 from recis.distributed.communicator import Communicator
 from recis.distributed.sharding import owners
-from recis.framework.trainer import Trainer, TrainingArguments
 from recis.nn import HashTable, filter_out_sparse_param
 from recis.nn.hashtable_hook import AdmitHook, FilterHook
-from recis.nn.initializers import NormalInitializer
 from recis.optim import SparseAdamW
 from recis.serialize import Loader, Saver
 

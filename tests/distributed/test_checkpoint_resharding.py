@@ -16,7 +16,8 @@ import torch
 from launch import run_ranks
 from ranks_checkpoint import ThreadWorld, core_shard
 
-from recis.core.checkpoint import (
+from recis.backends.torch.checkpoint import CheckpointManager
+from recis.checkpoint import (
     INDEX,
     Checkpoint,
     CheckpointDirectory,
@@ -28,10 +29,9 @@ from recis.core.checkpoint import (
     plan_load,
     read_checkpoint_list,
 )
-from recis.core.checkpoint.sharded import max_over_ranks, merge_parts
+from recis.checkpoint.sharded import max_over_ranks, merge_parts
 from recis.distributed.communicator import SingleProcess
 from recis.distributed.sharding import owners
-from recis.framework.checkpoint_manager import CheckpointManager
 
 NOT_FIELDS = ("id", "tag", "row")
 

@@ -10,6 +10,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recis.backends.torch.features.engine import FuseExecutionGroup, NonFuseExecutionGroup
+from recis.backends.torch.features.feature import Feature
+from recis.backends.torch.features.fused import FusedOpFactory, _FusedOP
+from recis.backends.torch.features.op import _OP
+from recis.backends.torch.ragged import RaggedTensor
 from recis.core.kernels import feature_ops
 from recis.core.ragged import Ragged
 from recis.features import (
@@ -23,11 +28,6 @@ from recis.features import (
     SelectFields,
     SequenceTruncate,
 )
-from recis.features.feature import Feature
-from recis.features.feature_engine import FuseExecutionGroup, NonFuseExecutionGroup
-from recis.features.fused_op_impl import FusedOpFactory, _FusedOP
-from recis.features.op import _OP
-from recis.ragged.tensor import RaggedTensor
 
 
 def random_ragged(rng, rows, max_length, values_fn, weighted=False, levels=1) -> RaggedTensor:

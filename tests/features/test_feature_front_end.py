@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from recis.backends.torch.features.columns import split_ragged, split_values
+from recis.backends.torch.features.feature import Feature
+from recis.backends.torch.ragged import RaggedPadInfo, RaggedTensor
 from recis.core.ragged import Ragged
 from recis.features import (
     Bucketize,
@@ -19,9 +22,6 @@ from recis.features import (
     SelectFields,
     SequenceTruncate,
 )
-from recis.features.columns import split_ragged, split_values
-from recis.features.feature import Feature
-from recis.ragged.tensor import RaggedPadInfo, RaggedTensor
 
 
 def ragged_tensor(rows, weights=None, dense_shape=None, dtype=torch.int64) -> RaggedTensor:

@@ -15,7 +15,7 @@ import threading
 import torch
 from trainer_helpers import build, dataset, final_state
 
-from recis.framework.trainer import Trainer, TrainingArguments
+from recis.backends.torch.trainer import Trainer, TrainingArguments
 from recis.hooks import Hook
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from trainer_helpers import build, dataset, final_state, make_data
 
-from recis.framework.trainer import Trainer, TrainingArguments
+from recis.backends.torch.trainer import Trainer, TrainingArguments
 from recis.hooks import Hook
 from recis.utils.parser import ArgumentParser
 

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch", reason="the Trainer is the torch backend's")
 
-from recis.framework.trainer import _to_current_gpu
+from recis.backends.torch.trainer import _to_current_gpu
 
 
 class OnHost:

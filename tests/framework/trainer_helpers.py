@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from recis.backends.torch.initializers import NormalInitializer
 from recis.framework.metrics import add_metric
 from recis.io import OrcDataset
 from recis.metrics import AUROC
 from recis.nn import EmbeddingEngine, EmbeddingOption, filter_out_sparse_param
-from recis.nn.initializers import NormalInitializer
 from recis.optim import SparseAdagrad
 from recis.tools.synthetic import write_dataset
 

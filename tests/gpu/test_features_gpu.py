@@ -251,6 +251,8 @@ def test_feature_engine_on_cuda_tensors_matches_the_cpu_on_a_side_stream(cp, rag
     torch = pytest.importorskip("torch", reason="the torch front end needs torch")
     if not torch.cuda.is_available():
         pytest.skip("the torch front end on CUDA tensors needs a CUDA build of torch")
+    from recis.backends.torch.features.feature import Feature
+    from recis.backends.torch.ragged import RaggedTensor
     from recis.features import (
         Bucketize,
         FeatureCross,
@@ -260,8 +262,6 @@ def test_feature_engine_on_cuda_tensors_matches_the_cpu_on_a_side_stream(cp, rag
         SelectFields,
         SequenceTruncate,
     )
-    from recis.features.feature import Feature
-    from recis.ragged.tensor import RaggedTensor
 
     rng = np.random.default_rng(9)
     x, y = random_ragged(rng, 1000, 6, True), random_ragged(rng, 1000, 6, False)

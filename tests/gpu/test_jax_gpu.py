@@ -11,8 +11,8 @@ jax = pytest.importorskip("jax", reason="the JAX front end needs jax")
 
 from recis.backends.jax import Embedder, EmbeddingOption  # noqa: E402
 from recis.backends.jax.optim import SparseOptimizer, rules  # noqa: E402
+from recis.core.arrays import as_engine_array  # noqa: E402
 from recis.core.initializers import NormalInitializer  # noqa: E402
-from recis.core.interop import as_engine_array  # noqa: E402
 from recis.core.ragged import Ragged  # noqa: E402
 
 pytestmark = pytest.mark.gpu

@@ -10,8 +10,8 @@ import pytest
 
 from recis.core.gradients import GradientBuffer
 from recis.core.optim import SGD, Adagrad, Adam, AdamW, AdamWTF, Ftrl, RowWiseAdagrad, Rule
+from recis.core.optim.updater import SparseUpdater
 from recis.core.row_store import RowStore
-from recis.core.updater import SparseUpdater
 
 CLOSE = {"rtol": 1e-6, "atol": 1e-7}
 RULES = [

@@ -16,9 +16,9 @@ from recis.core.dedupe import first_occurrences
 from recis.core.errors import NonFiniteGradientError
 from recis.core.id_map import IdMap
 from recis.core.optim import Adam
+from recis.core.optim.updater import SparseUpdater
 from recis.core.row_allocator import RowAllocator
 from recis.core.table import EmbeddingTable
-from recis.core.updater import SparseUpdater
 
 pytestmark = pytest.mark.gpu
 

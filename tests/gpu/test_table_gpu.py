@@ -11,6 +11,7 @@ import pytest
 from recis.core.errors import TableFullError
 from recis.core.initializers import NormalInitializer
 from recis.core.optim import Adam
+from recis.core.optim.updater import SparseUpdater
 from recis.core.policies import (
     AdmitAll,
     CapacityEviction,
@@ -19,7 +20,6 @@ from recis.core.policies import (
     ReadOnly,
 )
 from recis.core.table import EmbeddingTable
-from recis.core.updater import SparseUpdater
 from recis.distributed.communicator import SingleProcess
 from recis.distributed.exchange import ShardedTable
 

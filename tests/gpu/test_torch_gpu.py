@@ -12,12 +12,12 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the torch front end needs torch")
 
+from recis.backends.torch.bridge import as_engine, as_tensor  # noqa: E402
+from recis.backends.torch.embedding import DynamicEmbedding  # noqa: E402
+from recis.backends.torch.initializers import NormalInitializer, UniformInitializer  # noqa: E402
 from recis.core.cuda import loader  # noqa: E402
 from recis.nn import EmbeddingEngine, EmbeddingOption, HashTable, filter_out_sparse_param  # noqa: E402
-from recis.nn.functional import as_engine, as_tensor  # noqa: E402
 from recis.nn.hashtable_hook import AdmitHook, FilterHook  # noqa: E402
-from recis.nn.initializers import NormalInitializer, UniformInitializer  # noqa: E402
-from recis.nn.modules.embedding import DynamicEmbedding  # noqa: E402
 from recis.optim import SparseAdamW  # noqa: E402
 from recis.ragged import RaggedTensor  # noqa: E402
 
@@ -261,8 +261,8 @@ class ClickModel(torch.nn.Module):
 
 
 def test_a_trainer_step_copies_nothing_to_the_host(cuda, tmp_path):
-    from recis.framework.trainer import Trainer as FrameworkTrainer
-    from recis.framework.trainer import TrainingArguments
+    from recis.backends.torch.trainer import Trainer as FrameworkTrainer
+    from recis.backends.torch.trainer import TrainingArguments
 
     model = ClickModel(cuda)
     trainer = FrameworkTrainer(

@@ -140,7 +140,7 @@ def test_dataloader_sub_workers_split_the_rows(shared_data):
 
 def test_orc_torch_output_is_a_list_of_one_dict_of_tensors_and_ragged_tensors(shared_data):
     torch = pytest.importorskip("torch")
-    from recis.ragged.tensor import RaggedTensor
+    from recis.backends.torch.ragged import RaggedTensor
 
     directory, _ = shared_data("orc")
     dataset = OrcDataset(64, read_threads_num=2, dtype=torch.float64)

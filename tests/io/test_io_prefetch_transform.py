@@ -293,8 +293,8 @@ def test_bad_prefetch_transform_values_are_rejected(value):
 
 def test_the_tensors_marked_for_the_consumers_stream_include_nested_and_ragged_ones():
     torch = pytest.importorskip("torch", reason="the hand-off of GPU batches walks torch tensors")
+    from recis.backends.torch.ragged import RaggedTensor
     from recis.io.dataset_base import _data_tensors
-    from recis.ragged.tensor import RaggedTensor
 
     dense, values, offsets, weight = (torch.arange(n) for n in (2, 3, 4, 3))
     ragged = RaggedTensor(values, [offsets], weight)
@@ -312,8 +312,8 @@ def test_the_gpu_hand_off_orders_the_consumers_stream_after_the_transform_stream
     on that stream after it, the consumer's stream waits for that event, and every tensor of
     the result is marked as used on the consumer's stream."""
     torch = pytest.importorskip("torch", reason="the GPU hand-off is for torch batches")
+    from recis.backends.torch.ragged import RaggedTensor
     from recis.io.dataset_base import _CudaHandOff, _data_tensors
-    from recis.ragged.tensor import RaggedTensor
 
     streams = fake_cuda_streams(monkeypatch, torch)
     consumer = streams.current()

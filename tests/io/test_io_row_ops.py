@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recis.core.interop import ALIGNMENT
+from recis.core.arrays import ALIGNMENT
 from recis.core.ragged import Ragged
 from recis.io.row_ops import gather_ranges, num_rows, take_rows
 

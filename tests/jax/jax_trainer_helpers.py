@@ -14,7 +14,7 @@ from recis.backends.jax.flax import SparseEmbedding
 from recis.backends.jax.named_arrays import named_arrays
 from recis.backends.jax.trainer import Trainer, TrainingArguments
 from recis.core.initializers import NormalInitializer
-from recis.core.metrics import auc_thresholds, confusion_counts, threshold_auc
+from recis.framework.auc import auc_thresholds, confusion_counts, threshold_auc
 from recis.framework.metrics import add_metric
 from recis.io import OrcDataset
 from recis.tools.synthetic import write_dataset

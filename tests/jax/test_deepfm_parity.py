@@ -20,9 +20,9 @@ import recis.backends.jax as recis_jax  # noqa: E402
 from recis import nn as recis_nn  # noqa: E402
 from recis import optim as recis_optim  # noqa: E402
 from recis.backends.jax.flax import SparseEmbedding, nnx_train_step  # noqa: E402
+from recis.backends.torch.ragged import RaggedTensor  # noqa: E402
 from recis.core.initializers import UniformInitializer  # noqa: E402
 from recis.core.ragged import Ragged  # noqa: E402
-from recis.ragged.tensor import RaggedTensor  # noqa: E402
 
 STEPS, BATCH, LAST_BATCH, DIM, NUM_DENSE, HIDDEN = 20, 16, 11, 4, 3, 8
 SPARSE = ["user", "item", "city", "history"]  # history: ragged weighted mean over items

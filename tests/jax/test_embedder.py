@@ -12,11 +12,11 @@ import recis.backends.jax as recis_jax  # noqa: E402
 import recis.backends.jax.embedding as jax_embedding  # noqa: E402
 from recis import nn as recis_nn  # noqa: E402
 from recis.backends.jax import BatchBuckets, Embedder, EmbeddingOption  # noqa: E402
-from recis.backends.jax.layout import feature_request, layout_run, pad_request  # noqa: E402
+from recis.backends.torch.ragged import RaggedTensor  # noqa: E402
 from recis.core.initializers import NormalInitializer  # noqa: E402
-from recis.core.policy_hooks import AdmitHook, FilterHook  # noqa: E402
 from recis.core.ragged import Ragged  # noqa: E402
-from recis.ragged.tensor import RaggedTensor  # noqa: E402
+from recis.embedding.layout import feature_request, layout_run, pad_request  # noqa: E402
+from recis.embedding.policy_hooks import AdmitHook, FilterHook  # noqa: E402
 
 INIT = NormalInitializer(std=0.1)
 BATCH = 5

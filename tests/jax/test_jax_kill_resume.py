@@ -18,7 +18,7 @@ pytest.importorskip("flax.nnx", reason="the trainer trains Flax NNX models")
 
 from jax_trainer_helpers import make_data
 
-from recis.core.checkpoint import read_checkpoint_list
+from recis.checkpoint import read_checkpoint_list
 
 DRIVER = pathlib.Path(__file__).with_name("jax_kill_driver.py")
 STEPS = 40  # crosses the end of the first epoch (32 batches)

@@ -29,7 +29,7 @@ from jax_trainer_helpers import (  # noqa: E402
 from recis.backends.jax import SparseOptimizer, rules  # noqa: E402
 from recis.backends.jax.named_arrays import named_arrays  # noqa: E402
 from recis.backends.jax.trainer import Trainer, TrainingArguments  # noqa: E402
-from recis.core.checkpoint import Checkpoint  # noqa: E402
+from recis.checkpoint import Checkpoint  # noqa: E402
 from recis.hooks.hook import Hook  # noqa: E402
 
 BATCHES_PER_EPOCH = 2000 // 64 + 1  # the last batch is partial
@@ -257,7 +257,7 @@ def _torch_tables(engine):
 
 def test_tables_and_data_position_written_by_torch_load_into_jax(data_dir, tmp_path):
     torch = pytest.importorskip("torch", reason="the torch front end writes the checkpoint")
-    from recis.framework.checkpoint_manager import CheckpointManager as TorchManager
+    from recis.backends.torch.checkpoint import CheckpointManager as TorchManager
 
     engine = _torch_engine()
     data = _train_torch_tables(engine, data_dir, steps=5)
@@ -279,7 +279,7 @@ def test_tables_and_data_position_written_by_torch_load_into_jax(data_dir, tmp_p
 
 def test_tables_and_data_position_written_by_jax_load_into_torch(data_dir, tmp_path):
     torch = pytest.importorskip("torch", reason="the torch front end reads the checkpoint")
-    from recis.framework.checkpoint_manager import CheckpointManager as TorchManager
+    from recis.backends.torch.checkpoint import CheckpointManager as TorchManager
 
     trainer = build(data_dir, tmp_path / "jax", save_steps=0)
     trainer.train(5)

@@ -8,9 +8,9 @@ import torch
 from metric_helpers import formula_threshold_auc, random_batch, random_spans
 from sklearn.metrics import roc_auc_score
 
+from recis.backends.torch.metrics.auroc import AUROC as AUROCByPath
+from recis.backends.torch.metrics.gauc import Gauc as GaucByPath
 from recis.metrics import AUROC, GAUC, Gauc
-from recis.metrics.auroc import AUROC as AUROCByPath
-from recis.metrics.gauc import Gauc as GaucByPath
 
 # ascending by score the labels read n n p n n n p n p p: 19 of the 24 pairs in order
 TEN_PREDICTIONS = torch.tensor([0.85, 0.15, 0.55, 0.95, 0.25, 0.05, 0.45, 0.65, 0.75, 0.35])

@@ -1,5 +1,5 @@
 """The threshold AUC on torch tensors (what ``AUROC`` runs for GPU predictions) against the NumPy
-math of ``recis.core.metrics``, on the CPU; the GPU runs it in ``tests/gpu``."""
+math of ``recis.framework.auc``, on the CPU; the GPU runs it in ``tests/gpu``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from recis.core import metrics as core
-from recis.metrics import device_auc
+from recis.backends.torch.metrics import device_auc
+from recis.framework import auc as core
 
 
 @pytest.mark.parametrize("seed", range(5))

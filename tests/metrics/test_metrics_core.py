@@ -14,7 +14,7 @@ from metric_helpers import (
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.metrics import roc_auc_score
 
-from recis.core import metrics
+from recis.framework import auc as metrics
 
 SEEDS = range(8)
 

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from metric_helpers import random_batch, run_groups, sklearn_gauc
 from sklearn.metrics import roc_auc_score
 
-from recis.core import metrics as core
+from recis.framework import auc as core
 from recis.metrics import AUROC, Gauc
 
 WORLD = 2

@@ -8,13 +8,13 @@ import numpy as np
 from recis.core.dedupe import first_occurrences
 from recis.core.initializers import NormalInitializer
 from recis.core.optim import Adam
+from recis.core.optim.updater import SparseUpdater
 from recis.core.policies import (
     CapacityEviction,
     FrequencyAdmission,
     GlobalStepEviction,
 )
 from recis.core.table import EmbeddingTable
-from recis.core.updater import SparseUpdater
 
 
 def make_tables(layout=None) -> dict[str, EmbeddingTable]:

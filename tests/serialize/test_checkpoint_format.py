@@ -13,7 +13,7 @@ from checkpoint_helpers import assert_same_state, make_tables, make_updater, tra
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from recis.core.checkpoint import (
+from recis.checkpoint import (
     INDEX,
     Checkpoint,
     CheckpointError,

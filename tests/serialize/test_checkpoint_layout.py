@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from checkpoint_helpers import assert_same_state, by_id
 
-from recis.core.checkpoint import (
+from recis.checkpoint import (
     Checkpoint,
     CheckpointError,
     Source,
@@ -19,9 +19,9 @@ from recis.core.checkpoint import (
 from recis.core.dedupe import first_occurrences
 from recis.core.initializers import NormalInitializer
 from recis.core.optim import Adam
+from recis.core.optim.updater import SparseUpdater
 from recis.core.policies import CapacityEviction, FrequencyAdmission, GlobalStepEviction
 from recis.core.table import EmbeddingTable
-from recis.core.updater import SparseUpdater
 
 MERGED = {"user+2": ["user", "item", "query"]}
 SPLIT = {"item": ["item"], "query+1": ["query", "user"]}

@@ -13,7 +13,7 @@ import torch
 from checkpoint_helpers import assert_same_state, by_id
 from torch_helpers import Run, next_random_numbers, scramble_random_generators
 
-from recis.core.checkpoint import CheckpointError, read_checkpoint_list
+from recis.checkpoint import CheckpointError, read_checkpoint_list
 from recis.serialize import CheckpointReader
 
 
@@ -111,7 +111,7 @@ CHILD = """
 import sys, time
 import torch
 import importlib
-from recis.framework.checkpoint_manager import CheckpointManager
+from recis.backends.torch.checkpoint import CheckpointManager
 from recis.nn import HashTable
 
 model = torch.nn.ModuleDict({"emb": HashTable([-1, 4], name="t"), "fc": torch.nn.Linear(4, 1)})
@@ -129,15 +129,15 @@ manager.step()
 @pytest.mark.parametrize(
     ("module", "where"),
     [
-        ("recis.core.checkpoint.writer", "seal"),
-        ("recis.core.checkpoint.directory", "write_text_atomic"),
+        ("recis.checkpoint.writer", "seal"),
+        ("recis.checkpoint.directory", "write_text_atomic"),
     ],
 )
 def test_a_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path, module, where):
     command = [sys.executable, "-c", textwrap.dedent(CHILD), str(tmp_path), module, where]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
         try:
-            assert child.stdout.readline() == "hanging\n"
+            assert child.stdout.readline().startswith("hanging")  # threads may print at once
         finally:
             os.kill(child.pid, signal.SIGKILL)
     assert read_checkpoint_list(tmp_path) == ["ckpt_1"]
@@ -146,7 +146,7 @@ def test_a_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path, 
     run = Run(tmp_path, save_steps=1)
     with pytest.raises(CheckpointError, match="has no table 'user'"):
         run.manager.restore()  # the saved model had one table, 't'
-    from recis.framework.checkpoint_manager import CheckpointManager
+    from recis.backends.torch.checkpoint import CheckpointManager
     from recis.nn import HashTable
 
     model = torch.nn.ModuleDict({"emb": HashTable([-1, 4], name="t"), "fc": torch.nn.Linear(4, 1)})

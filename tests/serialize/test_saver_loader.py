@@ -11,7 +11,7 @@ from checkpoint_helpers import assert_same_state, by_id
 from safetensors.torch import load_file
 from torch_helpers import Run
 
-from recis.core.checkpoint import CheckpointError
+from recis.checkpoint import CheckpointError
 from recis.serialize import CheckpointReader, Loader, Saver
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from recis.framework.checkpoint_manager import CheckpointManager
+from recis.backends.torch.checkpoint import CheckpointManager
+from recis.backends.torch.initializers import NormalInitializer
 from recis.nn import HashTable, filter_out_sparse_param
 from recis.nn.hashtable_hook import AdmitHook, FilterHook
-from recis.nn.initializers import NormalInitializer
 from recis.optim import SparseAdamW
 
 FEATURES = ("user", "item", "query")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from recis.backends.torch.initializers import NormalInitializer
+from recis.backends.torch.ragged import RaggedTensor
 from recis.hooks import HashTableFilterHook
 from recis.nn import DynamicEmbedding, EmbeddingEngine, EmbeddingOption, HashTable
 from recis.nn.hashtable_hook import AdmitHook, FilterHook
-from recis.nn.initializers import NormalInitializer
 from recis.optim import SparseSGD
-from recis.ragged.tensor import RaggedTensor
 
 INIT = NormalInitializer(std=0.1)
 

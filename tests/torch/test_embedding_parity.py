@@ -12,9 +12,10 @@ import pytest
 import torch
 from torch import nn
 
+from recis.backends.torch.initializers import UniformInitializer
+from recis.backends.torch.ragged import RaggedTensor
 from recis.core import optim as rules
 from recis.nn import EmbeddingEngine, EmbeddingOption, filter_out_sparse_param
-from recis.nn.initializers import UniformInitializer
 from recis.optim import (
     SparseAdagrad,
     SparseAdam,
@@ -24,7 +25,6 @@ from recis.optim import (
     SparseRowwiseAdagrad,
     SparseSGD,
 )
-from recis.ragged.tensor import RaggedTensor
 
 BATCH, STEPS, TILE = 6, 20, 3
 INIT = UniformInitializer(-0.5, 0.5)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from recis.backends.torch.initializers import NormalInitializer
 from recis.nn import EmbeddingEngine, EmbeddingOption, filter_out_sparse_param
-from recis.nn.initializers import NormalInitializer
 from recis.optim import SparseAdagrad
 
 

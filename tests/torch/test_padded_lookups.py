@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from recis.backends.torch.embedding import DynamicEmbedding
+from recis.backends.torch.initializers import NormalInitializer
 from recis.core.table import EmbeddingTable
 from recis.nn import EmbeddingEngine, EmbeddingOption, HashTable, filter_out_sparse_param
-from recis.nn.initializers import NormalInitializer
-from recis.nn.modules.embedding import DynamicEmbedding
 from recis.optim import SparseAdamW
 from recis.ragged import RaggedTensor
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from recis.backends.torch.ragged import RaggedPadInfo, RaggedTensor
 from recis.core.ragged import Ragged
-from recis.ragged.tensor import RaggedPadInfo, RaggedTensor
 
 
 def _example():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from recis.backends.torch.initializers import UniformInitializer
 from recis.core.errors import NonFiniteGradientError
 from recis.nn import HashTable
-from recis.nn.initializers import UniformInitializer
 from recis.optim import AdamWTF, SparseAdagrad, SparseAdamW, SparseSGD
 
 

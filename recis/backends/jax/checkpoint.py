@@ -2,7 +2,7 @@
 :class:`~recis.backends.jax.TrainStep`, in the format of the torch front end's.
 
 Layout of ``output_dir``, as with torch: ``checkpoint`` (the kept checkpoints, newest last) and
-one ``ckpt_<step>/`` per checkpoint (format: :mod:`recis.core.checkpoint`) holding:
+one ``ckpt_<step>/`` per checkpoint (format: :mod:`recis.checkpoint`) holding:
 
 - ``sparse-*.safetensors``: the hash tables (rows, optimizer slots, policy state) keyed by
   logical table and id — the very tensors the torch front end writes, so tables load across
@@ -66,7 +66,7 @@ from flax import nnx
 from recis.backends.jax.flax import NnxTrainStep
 from recis.backends.jax.named_arrays import fill_tree, leaf_names, named_arrays
 from recis.backends.jax.train import TrainStep
-from recis.core.checkpoint import (
+from recis.checkpoint import (
     EMBEDDING,
     MAX_FILE_BYTES,
     OPTIMIZER,
@@ -80,9 +80,9 @@ from recis.core.checkpoint import (
     read_rank_json,
     write_rank_json,
 )
-from recis.core.checkpoint.manager import CheckpointManagerBase
 from recis.core.table import EmbeddingTable
 from recis.distributed.communicator import Communicator
+from recis.framework.checkpoint_base import CheckpointManagerBase
 
 MODEL_TREES = ("params", "state")
 

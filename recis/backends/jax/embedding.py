@@ -49,10 +49,8 @@ from functools import partial
 import jax
 import numpy as np
 
-from recis.backends.jax.layout import RunLayout, feature_request, layout_run, pad_request
 from recis.backends.jax.options import EmbeddingOption
 from recis.core.dedupe import first_occurrences, occurrence_counts
-from recis.core.embedding_plan import Request, TableGroup, plan_tables
 from recis.core.policies import LookupStats
 from recis.core.segment import segment_reduce, segment_reduce_backward
 from recis.core.table import EmbeddingTable
@@ -60,6 +58,8 @@ from recis.core.threads import beside_framework
 from recis.distributed import exchange
 from recis.distributed.communicator import Communicator
 from recis.distributed.exchange import LookupReply, LookupRequest, ShardedTable
+from recis.embedding.layout import RunLayout, feature_request, layout_run, pad_request
+from recis.embedding.plan import Request, TableGroup, plan_tables
 
 
 @dataclass

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from recis.backends.jax.embedding import Embedder
 from recis.core import optim as rules
 from recis.core.optim.rule import Rule
+from recis.core.optim.updater import SparseUpdater
 from recis.core.table import EmbeddingTable
 from recis.core.threads import beside_framework
-from recis.core.updater import SparseUpdater
 from recis.distributed.exchange import ShardedTable, push_gradients
 
 __all__ = ["SparseOptimizer", "rules"]

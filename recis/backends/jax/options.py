@@ -1,9 +1,9 @@
 """``EmbeddingOption`` for the JAX backend: how a feature is embedded.
 
-The fields are RecIS's (:class:`~recis.core.embedding_option.EmbeddingOptionBase`); ``dtype`` is
+The fields are RecIS's (:class:`~recis.embedding.option.EmbeddingOptionBase`); ``dtype`` is
 a NumPy or JAX dtype (``float32``, ``bfloat16`` or ``float16``: the storage dtype of the table's
 rows). Features whose options agree on ``coalesced_info()`` share one physical table; features
-with the same ``shared_name`` share rows. Hooks come from :mod:`recis.core.policy_hooks`.
+with the same ``shared_name`` share rows. Hooks come from :mod:`recis.embedding.policy_hooks`.
 ``device`` is ``"cpu"`` (tables in host memory) or ``"cuda"`` (tables on the GPU; the features'
 ids are then JAX GPU arrays or CuPy arrays, and the activations JAX GPU arrays).
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recis.core.embedding_option import EmbeddingOptionBase
 from recis.core.table import EmbeddingTable
+from recis.embedding.option import EmbeddingOptionBase
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.distributed.communicator import CollectiveError, Communicator, Pending
 
 FAILURE_KEY = "recis/failure"

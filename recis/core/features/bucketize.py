@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.features.columns import (
     Column,
     check_count,

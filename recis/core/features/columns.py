@@ -22,7 +22,7 @@ from types import ModuleType
 import numba
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.cuda import features as gpu_kernels
 from recis.core.ragged import Ragged
 

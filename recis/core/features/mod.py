@@ -17,7 +17,7 @@ from functools import partial
 
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.features.columns import (
     Column,
     check_count,

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.cuda import features as gpu_kernels
 from recis.core.features.columns import (
     as_ragged,

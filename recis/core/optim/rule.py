@@ -21,7 +21,7 @@ from types import ModuleType
 
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 
 FLOAT32 = np.dtype(np.float32)
 

@@ -1,7 +1,7 @@
 """``Checkpoint``: an opened checkpoint directory whose files are checked before they are read.
 
 >>> import tempfile
->>> from recis.core.checkpoint.writer import save_tables
+>>> from recis.checkpoint.writer import save_tables
 >>> path = save_tables(f"{tempfile.mkdtemp()}/ckpt", {}, {"w": np.zeros(2)}, {"step": 3})
 >>> checkpoint = Checkpoint(path)
 >>> checkpoint.metadata, checkpoint.tensor_names(), checkpoint.tensor_info("w")["shape"]
@@ -19,7 +19,7 @@ import ml_dtypes  # noqa: F401  (registers bfloat16 for safetensors' NumPy reade
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
-from recis.core.checkpoint.files import (
+from recis.checkpoint.files import (
     FORMAT,
     INDEX,
     VERSION,

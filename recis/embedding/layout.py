@@ -1,11 +1,11 @@
 """Feature inputs in engine form, padded to a batch bucket and laid out for zero-copy export.
 
 A feature's input — dense ids ``[B, ..., k]`` (any array with ``__dlpack__``) or a
-:class:`~recis.core.ragged.Ragged` — becomes a :class:`~recis.core.embedding_plan.Request`.
+:class:`~recis.core.ragged.Ragged` — becomes a :class:`~recis.embedding.plan.Request`.
 :func:`pad_request` appends empty segments so that the batch dimension is a fixed bucket size:
 padded samples hold no ids, so they insert nothing and embed as zeros. :func:`layout_run` places
 the features of one combine call back to back, with empty segments between them so that each
-feature's output starts on an :data:`~recis.core.interop.ALIGNMENT`-byte boundary: JAX shares
+feature's output starts on an :data:`~recis.core.arrays.ALIGNMENT`-byte boundary: JAX shares
 such views of the engine's output instead of copying them. Inputs on the GPU (JAX GPU arrays,
 imported over DLPack, or CuPy arrays) give requests and layouts of CuPy arrays.
 
@@ -25,16 +25,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.dedupe import array_module
-from recis.core.embedding_plan import (
+from recis.core.ragged import Ragged
+from recis.embedding.plan import (
     Request,
     dense_request,
     merge_requests,
     output_shape,
     ragged_request,
 )
-from recis.core.ragged import Ragged
 
 
 def feature_request(name: str, value, use_weight: bool = True) -> Request:

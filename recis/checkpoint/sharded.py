@@ -4,7 +4,7 @@ With tables sharded row-wise over ``W`` ranks (:mod:`recis.distributed`), each r
 own shard in parallel into one temporary directory, whose name rank 0 picks and broadcasts:
 
 1. every rank writes its rows as ``sparse-r<rank>-<n>.safetensors`` (and, through
-   :meth:`~recis.core.checkpoint.writer.CheckpointWriter.write_rank_file`, files of its own such
+   :meth:`~recis.checkpoint.writer.CheckpointWriter.write_rank_file`, files of its own such
    as ``rank-r<rank>.pt``); dense arrays and front-end files (``model.pt`` …) are replicated over
    the ranks, so rank 0 alone writes them;
 2. at :meth:`ShardedCheckpointWriter.commit` one all-gather brings every rank's index part to
@@ -14,7 +14,7 @@ own shard in parallel into one temporary directory, whose name rank 0 picks and 
    error of the rank that failed. Nothing sleeps or polls; a rank that fails before committing
    still takes part in both collectives (:meth:`ShardedCheckpointWriter.abort`), so no rank hangs.
 
-**The merged index** is an ordinary one (format: :mod:`recis.core.checkpoint`) plus
+**The merged index** is an ordinary one (format: :mod:`recis.checkpoint`) plus
 ``world_size``: a logical table's tensors are consecutive row ranges in the ranks' files, rank 0's
 first. Per-rank state of a physical table is merged or dropped: the row allocator
 (``@rows.*``) is a rank's own and is not kept — a sharded checkpoint loads by id, never by row,
@@ -39,9 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from recis.core.checkpoint.files import MAX_FILE_BYTES, CheckpointError, rank_name
-from recis.core.checkpoint.reader import Checkpoint
-from recis.core.checkpoint.writer import CheckpointWriter, Chunk
+from recis.checkpoint.files import MAX_FILE_BYTES, CheckpointError, rank_name
+from recis.checkpoint.reader import Checkpoint
+from recis.checkpoint.writer import CheckpointWriter, Chunk
 from recis.distributed.communicator import CollectiveError, Communicator
 
 RANK_JSON = "rank.json"

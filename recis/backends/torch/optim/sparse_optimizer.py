@@ -20,11 +20,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from recis.backends.torch.bridge import beside_torch
+from recis.backends.torch.hashtable import HashTable
 from recis.core.optim.rule import Rule
-from recis.core.updater import SparseUpdater
+from recis.core.optim.updater import SparseUpdater
 from recis.distributed.exchange import push_gradients
-from recis.nn.functional.engine_calls import beside_torch
-from recis.nn.modules.hashtable import HashTable
 
 
 class SparseOptimizer(torch.optim.Optimizer):

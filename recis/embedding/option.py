@@ -25,7 +25,7 @@ STORAGE_DTYPES = frozenset(np.dtype(t) for t in ("float32", "float16", ml_dtypes
 class EmbeddingOptionBase:
     """A feature's table (dim, dtype, initializer, hooks…) and combiner.
 
-    ``admit_hook`` / ``filter_hook`` are :class:`~recis.core.policy_hooks.AdmitHook` /
+    ``admit_hook`` / ``filter_hook`` are :class:`~recis.embedding.policy_hooks.AdmitHook` /
     ``FilterHook`` (anything with ``build()`` and ``info()``). ``pg`` and ``max_partition_num``
     are accepted for compatibility.
     """

@@ -1,6 +1,6 @@
 """Errors of feature ops, re-raised with the feature and op they came from.
 
->>> from recis.features.op import Mod
+>>> from recis.backends.torch.features.op import Mod
 >>> import numpy as np
 >>> call_op("price", Mod(10), np.array([1.5]))
 Traceback (most recent call last):

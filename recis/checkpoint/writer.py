@@ -1,7 +1,7 @@
 """``CheckpointWriter``: writes one checkpoint directory atomically (format: the package doc).
 
 >>> import tempfile
->>> from recis.core.checkpoint.reader import Checkpoint
+>>> from recis.checkpoint.reader import Checkpoint
 >>> with CheckpointWriter(f"{tempfile.mkdtemp()}/ckpt") as writer:
 ...     writer.write_dense({"w": np.ones(3, np.float32)})
 ...     path = writer.commit({"step": 5})
@@ -24,7 +24,7 @@ from typing import BinaryIO
 import numpy as np
 from safetensors.numpy import save_file
 
-from recis.core.checkpoint.files import (
+from recis.checkpoint.files import (
     FORMAT,
     INDEX,
     MAX_FILE_BYTES,
@@ -36,7 +36,7 @@ from recis.core.checkpoint.files import (
     rank_name,
     seal,
 )
-from recis.core.checkpoint.table_state import describe_table, split_state
+from recis.checkpoint.table_state import describe_table, split_state
 from recis.core.table import EmbeddingTable
 
 
@@ -118,7 +118,7 @@ class CheckpointWriter:
         self._add_file(name, write)
 
     def write_rank_file(self, name: str, write: Callable[[BinaryIO], None]) -> None:
-        """Add this rank's own file ``name`` (named :func:`~recis.core.checkpoint.files.
+        """Add this rank's own file ``name`` (named :func:`~recis.checkpoint.files.
         rank_name` ``(name, rank)``), for state that differs by rank, such as the position in
         the rank's part of the data."""
         self._add_file(rank_name(name, self.rank), write)

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.cuda.host_mirror import deferred_errors, raise_deferred_errors
 from recis.core.errors import NonFiniteGradientError
 from recis.core.optim.rule import Rule

@@ -1,12 +1,12 @@
 """``CheckpointManagerBase``: what the torch and JAX checkpoint managers share.
 
-A run's checkpoints live in :class:`~recis.core.checkpoint.directory.CheckpointDirectory`;
+A run's checkpoints live in :class:`~recis.checkpoint.directory.CheckpointDirectory`;
 the manager counts steps, saves every ``save_steps``, restores the newest checkpoint and
 warm-starts from a model bank. Front ends say what their tables are (:meth:`engine_tables`), how
 a checkpoint's content is written (:meth:`write`, :meth:`metadata`) and read back (:meth:`load`).
 
 With tables sharded over several ranks (:meth:`CheckpointManagerBase.communicator`), every rank
-saves and loads together (:mod:`~recis.core.checkpoint.sharded`): each writes its shard, rank 0
+saves and loads together (:mod:`~recis.checkpoint.sharded`): each writes its shard, rank 0
 the replicated state, the list and the rotation; each loads the ids it owns, whatever the number
 of ranks that saved.
 """
@@ -19,13 +19,13 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import Path
 
-from recis.core.checkpoint.directory import CheckpointDirectory
-from recis.core.checkpoint.files import MAX_FILE_BYTES, CheckpointError
-from recis.core.checkpoint.model_bank import PARTS, bank_entries
-from recis.core.checkpoint.reader import Checkpoint
-from recis.core.checkpoint.writer import CheckpointWriter
+from recis.checkpoint.directory import CheckpointDirectory
+from recis.checkpoint.files import MAX_FILE_BYTES, CheckpointError
+from recis.checkpoint.reader import Checkpoint
+from recis.checkpoint.writer import CheckpointWriter
 from recis.core.table import EmbeddingTable
 from recis.distributed.communicator import Communicator
+from recis.framework.model_bank import PARTS, bank_entries
 
 
 class CheckpointManagerBase(abc.ABC):
@@ -159,6 +159,6 @@ class CheckpointManagerBase(abc.ABC):
 
     def load_model_bank(self, model_bank: Iterable[Mapping] | None) -> None:
         """Warm-start from other checkpoints, in order (entries: see
-        :mod:`recis.core.checkpoint.model_bank`)."""
+        :mod:`recis.framework.model_bank`)."""
         for entry in bank_entries(model_bank):
             self.load(Checkpoint(entry.path), entry.parts, list(entry.exclude), entry.strict)

@@ -1,6 +1,6 @@
 """The sparse optimizers: RecIS's Adam family plus SGD, Adagrad, row-wise Adagrad and FTRL.
 
-Each is a :class:`~recis.optim.sparse_optim.SparseOptimizer` over the engine rule of the same
+Each is a :class:`SparseOptimizer` over the engine rule of the same
 name (:mod:`recis.core.optim`); the update rules are documented there.
 
 >>> import torch
@@ -11,8 +11,8 @@ AdamW(beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.01, amsgrad=False)
 
 from __future__ import annotations
 
+from recis.backends.torch.optim.sparse_optimizer import SparseOptimizer
 from recis.core import optim as rules
-from recis.optim.sparse_optim import SparseOptimizer
 
 
 class SparseAdam(SparseOptimizer):

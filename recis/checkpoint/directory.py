@@ -8,15 +8,15 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 
-from recis.core.checkpoint.files import (
+from recis.checkpoint.files import (
     LIST_FILE,
     OLD_PREFIX,
     TEMP_PREFIX,
     read_checkpoint_list,
     write_text_atomic,
 )
-from recis.core.checkpoint.sharded import agree, checkpoint_writer
-from recis.core.checkpoint.writer import CheckpointWriter
+from recis.checkpoint.sharded import agree, checkpoint_writer
+from recis.checkpoint.writer import CheckpointWriter
 from recis.distributed.communicator import Communicator
 
 
@@ -64,7 +64,7 @@ class CheckpointDirectory:
         A checkpoint of the same step is replaced; it is unlisted while that happens, so a
         crash at any point leaves the list naming only whole checkpoints. With a
         ``communicator`` of several ranks every rank calls this together, each writing its
-        shard (:mod:`~recis.core.checkpoint.sharded`); rank 0 alone keeps the list and removes
+        shard (:mod:`~recis.checkpoint.sharded`); rank 0 alone keeps the list and removes
         old checkpoints, and every rank returns once the checkpoint is listed.
         """
         name = self.path(step).name

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from recis.core import interop
+from recis.core import arrays as interop
 from recis.core.cuda.loader import require_cupy
 from recis.core.threads import framework_kernel_threads, kernel_threads
 

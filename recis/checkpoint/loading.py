@@ -12,9 +12,9 @@ from fnmatch import fnmatchcase
 
 import numpy as np
 
-from recis.core.checkpoint.files import CheckpointError
-from recis.core.checkpoint.reader import Checkpoint
-from recis.core.checkpoint.table_state import OPTIMIZER, field_kind, join_by_tag, split_by_tags
+from recis.checkpoint.files import CheckpointError
+from recis.checkpoint.reader import Checkpoint
+from recis.checkpoint.table_state import OPTIMIZER, field_kind, join_by_tag, split_by_tags
 from recis.core.policies import LookupStats
 from recis.core.row_store import EMBEDDING
 from recis.core.table import EmbeddingTable

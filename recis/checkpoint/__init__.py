@@ -37,7 +37,7 @@ digest of the rest of the index as canonical JSON.
 own shard (``sparse-r<rank>-<n>.safetensors``, and files of its own such as ``rank-r<rank>.pt``)
 into one temporary directory; rank 0 merges the ranks' index parts — a logical table's tensors
 become consecutive row ranges over the ranks' files — and publishes it
-(:mod:`~recis.core.checkpoint.sharded`). Its index also holds ``world_size`` (absent: 1). The row
+(:mod:`~recis.checkpoint.sharded`). Its index also holds ``world_size`` (absent: 1). The row
 allocators of the ranks are not kept (``<table>/row`` is an id's row in its rank's shard), eviction
 clocks are the latest of the ranks' and lookup statistics their sum. A single process writes
 exactly the files above, without ``world_size``.
@@ -76,8 +76,8 @@ front end shares this code.
 [1, 0]
 """
 
-from recis.core.checkpoint.directory import CheckpointDirectory
-from recis.core.checkpoint.files import (
+from recis.checkpoint.directory import CheckpointDirectory
+from recis.checkpoint.files import (
     INDEX,
     LIST_FILE,
     MAX_FILE_BYTES,
@@ -86,17 +86,17 @@ from recis.core.checkpoint.files import (
     read_checkpoint_list,
     write_text_atomic,
 )
-from recis.core.checkpoint.loading import Source, load_tables, merge_counters, plan_load
-from recis.core.checkpoint.reader import Checkpoint, resolve_checkpoint
-from recis.core.checkpoint.sharded import (
+from recis.checkpoint.loading import Source, load_tables, merge_counters, plan_load
+from recis.checkpoint.reader import Checkpoint, resolve_checkpoint
+from recis.checkpoint.sharded import (
     ShardedCheckpointWriter,
     checkpoint_writer,
     gather_max,
     read_rank_json,
     write_rank_json,
 )
-from recis.core.checkpoint.table_state import OPTIMIZER, field_kind
-from recis.core.checkpoint.writer import CheckpointWriter, save_tables
+from recis.checkpoint.table_state import OPTIMIZER, field_kind
+from recis.checkpoint.writer import CheckpointWriter, save_tables
 from recis.core.row_store import EMBEDDING
 
 __all__ = [

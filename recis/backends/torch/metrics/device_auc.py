@@ -1,5 +1,5 @@
 """The threshold AUC's math on torch tensors, where they are: the twins of
-:func:`recis.core.metrics.confusion_counts` and :func:`recis.core.metrics.threshold_auc` that
+:func:`recis.framework.auc.confusion_counts` and :func:`recis.framework.auc.threshold_auc` that
 :class:`~recis.metrics.AUROC` uses for predictions on a GPU, so that a training step that reports
 its AUC never waits for the GPU.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from recis.core.metrics import RATE_EPSILON
+from recis.framework.auc import RATE_EPSILON
 
 
 def click_column(values: torch.Tensor, name: str) -> torch.Tensor:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import logging
 
+from recis.backends.torch.hashtable import HashTable, live_hashtables
 from recis.core.policies import GlobalStepEviction
 from recis.core.threads import beside_framework
 from recis.hooks.hook import Hook
-from recis.nn.modules.hashtable import HashTable, live_hashtables
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Feature inputs at the edge: torch tensors and ``RaggedTensor``\\ s in, engine columns out.
 
-Ops accept a dense ``torch.Tensor``, a :class:`~recis.ragged.tensor.RaggedTensor`, a NumPy or
+Ops accept a dense ``torch.Tensor``, a :class:`RaggedTensor`, a NumPy or
 CuPy array or an engine :class:`~recis.core.ragged.Ragged`, and return results of the kind they
 were given. Torch tensors are shared with the engine without copies (DLPack); results go back the
 same way. CUDA tensors are computed on their GPU by the engine's CUDA kernels (CuPy), on torch's
@@ -23,11 +23,11 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 import torch
 
-from recis.core import interop
+from recis.backends.torch.ragged import RaggedPadInfo, RaggedTensor
+from recis.core import arrays as interop
+from recis.core.arrays import as_engine_array, export_like
 from recis.core.cuda import loader, streams
-from recis.core.interop import as_engine_array, export_like
 from recis.core.ragged import Ragged
-from recis.ragged.tensor import RaggedPadInfo, RaggedTensor
 
 INPUT_KINDS = "a torch.Tensor, RaggedTensor, NumPy or CuPy array or Ragged"
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recis.core import interop
+from recis.core import arrays as interop
 
 THRESHOLD_MARGIN = 1e-7  # the outer thresholds lie this far outside [0, 1]
 RATE_EPSILON = 1e-6  # added to the rates' numerators and denominators, as in RecIS

@@ -1,0 +1,332 @@
+"""``CheckpointManager``: periodic, atomic, exactly resumable checkpoints of a run (RecIS API).
+
+Layout of ``output_dir``::
+
+    checkpoint          names of the kept checkpoints, newest last (rewritten atomically)
+    ckpt_<step>/        one checkpoint (format: :mod:`recis.checkpoint`)
+        index.json, sparse-*.safetensors   hash tables: rows, optimizer slots, policy state
+        model.pt        the dense state dict (hash tables excluded), ``torch.save``
+        extra.pt        global step; dense optimizer, LR scheduler and sparse optimizer state;
+                        RNG states (``random``, NumPy, torch CPU and CUDA); dataset (IO) states;
+                        registered objects' states; the ``extra`` callable's dict
+
+The data positions (dataset states that JSON can hold, as RecIS datasets' are) are also kept in
+the index metadata (``io_state``), where the JAX trainer reads them; a checkpoint without
+``extra.pt`` (written by the JAX trainer) gives its data positions from there.
+
+**Several ranks.** Under ``torch.distributed`` with several ranks the hash tables are sharded
+(:class:`~recis.nn.HashTable`), and every rank saves and restores together (the ``communicator``,
+by default :func:`~recis.backends.torch.default_communicator`): each writes its shard of the
+tables, ``rank-r<rank>.pt`` (its RNG states and data positions) and ``rank-r<rank>.json`` (the
+data positions JSON can hold, for the JAX trainer); rank 0 writes ``model.pt``,
+``extra.pt`` (the sparse optimizer's counters being the largest over the ranks), the list and the
+rotation. Each rank restores the ids it owns, whatever the number of ranks that saved; the RNG
+states and data positions of its own rank when as many ranks saved, else rank 0's RNG states and
+no data position (an error when datasets are registered, unless not ``strict``).
+
+A checkpoint is written to a temporary directory, fsynced and renamed, then listed; a kill at any
+moment leaves the previous checkpoints listed and loadable. ``extra.pt`` holds pickled objects
+(dataset states, RNG states): load checkpoints from trusted places only.
+
+**Model bank** (warm start): :meth:`CheckpointManager.load_model_bank` takes entries
+``{"path": ..., "load": [...], "exclude": [...], "strict": True}``. ``path`` is a checkpoint or a
+run directory (its newest checkpoint). ``load`` picks parts (default ``["*"]``, all):
+``"sparse"`` (hash-table ids, embeddings, policy state), ``"sparse_opt"`` (optimizer slots and
+the sparse optimizer's state), ``"dense"`` (``model.pt``), ``"extra"`` (global step, dense
+optimizer, LR scheduler, RNG, registered objects) and ``"io_state"``. ``exclude`` holds
+``fnmatch`` patterns of names to skip: logical table names, dense state-dict keys, and the names
+in ``extra.pt`` (``global_step``, ``dense_optimizer``, ``lr_scheduler``, ``sparse_optimizer``,
+``rng``, registered names). ``strict`` makes anything missing on either side an error.
+
+>>> import tempfile, torch
+>>> from recis.nn import HashTable
+>>> model = torch.nn.ModuleDict({"emb": HashTable([-1, 2], name="item"),
+...                              "fc": torch.nn.Linear(2, 1)})
+>>> manager = CheckpointManager(tempfile.mkdtemp(), model, save_steps=2)
+>>> _ = model["emb"](torch.tensor([1, 2]))
+>>> for _ in range(4):
+...     _ = manager.step()
+>>> manager.directory.names()
+['ckpt_2', 'ckpt_4']
+>>> again = CheckpointManager(manager.directory.root, model)
+>>> again.restore(), again.global_step
+(True, 4)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from fnmatch import fnmatchcase
+from functools import partial
+
+import numpy as np
+import torch
+
+from recis.backends.torch.communicator import default_communicator
+from recis.backends.torch.hashtable import HashTable, filter_out_sparse_param
+from recis.checkpoint import (
+    EMBEDDING,
+    MAX_FILE_BYTES,
+    OPTIMIZER,
+    Checkpoint,
+    CheckpointError,
+    CheckpointWriter,
+    gather_max,
+    load_tables,
+    merge_counters,
+    plan_load,
+    rank_name,
+    read_rank_json,
+    write_rank_json,
+)
+from recis.core.table import EmbeddingTable
+from recis.distributed.communicator import Communicator
+from recis.framework.checkpoint_base import CheckpointManagerBase
+
+MODEL_FILE = "model.pt"
+EXTRA_FILE = "extra.pt"
+RANK_FILE = "rank.pt"
+
+
+class CheckpointManager(CheckpointManagerBase):
+    """Saves a run every ``save_steps`` steps into ``output_dir``, keeps ``max_to_keep``
+    checkpoints, and restores the newest one (see the module docstring).
+
+    Args:
+        output_dir: the run's directory.
+        model: the model; its HashTables are saved as sparse tables, the rest as ``model.pt``.
+        dense_optimizer, lr_scheduler, sparse_optimizer: saved and restored with it.
+        dataset: the training dataset, whose ``state_dict()`` is saved (name ``"dataset"``).
+        save_steps: :meth:`step` saves when the global step is a multiple (≤ 0: never).
+        max_to_keep: checkpoints kept (None: all).
+        extra: called at each save for a picklable dict, given back as :attr:`loaded_extra`
+            after a restore.
+        parallel: threads writing files.
+        max_file_bytes: size limit of one sparse file.
+        communicator: the ranks saving and restoring together (default: that of
+            ``torch.distributed``'s world when it has several ranks, read at each use).
+
+    RecIS builds its manager as ``CheckpointManager(saver, save_interval)`` around a framework
+    ``Saver``; this one takes the objects to save directly (the ``Trainer`` builds it), and
+    :meth:`restore` returns whether a checkpoint was found (the step is :attr:`global_step`).
+    """
+
+    def __init__(
+        self,
+        output_dir,
+        model: torch.nn.Module | None = None,
+        dense_optimizer: torch.optim.Optimizer | None = None,
+        lr_scheduler=None,
+        sparse_optimizer=None,
+        dataset=None,
+        save_steps: int = 1000,
+        max_to_keep: int | None = 5,
+        extra: Callable[[], dict] | None = None,
+        parallel: int = 8,
+        max_file_bytes: int = MAX_FILE_BYTES,
+        communicator: Communicator | None = None,
+    ) -> None:
+        super().__init__(
+            output_dir, dataset, save_steps, max_to_keep, parallel, max_file_bytes, communicator
+        )
+        self.model = model
+        self.dense_optimizer = dense_optimizer
+        self.lr_scheduler = lr_scheduler
+        self.sparse_optimizer = sparse_optimizer
+        self.extra = extra
+        self.loaded_extra: dict | None = None
+
+    # -- saving ----------------------------------------------------------------------------------
+
+    def _hashtables(self) -> dict[str, HashTable]:
+        return filter_out_sparse_param(self.model) if self.model is not None else {}
+
+    def communicator(self) -> Communicator | None:
+        return self._communicator if self._communicator is not None else default_communicator()
+
+    def engine_tables(self) -> dict[str, EmbeddingTable]:
+        return {name: table.table for name, table in self._hashtables().items()}
+
+    def metadata(self) -> dict:
+        return {"io_state": _portable(self.io_states())}
+
+    def write(self, tables: dict[str, EmbeddingTable], writer: CheckpointWriter) -> None:
+        # the one collective before the commit comes first: a rank failing later still meets
+        # the others at the commit, which then fails on every rank
+        sparse = gather_max(
+            self.communicator(),
+            _state_of(self.sparse_optimizer),
+            "all-gather of the sparse optimizer's counters",
+        )
+        writer.write_tables(tables)
+        extra = self._extra_state(sparse)
+        writer.write_file(MODEL_FILE, partial(torch.save, self._dense_state()))
+        writer.write_file(EXTRA_FILE, partial(torch.save, extra))
+        if writer.world_size > 1:
+            writer.write_rank_file(RANK_FILE, partial(torch.save, self._rank_state()))
+            write_rank_json(writer, {"io_state": _portable(self.io_states())})
+
+    def _dense_state(self) -> dict[str, torch.Tensor]:
+        if self.model is None:
+            return {}
+        tables = tuple(f"{n}." for n, m in self.model.named_modules() if isinstance(m, HashTable))
+        return {k: v for k, v in self.model.state_dict().items() if not k.startswith(tables)}
+
+    def _extra_state(self, sparse: dict | None) -> dict:
+        return {
+            "global_step": self._global_step,
+            "dense_optimizer": _state_of(self.dense_optimizer),
+            "lr_scheduler": _state_of(self.lr_scheduler),
+            "sparse_optimizer": sparse,
+            "objects": {name: obj.state_dict() for name, obj in self.objects.items()},
+            "extra": self.extra() if self.extra is not None else None,
+        } | self._rank_state()
+
+    def _rank_state(self) -> dict:
+        """What differs by rank: RNG states and data positions."""
+        return {"rng": _rng_state(), "io_state": self.io_states()}
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
+        parts = self.loadable_parts(checkpoint, parts, strict)
+        checkpoint.check_files()
+        sources = self._load_sparse(checkpoint, parts, exclude, strict)
+        if "dense" in parts and self.model is not None:
+            self._load_dense(checkpoint, exclude, strict)
+        if parts & {"sparse_opt", "extra", "io_state"}:
+            if EXTRA_FILE not in checkpoint.index["files"]:
+                self._load_without_extra(checkpoint, parts, exclude, strict)
+                return
+            extra = torch.load(checkpoint.file(EXTRA_FILE), map_location="cpu", weights_only=False)
+            extra |= self._own_rank_state(checkpoint)
+            _Restorer(checkpoint, extra, exclude, strict).run(self, parts, sources)
+
+    def _own_rank_state(self, checkpoint: Checkpoint) -> dict:
+        """This rank's RNG states and data positions, when several ranks saved, as many as now
+        (otherwise ``extra.pt`` holds what is restored: rank 0's)."""
+        rank, world_size = self.place()
+        if checkpoint.world_size != world_size or world_size == 1:
+            return {}
+        path = checkpoint.file(rank_name(RANK_FILE, rank))
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+    def _load_sparse(self, checkpoint, parts, exclude, strict) -> dict[str, list[str]]:
+        kinds = [EMBEDDING, "policy"] if "sparse" in parts else []
+        kinds += [OPTIMIZER] if "sparse_opt" in parts else []
+        tables = self.engine_tables()
+        if not kinds or not tables:
+            return {}
+        plan = plan_load(checkpoint, tables, kinds, exclude, strict)
+        return load_tables(checkpoint, tables, plan, strict, self.communicator())
+
+    def _load_without_extra(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
+        """A checkpoint without ``extra.pt`` (another front end's): data positions from the
+        index metadata, or from this rank's file when several ranks saved; with ``strict``,
+        asking for more is an error."""
+        if strict and parts & {"sparse_opt", "extra"}:
+            raise CheckpointError(f"{checkpoint!r} lists no {EXTRA_FILE}")
+        if "io_state" in parts:
+            if checkpoint.world_size > 1:
+                positions = read_rank_json(checkpoint, self.place()[0]).get("io_state", {})
+            else:
+                positions = checkpoint.metadata.get("io_state", {})
+            _Restorer(checkpoint, {"io_state": positions}, exclude, strict).run(
+                self, {"io_state"}, {}
+            )
+
+    def _load_dense(self, checkpoint: Checkpoint, exclude, strict: bool) -> None:
+        if MODEL_FILE not in checkpoint.index["files"] and not strict:
+            return
+        path = checkpoint.file(MODEL_FILE)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not _excluded(k, exclude)}
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not _excluded(k, exclude)]
+        if strict and (missing or unexpected):
+            raise CheckpointError(
+                f"{str(path)!r} does not fit the model: missing {missing}, unexpected {unexpected}"
+            )
+
+
+class _Restorer:
+    """Puts the states of ``extra.pt`` back into a manager's objects."""
+
+    def __init__(self, checkpoint: Checkpoint, extra: dict, exclude, strict: bool) -> None:
+        self.path = str(checkpoint.path / EXTRA_FILE)
+        self.extra = extra
+        self.exclude = exclude
+        self.strict = strict
+
+    def run(self, manager: CheckpointManager, parts, sources: dict[str, list[str]]) -> None:
+        if "sparse_opt" in parts and manager.sparse_optimizer is not None:
+            self._load("sparse_optimizer", manager.sparse_optimizer, self._sparse_state(sources))
+        if "extra" in parts:
+            self._load("dense_optimizer", manager.dense_optimizer, self.extra["dense_optimizer"])
+            self._load("lr_scheduler", manager.lr_scheduler, self.extra["lr_scheduler"])
+            for name, obj in manager.objects.items():
+                self._load(name, obj, self.extra["objects"].get(name))
+            if not _excluded("global_step", self.exclude):
+                manager._global_step = int(self.extra["global_step"])
+            if not _excluded("rng", self.exclude):
+                _set_rng_state(self.extra["rng"])
+            manager.loaded_extra = self.extra["extra"]
+        if "io_state" in parts:
+            for name, dataset in manager.io_datasets.items():
+                self._load(name, dataset, self.extra["io_state"].get(name))
+
+    def _sparse_state(self, sources: dict[str, list[str]]) -> dict | None:
+        """The sparse optimizer's state, its per-table counters moved to the tables loaded."""
+        state = self.extra["sparse_optimizer"]
+        if state is None:
+            return None
+        counters = {k: v for k, v in state["tables"].items() if isinstance(v, dict)}
+        return {**state, "tables": {**state["tables"], **merge_counters(counters, sources)}}
+
+    def _load(self, name: str, target, state) -> None:
+        if target is None or _excluded(name, self.exclude):
+            return
+        if state is None:
+            if self.strict:
+                raise CheckpointError(f"{self.path!r} holds no state for {name!r}")
+            return
+        target.load_state_dict(state)
+
+
+def _portable(states: dict) -> dict:
+    """The entries of ``states`` that JSON can hold."""
+    portable = {}
+    for name, state in states.items():
+        try:
+            json.dumps(state)
+        except (TypeError, ValueError):
+            continue
+        portable[name] = state
+    return portable
+
+
+def _excluded(name: str, patterns) -> bool:
+    return any(fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def _state_of(obj) -> dict | None:
+    return obj.state_dict() if obj is not None else None
+
+
+def _rng_state() -> dict:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),  # noqa: NPY002 (the global generator is the user's)
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,132 @@
+"""``EmbeddingOption`` (a feature's table and combiner) and ``DynamicEmbedding`` (RecIS API).
+
+A feature's ids — a dense ``[B, k]`` tensor (k ids per sample) or a :class:`RaggedTensor` (a
+variable-length list per sample, optionally weighted, optionally a fixed-length sequence of lists)
+— are looked up in a growable table and combined per sample by ``"sum"``, ``"mean"`` (weighted:
+Σw·e / Σw) or ``"tile"`` (the first ``tile_len`` rows, zero-padded). With
+``EmbeddingOption(device="cuda")`` the ids are CUDA tensors and everything stays on the GPU.
+
+>>> import torch
+>>> from recis.backends.torch.ragged import RaggedTensor
+>>> emb = DynamicEmbedding(EmbeddingOption(embedding_dim=4, shared_name="tags", combiner="mean"))
+>>> ids = RaggedTensor(torch.tensor([3, 9, 9]), [torch.tensor([0, 2, 3])])
+>>> emb(ids).shape
+torch.Size([2, 4])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from recis.backends.torch.autograd import combine
+from recis.backends.torch.bridge import as_engine, beside_torch
+from recis.backends.torch.hashtable import HashTable, lookup_tables, storage_dtype
+from recis.backends.torch.ragged import RaggedTensor
+from recis.core.dedupe import first_occurrences, occurrence_counts
+from recis.embedding.option import EmbeddingOptionBase
+from recis.embedding.plan import Request, dense_request, output_shape, ragged_request
+
+
+@dataclass
+class EmbeddingOption(EmbeddingOptionBase):
+    """How a feature is embedded: RecIS's fields (see
+    :class:`~recis.embedding.option.EmbeddingOptionBase`), ``dtype`` a torch dtype,
+    ``device`` ``"cpu"`` or ``"cuda"`` (the table's, and the ids').
+
+    Features whose options agree on :meth:`coalesced_info` share one physical table; features
+    with the same ``shared_name`` share rows.
+    """
+
+    dtype: torch.dtype = torch.float32
+
+    def storage_dtype(self) -> np.dtype:
+        return storage_dtype(self.dtype)
+
+    def make_table(self, name: str, children: list[str]) -> HashTable:
+        """The physical table for options like this one, holding ``children``."""
+        return HashTable(
+            [-1, self.embedding_dim],
+            block_size=self.block_size,
+            dtype=self.dtype,
+            device=self.device,
+            coalesced=True,
+            children=children,
+            initializer=self.initializer,
+            name=name,
+            grad_reduce_by=self.grad_reduce_by,
+            filter_hook=self.filter_hook,
+            admit_hook=self.admit_hook,
+            seed=self.table_seed,
+            capacity=self.capacity,
+        )
+
+
+def make_request(name: str, value, weights=None, use_weight: bool = True, device="cpu") -> Request:
+    """Turn a feature's input (dense ids tensor or RaggedTensor), moved to ``device`` (its
+    table's), into a :class:`Request`."""
+    if isinstance(value, RaggedTensor):
+        if value.device.type != torch.device(device).type:
+            value = value.to(device)
+        return ragged_request(name, value.to_engine(), use_weight)
+    if not isinstance(value, torch.Tensor) or value.is_floating_point():
+        raise TypeError(
+            f"feature {name!r}: expected an integer tensor or RaggedTensor, got {_kind(value)}"
+        )
+    ids = as_engine(value.to(device), f"feature {name!r}")
+    if weights is None or not use_weight:
+        return dense_request(ids)
+    flat_weights = as_engine(weights.to(device).float(), f"feature {name!r} weights")
+    try:
+        return dense_request(ids, flat_weights)
+    except ValueError as error:
+        raise ValueError(f"feature {name!r}: {error}") from None
+
+
+def _kind(value) -> str:
+    return f"{type(value).__name__}" + (f" of {value.dtype}" if hasattr(value, "dtype") else "")
+
+
+def combine_segments(
+    values: torch.Tensor, index: np.ndarray, request: Request, option: EmbeddingOption
+) -> torch.Tensor:
+    """Combine the looked-up ``values`` per segment of ``request``: ``[segments, (L,) dim]``."""
+    if not option.trainable:
+        values = values.detach()
+    return combine(
+        values, index, request.offsets, request.weights, option.combiner, option.tile_len
+    )
+
+
+def shape_output(out: torch.Tensor, request: Request, option: EmbeddingOption) -> torch.Tensor:
+    """``[segments, (L,) dim]`` → the feature's output shape, in the autocast dtype."""
+    out = out.reshape(output_shape(request, option.embedding_dim, option.tile_len))
+    if torch.is_autocast_enabled(out.device.type):
+        out = out.to(torch.get_autocast_dtype(out.device.type))
+    return out
+
+
+class DynamicEmbedding(nn.Module):
+    """One growable table and its combiner (see the module docstring). ``pg`` is ignored."""
+
+    def __init__(self, emb_opt: EmbeddingOption, pg=None) -> None:
+        super().__init__()
+        self.option = emb_opt
+        self.hashtable = emb_opt.make_table(emb_opt.shared_name, [emb_opt.shared_name])
+
+    @beside_torch
+    def forward(self, input_ids, input_weights=None) -> torch.Tensor:
+        """Embed ``input_ids`` (dense ``[..., k]`` or RaggedTensor; ragged weights are used)."""
+        option = self.option
+        request = make_request(
+            option.shared_name, input_ids, input_weights, option.use_weight, option.device
+        )
+        first, index = first_occurrences(request.ids, padded=self.hashtable.sync_free)
+        counts = occurrence_counts(index, first.size)
+        (values,) = lookup_tables([self.hashtable], [(request.ids[first], None, counts)])
+        return shape_output(
+            combine_segments(values, index, request, self.option), request, self.option
+        )

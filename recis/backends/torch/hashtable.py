@@ -1,0 +1,259 @@
+"""``HashTable``: an engine embedding table as a torch module (RecIS API).
+
+A HashTable maps raw int64 ids to trainable rows. Calling it looks ids up (inserting new ones in
+training mode) and returns their rows as a tensor whose gradient goes to the table; a sparse
+optimizer from :mod:`recis.optim` applies it. It is not an ``nn.Parameter``, so dense optimizers
+and DDP ignore it; :func:`filter_out_sparse_param` finds the tables of a model.
+
+``HashTable(..., device="cuda")`` keeps ids, rows, optimizer state and gradients on the GPU: it
+takes id tensors on its device (others are moved there) and returns CUDA tensors, its kernels
+running on torch's current stream.
+
+>>> import torch
+>>> table = HashTable([-1, 4], name="item")
+>>> table(torch.tensor([7, 7, 9])).shape
+torch.Size([3, 4])
+>>> len(table.table), list(filter_out_sparse_param(torch.nn.Sequential(table)))
+(2, ['item'])
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import ml_dtypes
+import numpy as np
+import torch
+from torch import nn
+
+from recis.backends.torch.autograd import lookup_rows, shard_rows
+from recis.backends.torch.bridge import as_engine, as_tensor, beside_torch, engine_device
+from recis.backends.torch.communicator import default_communicator
+from recis.backends.torch.initializers import ConstantInitializer
+from recis.core.dedupe import first_occurrences, occurrence_counts
+from recis.core.policies import LookupStats
+from recis.core.table import EmbeddingTable
+from recis.distributed.exchange import LookupRequest, ShardedTable, lookup
+from recis.embedding.policy_hooks import AdmitHook, FilterHook
+
+_TABLES: weakref.WeakSet = weakref.WeakSet()
+
+
+def live_hashtables() -> list[HashTable]:
+    """Every HashTable alive in this process (e.g. for hooks that act on all tables)."""
+    return list(_TABLES)
+
+
+class HashTable(nn.Module):
+    """A growable embedding table of rows ``embedding_shape[-1]`` wide (see module docstring).
+
+    Args:
+        embedding_shape: ``[-1, dim]`` (the first entry is ignored: the table grows).
+        block_size: rows per storage block (rounded up to a power of two).
+        dtype: storage dtype (``torch.float32``, ``torch.bfloat16`` or ``torch.float16``); the
+            optimizer's math is float32 whatever the storage.
+        device: ``"cpu"``, or ``"cuda"`` (``"cuda:N"``) for a table on the GPU (torch's current
+            device, or device N, which must be torch's current device when the table is used):
+            ids are moved there.
+        coalesced, children: store several logical tables (``children``) in this one.
+        initializer: initial row values (per id; default zeros).
+        name: the table's name.
+        grad_reduce_by: ``"worker"`` sums the gradients of an id's occurrences; ``"id"`` averages
+            them.
+        filter_hook: eviction policy (:class:`~recis.nn.hashtable_hook.FilterHook`).
+        admit_hook: default admission policy (:class:`~recis.nn.hashtable_hook.AdmitHook`).
+        seed: seed of the per-id initial values (a ``generator`` given to the initializer wins).
+        capacity: expected number of ids, to size the id map up front.
+    """
+
+    def __init__(
+        self,
+        embedding_shape,
+        block_size: int = 16384,
+        dtype: torch.dtype = torch.float32,
+        device="cpu",
+        coalesced: bool = False,
+        children: list[str] | None = None,
+        slice=None,  # RecIS's argument; sharding over ranks is configured elsewhere
+        initializer=None,
+        name: str = "hashtable",
+        grad_reduce_by: str = "worker",
+        filter_hook: FilterHook | None = None,
+        admit_hook: AdmitHook | None = None,
+        seed: int = 0,
+        capacity: int = 1024,
+    ) -> None:
+        super().__init__()
+        if grad_reduce_by not in ("worker", "id"):
+            raise ValueError(f"HashTable {name!r}: grad_reduce_by must be 'worker' or 'id'")
+        self.device = table_device(device, name)
+        initializer = initializer if initializer is not None else ConstantInitializer()
+        seed = getattr(initializer, "seed", None) or seed
+        with engine_device(self.device), _gpu_engine_needed(name, self.device):
+            self.table = EmbeddingTable(
+                name,
+                int(embedding_shape[-1]),
+                initializer,
+                seed=seed,
+                dtype=storage_dtype(dtype),
+                block_rows=1 << max(0, int(block_size) - 1).bit_length(),
+                capacity=capacity,
+                children=children if coalesced or children else None,
+                admission=admit_hook.build() if admit_hook is not None else None,
+                eviction=filter_hook.build() if filter_hook is not None else None,
+                device=self.device.type,
+            )
+        self.name = name
+        self.dtype = dtype
+        self.grad_reduce_by = grad_reduce_by
+        self.last_stats = LookupStats()
+        self._trigger = torch.zeros((), requires_grad=True)  # makes autograd call our backward
+        self._shard: ShardedTable | None = None
+        _TABLES.add(self)
+
+    @property
+    def shard(self) -> ShardedTable | None:
+        """This rank's shard under torch.distributed with several ranks (else None): the table
+        then holds the ids whose owner (:mod:`recis.distributed.sharding`) is this rank."""
+        comm = default_communicator()
+        if comm is None:
+            return None
+        if self._shard is None or self._shard.comm is not comm:
+            self._shard = ShardedTable(self.table, comm)
+        return self._shard
+
+    @property
+    def dim(self) -> int:
+        return self.table.dim
+
+    @property
+    def children_names(self) -> list[str]:
+        return self.table.children
+
+    def extra_repr(self) -> str:
+        device = "" if self.device.type == "cpu" else f", device={str(self.device)!r}"
+        return f"name={self.name!r}, dim={self.dim}, ids={len(self.table)}{device}"
+
+    @property
+    def sync_free(self) -> bool:
+        """Whether training steps never wait for the GPU: an unsharded
+        :attr:`EmbeddingTable.sync_free <recis.core.table.EmbeddingTable.sync_free>` table,
+        whose lookups then take distinct ids padded with ids of count 0."""
+        return self.shard is None and self.table.sync_free
+
+    @beside_torch
+    def lookup_unique(
+        self, ids: np.ndarray, tags=None, counts=None
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """Rows and values (a float32 tensor [U, dim] wired to the gradient buffer) of
+        distinct ``ids`` (engine arrays on the table's device) seen ``counts`` times in the
+        batch, in this process's table."""
+        train = self.training and torch.is_grad_enabled()
+        rows, values, stats = self.table.lookup(ids, tags, counts, train)
+        self.last_stats = stats
+        if not train:
+            return rows, as_tensor(values)
+        scale = None
+        if self.grad_reduce_by == "id":
+            scale = 1.0 / self.table.xp.asarray(counts, np.float32).clip(1)  # padding: 0
+        return rows, lookup_rows(self._trigger, values, self.table, rows, scale)
+
+    @beside_torch
+    def forward(self, ids: torch.Tensor, tags=None) -> torch.Tensor:
+        """Rows of ``ids`` (any shape; moved to the table's device) as a float32 tensor
+        ``ids.shape + (dim,)``; ``tags`` (one per id, or one for all) name logical tables."""
+        flat = as_engine(ids.reshape(-1).to(self.device), "ids")
+        if tags is not None and np.ndim(tags) > 0:
+            tags = as_engine(torch.as_tensor(tags).reshape(-1).to(self.device), "tags")
+        first, inverse = first_occurrences(flat, tags, self.sync_free)
+        counts = occurrence_counts(inverse, first.size)
+        unique_tags = tags if tags is None or np.ndim(tags) == 0 else tags[first]
+        (values,) = lookup_tables([self], [(flat[first], unique_tags, counts)])
+        out = values[as_tensor(inverse)]
+        return out.reshape(*ids.shape, self.dim)
+
+
+@beside_torch
+def lookup_tables(tables: list[HashTable], keys: list[tuple]) -> list[torch.Tensor]:
+    """Values [U, dim] of each table's distinct ids (``keys[i] = (ids, tags, counts)``).
+
+    When the tables are sharded over ranks this is a collective: the ids of every table are
+    exchanged with their owners together (:func:`recis.distributed.exchange.lookup`), and the
+    gradients of the returned values go back to the owners at the sparse optimizer's step.
+    """
+    shards = [table.shard for table in tables]
+    if not tables or shards[0] is None:
+        return [table.lookup_unique(*key)[1] for table, key in zip(tables, keys, strict=True)]
+    train = tables[0].training and torch.is_grad_enabled()
+    requests = [
+        LookupRequest(shard, ids, _tag_array(tags, ids), np.asarray(counts, np.int64),
+                      with_counts=train and table.grad_reduce_by == "id")
+        for table, shard, (ids, tags, counts) in zip(tables, shards, keys, strict=True)
+    ]  # fmt: skip
+    replies = lookup(requests, train)
+    values = []
+    for table, shard, reply in zip(tables, shards, replies, strict=True):
+        table.last_stats = shard.last_stats
+        if not train:
+            values.append(as_tensor(reply.values))
+            continue
+        scale = None if reply.counts is None else 1.0 / reply.counts.astype(np.float32)
+        values.append(shard_rows(table._trigger, shard, reply, scale))
+    return values
+
+
+def _tag_array(tags, ids: np.ndarray) -> np.ndarray | None:
+    if tags is None:
+        return None
+    return np.broadcast_to(np.asarray(tags, np.int64), ids.shape)
+
+
+def filter_out_sparse_param(model: nn.Module) -> dict[str, HashTable]:
+    """The model's hash tables by name (what sparse optimizers take)."""
+    tables = {}
+    for module in model.modules():
+        if isinstance(module, HashTable):
+            if module.name in tables and tables[module.name] is not module:
+                raise ValueError(f"two hash tables are named {module.name!r}")
+            tables[module.name] = module
+    return tables
+
+
+@contextmanager
+def _gpu_engine_needed(name: str, device: torch.device) -> Iterator[None]:
+    """Name the table in the engine's ImportError for a GPU table without CuPy."""
+    try:
+        yield
+    except ImportError as error:
+        raise ImportError(
+            f"HashTable {name!r}: device {str(device)!r} needs the GPU engine, which needs CuPy "
+            f"and a CUDA device (pip install 'recis[cuda]'): {error}"
+        ) from error
+
+
+def table_device(device, name: str) -> torch.device:
+    """The torch device of a table: ``"cpu"``, or a CUDA device (default: torch's current one).
+
+    >>> table_device("cpu", "t")
+    device(type='cpu')
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        device = torch.device("cuda", torch.cuda.current_device())
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"HashTable {name!r}: device must be 'cpu' or 'cuda', got {device}")
+    return device
+
+
+def storage_dtype(dtype) -> np.dtype:
+    """The NumPy dtype of table rows stored as torch ``dtype`` (a NumPy dtype passes through)."""
+    names = {
+        torch.float32: np.float32,
+        torch.float16: np.float16,
+        torch.bfloat16: ml_dtypes.bfloat16,
+    }
+    if isinstance(dtype, torch.dtype) and dtype not in names:
+        raise TypeError(f"table dtype must be float32, float16 or bfloat16, got {dtype}")
+    return np.dtype(names.get(dtype, dtype))
