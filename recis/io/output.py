@@ -5,7 +5,7 @@
   :class:`RaggedTensor` (or sparse COO tensors with ``ragged_format=False``);
   with ``device="pin"`` batches are packed straight into pinned memory, and with
   ``device="cuda"`` they are then copied to the GPU that is current when iteration starts,
-  asynchronously on a stream of their own (see :mod:`recis.io.torch_transfer`).
+  asynchronously on a stream of their own (see :mod:`recis.backends.torch.io`).
 - ``"jax"``: jax arrays for dense columns (int64 and float64 columns need ``jax_enable_x64``,
   which is checked rather than letting JAX truncate them); ragged columns stay :class:`Ragged`,
   since sparse lookups run outside ``jit``. ``device="cuda"`` puts the arrays on the first GPU.
@@ -175,11 +175,11 @@ def _sparse(name: str, ragged):
 
 
 def _torch_transfer(device: str):
-    """:mod:`recis.io.torch_transfer`, once torch sees a CUDA device (``device`` needs one)."""
+    """:mod:`recis.backends.torch.io`, once torch sees a CUDA device (``device`` needs one)."""
     torch = _import("torch", "output='torch'")
     if not torch.cuda.is_available():
         raise RuntimeError(f"device={device!r} needs a CUDA device, and torch sees none")
-    return importlib.import_module("recis.io.torch_transfer")
+    return importlib.import_module("recis.backends.torch.io")
 
 
 def _import(module: str, needed_by: str):
