@@ -27,10 +27,8 @@ dataset keeps its own state (what a stateful loader collects from its workers).
 
 from __future__ import annotations
 
-import importlib
-import sys
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import closing
 from functools import partial
 from numbers import Integral
@@ -39,6 +37,7 @@ from typing import ClassVar
 import ml_dtypes
 import numpy as np
 
+from recis.io import frameworks
 from recis.io.columns import ColumnSpec
 from recis.io.cursor import Cursor
 from recis.io.output import Output
@@ -124,12 +123,12 @@ class DatasetBase:
         self._threads = int(read_threads_num)
         self._prefetch = int(prefetch or 0)
         self._prefetch_transform = int(prefetch_transform or 0)
-        self._gpu_transform = output == "torch" and device == "cuda"
         self._drop_remainder = bool(drop_remainder)
         self._save_interval = save_interval
         self._float_dtype = float_dtype(dtype)
         self._output = Output(output, device, ragged_format)
-        _register_with_torch(type(self), import_torch=output == "torch")
+        for backend in frameworks.loaded_backends():
+            backend.adopt_dataset(type(self))
         self._window_rows = int(shuffle_buffer_size) if shuffle else 0
         self._shuffle = bool(shuffle)
         self._seed = int(seed)
@@ -253,10 +252,8 @@ class DatasetBase:
     def _shard(self) -> tuple[int, int]:
         """(global index, count) of this reader over workers × DataLoader sub-workers."""
         sub_id, sub_num = 0, 1
-        torch = sys.modules.get("torch")
-        info = torch.utils.data.get_worker_info() if torch is not None else None
-        if info is not None:
-            sub_id, sub_num = info.id, info.num_workers
+        for backend in frameworks.loaded_backends():
+            sub_id, sub_num = backend.worker_shard() or (sub_id, sub_num)
         index, count = self._worker
         return index * sub_num + sub_id, count * sub_num
 
@@ -309,7 +306,7 @@ class DatasetBase:
         read_ahead = Prefetcher(items, self._prefetch) if self._prefetch else items
         if not self._prefetch_transform:
             return read_ahead, partial(self._finish, transfer=transfer), [read_ahead]
-        handoff = _CudaHandOff() if self._gpu_transform else _HandOff()
+        handoff = self._output.handoff()
         finished = self._transformed(read_ahead, transfer, handoff)
         transformed = Prefetcher(finished, self._prefetch_transform, "recis-io-transform")
         # a bare generator is the transform thread's to close
@@ -385,85 +382,6 @@ class _BatchIterator:
         self._finalizer()
 
 
-def _register_with_torch(cls: type, import_torch: bool) -> None:
-    """Make ``cls`` a (virtual) torch ``IterableDataset``, for DataLoader, once torch is imported.
-
-    torch is imported here only for ``output="torch"``; other outputs never load it.
-    """
-    if import_torch:
-        try:
-            importlib.import_module("torch")
-        except ImportError as error:
-            raise ImportError("output='torch' needs torch installed") from error
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.utils.data.IterableDataset.register(cls)
-
-
-class _HandOff:
-    """Runs the user's functions on the transform thread (:meth:`send`) and gives the consumer
-    their result as it is (:meth:`receive`)."""
-
-    def send(self, finish: Callable[[], object]):
-        return finish()
-
-    def receive(self, sent):
-        return sent
-
-
-class _CudaHandOff:
-    """:class:`_HandOff` for torch batches on the GPU that is current when it is made: the
-    transform thread's GPU work goes to a CUDA stream of its own, and the consumer's current
-    stream waits for it through a CUDA event recorded after it (no host synchronisation). Every
-    GPU tensor of the result is marked as used on the consumer's stream, so that the caching
-    allocator reuses its memory only once the consumer's work queued on it is done."""
-
-    def __init__(self) -> None:
-        torch = importlib.import_module("torch")
-        if not torch.cuda.is_available():
-            raise RuntimeError("device='cuda' needs a CUDA device, and torch sees none")
-        self._torch = torch
-        self._device = torch.device("cuda", torch.cuda.current_device())
-        self._stream = torch.cuda.Stream(self._device)
-
-    def send(self, finish: Callable[[], object]) -> tuple:
-        """``finish()`` with the transform stream current, and the event recorded after it."""
-        cuda = self._torch.cuda
-        with cuda.device(self._device), cuda.stream(self._stream):
-            batch = finish()
-            ready = cuda.Event()
-            ready.record(self._stream)
-        return batch, ready
-
-    def receive(self, sent: tuple):
-        """The batch, ready for work queued on the consumer's current stream from now on."""
-        batch, ready = sent
-        stream = self._torch.cuda.current_stream(self._device)
-        stream.wait_event(ready)
-        for tensor in _data_tensors(batch):
-            if tensor.is_cuda:
-                tensor.record_stream(stream)
-        return batch
-
-
-def _data_tensors(value) -> Iterator:
-    """The tensors holding the data of ``value``: a torch tensor (dense, or the indices and
-    values of a sparse COO one), a RaggedTensor, or dicts, lists and tuples of them, nested
-    (other values hold none). Needs torch imported."""
-    torch = sys.modules["torch"]
-    from recis.backends.torch.ragged import RaggedTensor
-
-    if isinstance(value, torch.Tensor):
-        yield from (value._indices(), value._values()) if value.is_sparse else (value,)
-    elif isinstance(value, RaggedTensor):
-        yield from _data_tensors((value.values(), *value.offsets(), value.weight()))
-    elif isinstance(value, Mapping):
-        yield from _data_tensors(tuple(value.values()))
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _data_tensors(item)
-
-
 def _release(stages, pool) -> None:
     for stage in stages:
         stage.close()
@@ -476,12 +394,10 @@ def float_dtype(dtype) -> np.dtype:
     >>> float_dtype("float16"), float_dtype(np.float32)
     (dtype('float16'), dtype('float32'))
     """
-    if type(dtype).__module__ == "torch":
-        dtype = str(dtype).removeprefix("torch.")
-    if dtype == "bfloat16":
+    if isinstance(dtype, str) and dtype == "bfloat16":
         return np.dtype(ml_dtypes.bfloat16)
     try:
-        result = np.dtype(dtype)
+        result = np.dtype(frameworks.numpy_dtype(dtype))
     except TypeError:
         result = None
     if result is None or (result.kind != "f" and result != np.dtype(ml_dtypes.bfloat16)):

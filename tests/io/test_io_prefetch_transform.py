@@ -293,31 +293,31 @@ def test_bad_prefetch_transform_values_are_rejected(value):
 
 def test_the_tensors_marked_for_the_consumers_stream_include_nested_and_ragged_ones():
     torch = pytest.importorskip("torch", reason="the hand-off of GPU batches walks torch tensors")
+    from recis.backends.torch.io import data_tensors
     from recis.backends.torch.ragged import RaggedTensor
-    from recis.io.dataset_base import _data_tensors
 
     dense, values, offsets, weight = (torch.arange(n) for n in (2, 3, 4, 3))
     ragged = RaggedTensor(values, [offsets], weight)
     sparse = torch.sparse_coo_tensor(torch.tensor([[0, 1]]), torch.tensor([5.0, 6.0]), (3,))
     batch = {"a": [dense, ("name", ragged)], "b": {"c": sparse}, "d": np.ones(2), "e": None}
-    found = list(_data_tensors(batch))
+    found = list(data_tensors(batch))
     assert [id(t) for t in found[:4]] == [id(dense), id(values), id(offsets), id(weight)]
     assert torch.equal(found[4], sparse._indices()) and torch.equal(found[5], sparse._values())
     assert len(found) == 6
 
 
 def test_the_gpu_hand_off_orders_the_consumers_stream_after_the_transform_stream(monkeypatch):
-    """``_CudaHandOff`` against a stand-in for torch's CUDA streams and events (the real GPU
+    """``CudaHandOff`` against a stand-in for torch's CUDA streams and events (the real GPU
     runs it in tests/gpu): the work runs with a stream of its own current, an event is recorded
     on that stream after it, the consumer's stream waits for that event, and every tensor of
     the result is marked as used on the consumer's stream."""
     torch = pytest.importorskip("torch", reason="the GPU hand-off is for torch batches")
+    from recis.backends.torch.io import CudaHandOff, data_tensors
     from recis.backends.torch.ragged import RaggedTensor
-    from recis.io.dataset_base import _CudaHandOff, _data_tensors
 
     streams = fake_cuda_streams(monkeypatch, torch)
     consumer = streams.current()
-    handoff = _CudaHandOff()
+    handoff = CudaHandOff()
     work = []
 
     def finish():
@@ -333,7 +333,7 @@ def test_the_gpu_hand_off_orders_the_consumers_stream_after_the_transform_stream
     assert work[0] is not consumer and ready.recorded_on is work[0]
     assert consumer.waited == [ready] and work[0].waited == []
     marked = streams.marked
-    assert [id(t) for t, _ in marked] == [id(t) for t in _data_tensors(batch)] and len(marked) == 3
+    assert [id(t) for t, _ in marked] == [id(t) for t in data_tensors(batch)] and len(marked) == 3
     assert all(stream is consumer for _, stream in marked)
 
 
