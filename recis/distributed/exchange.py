@@ -33,6 +33,7 @@ A training step on ``W`` ranks, per physical table (``ShardedTable``, this rank'
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -77,6 +78,24 @@ class ShardedTable:
                 f"looked-up rows {list(reply.values.shape)}"
             )
         self.pending.append((reply.ids, reply.tags, reply.owner, grads))
+
+
+_SHARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def shard_of(table: EmbeddingTable, comm: Communicator) -> ShardedTable:
+    """The one :class:`ShardedTable` of ``table`` over ``comm``: every front-end object that
+    looks the table up or updates it shares it, and so the gradients it owes other ranks.
+
+    >>> from recis.distributed.communicator import SingleProcess
+    >>> table, comm = EmbeddingTable("item", dim=2), SingleProcess()
+    >>> shard_of(table, comm) is shard_of(table, comm)
+    True
+    """
+    shard = _SHARDS.get(table)
+    if shard is None or shard.comm is not comm:
+        shard = _SHARDS[table] = ShardedTable(table, comm)
+    return shard
 
 
 @dataclass

@@ -38,7 +38,10 @@ from recis.embedding.plan import (
 
 
 def feature_request(name: str, value, use_weight: bool = True) -> Request:
-    """The :class:`Request` of feature ``name``'s input: dense integer ids or a Ragged."""
+    """The :class:`Request` of feature ``name``'s input: dense integer ids, a Ragged, or a
+    :class:`Request` that a front end built itself."""
+    if isinstance(value, Request):
+        return value
     if isinstance(value, Ragged):
         return ragged_request(name, value, use_weight)
     if not hasattr(value, "__dlpack__"):
@@ -83,17 +86,23 @@ class RunLayout:
         """The inverse of :meth:`split`: every feature's ``parts[f]`` in one array (JAX arrays
         on the GPU are imported over DLPack and joined there).
 
-        Segments that hold no feature are left uninitialised: they hold no ids, so nothing
-        reads them.
+        A feature missing from ``parts`` (one that no loss depends on) counts as zeros; at
+        least one must be there. Segments that hold no feature are left uninitialised: they hold
+        no ids, so nothing reads them.
         """
-        arrays = {f: _part(parts, f, shape) for f, shape in self.shapes.items()}
+        arrays = {f: _part(parts, f, shape) for f, shape in self.shapes.items() if f in parts}
+        if not arrays:
+            raise KeyError(f"no gradient for any of the features {list(self.shapes)}")
         if list(self.slices.values()) == [(0, self.merged.num_segments)]:
             (array,) = arrays.values()
             return array.reshape(-1, *segment_shape)
         xp = array_module(next(iter(arrays.values())))
         out = interop.empty((self.merged.num_segments, *segment_shape), np.float32, xp)
         for feature, (start, stop) in self.slices.items():
-            out[start:stop] = arrays[feature].reshape(-1, *segment_shape)
+            if feature in arrays:
+                out[start:stop] = arrays[feature].reshape(-1, *segment_shape)
+            else:
+                out[start:stop] = 0
         return out
 
 

@@ -1,9 +1,19 @@
-"""``EmbeddingOptionBase``: how a feature is embedded, independent of the framework.
+"""How a feature is embedded, independent of the framework.
 
-The fields are RecIS's ``EmbeddingOption`` fields (plus ``seed`` and ``capacity``); the torch and
-JAX backends subclass it, each reading ``dtype`` in its own way (:meth:`storage_dtype`). Options
-that agree on :meth:`coalesced_info` share a physical table; options that agree on
-:meth:`runtime_info` are combined in one call.
+:class:`EmbeddingOptionBase` holds RecIS's ``EmbeddingOption`` fields (plus ``seed`` and
+``capacity``); front ends subclass it, each reading ``dtype`` in its own way
+(:meth:`~EmbeddingOptionBase.storage_dtype`). Options that agree on ``coalesced_info()`` share a
+physical table; options that agree on ``runtime_info()`` are combined in one call.
+:class:`EmbeddingOption` is the framework-free one (``dtype`` a NumPy or JAX dtype, tables on
+``device`` ``"cpu"`` or ``"cuda"``), used by the JAX front end.
+
+>>> from recis.core.initializers import NormalInitializer
+>>> a = EmbeddingOption(embedding_dim=8, shared_name="user", initializer=NormalInitializer())
+>>> b = EmbeddingOption(embedding_dim=8, shared_name="item", initializer=NormalInitializer())
+>>> a.coalesced_info() == b.coalesced_info(), a.runtime_info() == b.runtime_info()
+(True, True)
+>>> a.make_table("user+item", ["user", "item"]).children
+['user', 'item']
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import ml_dtypes
 import numpy as np
 
 from recis.core.initializers import ConstantInitializer
+from recis.core.table import EmbeddingTable
 
 COMBINERS = ("sum", "mean", "tile")
 STORAGE_DTYPES = frozenset(np.dtype(t) for t in ("float32", "float16", ml_dtypes.bfloat16))
@@ -127,3 +138,12 @@ class EmbeddingOptionBase:
             "admission": None if self.admit_hook is None else self.admit_hook.build(),
             "eviction": None if self.filter_hook is None else self.filter_hook.build(),
         }
+
+
+@dataclass
+class EmbeddingOption(EmbeddingOptionBase):
+    """How a feature is embedded; its table is an engine table on ``device``."""
+
+    def make_table(self, name: str, children: list[str]) -> EmbeddingTable:
+        """The physical table for options like this one, holding ``children``."""
+        return EmbeddingTable(name, device=str(self.device), **self.table_arguments(children))

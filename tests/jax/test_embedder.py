@@ -9,7 +9,7 @@ jax = pytest.importorskip("jax", reason="the JAX backend needs jax")
 torch = pytest.importorskip("torch", reason="the torch front end is the reference")
 
 import recis.backends.jax as recis_jax  # noqa: E402
-import recis.backends.jax.embedding as jax_embedding  # noqa: E402
+import recis.embedding.embedder as jax_embedding  # noqa: E402
 from recis import nn as recis_nn  # noqa: E402
 from recis.backends.jax import BatchBuckets, Embedder, EmbeddingOption  # noqa: E402
 from recis.backends.torch.ragged import RaggedTensor  # noqa: E402

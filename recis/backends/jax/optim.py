@@ -26,16 +26,17 @@ from collections.abc import Callable
 from recis.backends.jax.embedding import Embedder
 from recis.core import optim as rules
 from recis.core.optim.rule import Rule
-from recis.core.optim.updater import SparseUpdater
 from recis.core.table import EmbeddingTable
 from recis.core.threads import beside_framework
-from recis.distributed.exchange import ShardedTable, push_gradients
+from recis.distributed.exchange import ShardedTable
+from recis.embedding.sparse_optimizer import SparseOptimizerCore
 
 __all__ = ["SparseOptimizer", "rules"]
 
 
 class SparseOptimizer:
-    """Updates ``tables`` with ``rule`` at each :meth:`step`.
+    """Updates ``tables`` with ``rule`` at each :meth:`step`, through the engine's
+    :class:`~recis.embedding.sparse_optimizer.SparseOptimizerCore`.
 
     Args:
         tables: an :class:`~recis.backends.jax.Embedder`, a sparse layer, an
@@ -59,18 +60,20 @@ class SparseOptimizer:
             raise ValueError(f"learning_rate must be >= 0, got {learning_rate}")
         self.rule = rule
         self.learning_rate = learning_rate
-        self._updater = SparseUpdater(rule, _tables(tables), accumulation_steps, on_nonfinite)
         self._embedders = _embedders(tables)
+        self.core = SparseOptimizerCore(
+            rule, _tables(tables), accumulation_steps, on_nonfinite, shards=self._shards
+        )
 
     @property
     def accumulation_steps(self) -> int:
         """Steps per update."""
-        return self._updater.accumulation_steps
+        return self.core.accumulation_steps
 
     @property
     def count(self) -> int:
         """Updates applied so far (the argument of a learning-rate schedule)."""
-        return self._updater.micro_step // self._updater.accumulation_steps
+        return self.core.count
 
     def current_learning_rate(self) -> float:
         """The learning rate of the next update."""
@@ -85,21 +88,16 @@ class SparseOptimizer:
         With sharded tables this is a collective (every rank calls it at every step): the
         gradients of rows owned by other ranks go to them first.
         """
-        self.push_gradients()
-        self._updater.step(lr=self.current_learning_rate())
+        self.core.step(lr=self.current_learning_rate())
 
     def push_gradients(self) -> None:
-        """Send the gradients recorded for rows owned by other ranks to their owners, where they
-        join the tables' gradient buffers (a collective with sharded tables; else nothing)."""
-        shards = self._shards()
-        if shards:
-            self._updater.note_updated_elsewhere(push_gradients(shards))
+        """Send the gradients recorded for rows owned by other ranks to their owners (a
+        collective with sharded tables; else nothing)."""
+        self.core.push_gradients()
 
     def zero_grad(self) -> None:
         """Drop the gradients collected since the last update."""
-        for shard in self._shards():
-            shard.pending.clear()
-        self._updater.zero_grad()
+        self.core.zero_grad()
 
     def _shards(self) -> list[ShardedTable]:
         return [s for embedder in self._embedders for s in embedder.shards or []]
@@ -107,19 +105,15 @@ class SparseOptimizer:
     @property
     def skipped_rows(self) -> dict[str, int]:
         """Rows skipped for NaN/inf gradients, per table (``on_nonfinite="skip"``)."""
-        return dict(self._updater.skipped_rows)
+        return self.core.skipped_rows
 
     def state_dict(self) -> dict:
         """Rule name and per-table counters (rows and slots live with the tables)."""
-        return {"rule": type(self.rule).__name__, "tables": self._updater.state_dict()}
+        return self.core.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
-        if state["rule"] != type(self.rule).__name__:
-            raise ValueError(
-                f"state is for {state['rule']}, this optimizer uses {type(self.rule).__name__}"
-            )
-        self._updater.load_state_dict(state["tables"])
+        self.core.load_state_dict(state)
 
 
 def _embedders(source) -> list[Embedder]:

@@ -45,11 +45,12 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from recis.backends.jax.buckets import BatchBuckets, pad_rows
-from recis.backends.jax.embedding import Embedder, LookupContext, default_communicator
+from recis.backends.jax.embedding import Embedder, LookupContext
 from recis.backends.jax.optim import SparseOptimizer
 from recis.backends.jax.precision import DynamicLossScale, Policy, all_finite
 from recis.core.ragged import Ragged
 from recis.distributed.communicator import Communicator
+from recis.distributed.world import default_communicator
 
 
 class StepOutput(NamedTuple):
@@ -78,7 +79,7 @@ class TrainStep:
         buckets: the :class:`BatchBuckets` of padded batch sizes (default: adaptive).
         has_aux: ``loss_fn`` returns ``((per_example_loss, aux), state)`` (module docstring).
         communicator: the ranks the dense gradients are averaged over (default: that of the
-            embedders, else :func:`~recis.backends.jax.embedding.default_communicator`); one of a
+            embedders, else :func:`~recis.distributed.world.default_communicator`); one of a
             single rank means one process.
     """
 

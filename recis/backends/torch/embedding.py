@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from recis.backends.torch.autograd import combine
+from recis.backends.torch.autograd import embed
 from recis.backends.torch.bridge import as_engine, beside_torch
-from recis.backends.torch.hashtable import HashTable, lookup_tables, storage_dtype
+from recis.backends.torch.hashtable import HashTable, storage_dtype
 from recis.backends.torch.ragged import RaggedTensor
-from recis.core.dedupe import first_occurrences, occurrence_counts
+from recis.embedding.embedder import Embedder
 from recis.embedding.option import EmbeddingOptionBase
-from recis.embedding.plan import Request, dense_request, output_shape, ragged_request
+from recis.embedding.plan import Request, dense_request, ragged_request
 
 
 @dataclass
@@ -90,20 +90,8 @@ def _kind(value) -> str:
     return f"{type(value).__name__}" + (f" of {value.dtype}" if hasattr(value, "dtype") else "")
 
 
-def combine_segments(
-    values: torch.Tensor, index: np.ndarray, request: Request, option: EmbeddingOption
-) -> torch.Tensor:
-    """Combine the looked-up ``values`` per segment of ``request``: ``[segments, (L,) dim]``."""
-    if not option.trainable:
-        values = values.detach()
-    return combine(
-        values, index, request.offsets, request.weights, option.combiner, option.tile_len
-    )
-
-
-def shape_output(out: torch.Tensor, request: Request, option: EmbeddingOption) -> torch.Tensor:
-    """``[segments, (L,) dim]`` → the feature's output shape, in the autocast dtype."""
-    out = out.reshape(output_shape(request, option.embedding_dim, option.tile_len))
+def autocast_output(out: torch.Tensor) -> torch.Tensor:
+    """An activation in the autocast dtype when autocast is on (else unchanged)."""
     if torch.is_autocast_enabled(out.device.type):
         out = out.to(torch.get_autocast_dtype(out.device.type))
     return out
@@ -115,7 +103,12 @@ class DynamicEmbedding(nn.Module):
     def __init__(self, emb_opt: EmbeddingOption, pg=None) -> None:
         super().__init__()
         self.option = emb_opt
-        self.hashtable = emb_opt.make_table(emb_opt.shared_name, [emb_opt.shared_name])
+        self.embedder = Embedder({emb_opt.shared_name: emb_opt}, make_table=self._make_table)
+        self._trigger = torch.zeros((), requires_grad=True)  # makes autograd call our backward
+
+    def _make_table(self, option: EmbeddingOption, name: str, children: list[str]):
+        self.hashtable = option.make_table(name, children)
+        return self.hashtable.table
 
     @beside_torch
     def forward(self, input_ids, input_weights=None) -> torch.Tensor:
@@ -124,9 +117,10 @@ class DynamicEmbedding(nn.Module):
         request = make_request(
             option.shared_name, input_ids, input_weights, option.use_weight, option.device
         )
-        first, index = first_occurrences(request.ids, padded=self.hashtable.sync_free)
-        counts = occurrence_counts(index, first.size)
-        (values,) = lookup_tables([self.hashtable], [(request.ids[first], None, counts)])
-        return shape_output(
-            combine_segments(values, index, request, self.option), request, self.option
-        )
+        table = self.hashtable
+        train = table.training and torch.is_grad_enabled()
+        (out,) = embed(
+            self.embedder, {option.shared_name: request}, train=train, trigger=self._trigger
+        ).values()
+        table.last_stats = self.embedder.last_stats[table.name]
+        return autocast_output(out)

@@ -28,14 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from recis.backends.torch.autograd import lookup_rows, shard_rows
+from recis.backends.torch.autograd import rows_tensor
 from recis.backends.torch.bridge import as_engine, as_tensor, beside_torch, engine_device
 from recis.backends.torch.communicator import default_communicator
 from recis.backends.torch.initializers import ConstantInitializer
-from recis.core.dedupe import first_occurrences, occurrence_counts
 from recis.core.policies import LookupStats
 from recis.core.table import EmbeddingTable
-from recis.distributed.exchange import LookupRequest, ShardedTable, lookup
+from recis.distributed.exchange import ShardedTable, shard_of
+from recis.embedding.embedder import distinct_keys, find_rows
 from recis.embedding.policy_hooks import AdmitHook, FilterHook
 
 _TABLES: weakref.WeakSet = weakref.WeakSet()
@@ -110,7 +110,6 @@ class HashTable(nn.Module):
         self.grad_reduce_by = grad_reduce_by
         self.last_stats = LookupStats()
         self._trigger = torch.zeros((), requires_grad=True)  # makes autograd call our backward
-        self._shard: ShardedTable | None = None
         _TABLES.add(self)
 
     @property
@@ -120,9 +119,7 @@ class HashTable(nn.Module):
         comm = default_communicator()
         if comm is None:
             return None
-        if self._shard is None or self._shard.comm is not comm:
-            self._shard = ShardedTable(self.table, comm)
-        return self._shard
+        return shard_of(self.table, comm)
 
     @property
     def dim(self) -> int:
@@ -144,70 +141,24 @@ class HashTable(nn.Module):
         return self.shard is None and self.table.sync_free
 
     @beside_torch
-    def lookup_unique(
-        self, ids: np.ndarray, tags=None, counts=None
-    ) -> tuple[np.ndarray, torch.Tensor]:
-        """Rows and values (a float32 tensor [U, dim] wired to the gradient buffer) of
-        distinct ``ids`` (engine arrays on the table's device) seen ``counts`` times in the
-        batch, in this process's table."""
-        train = self.training and torch.is_grad_enabled()
-        rows, values, stats = self.table.lookup(ids, tags, counts, train)
-        self.last_stats = stats
-        if not train:
-            return rows, as_tensor(values)
-        scale = None
-        if self.grad_reduce_by == "id":
-            scale = 1.0 / self.table.xp.asarray(counts, np.float32).clip(1)  # padding: 0
-        return rows, lookup_rows(self._trigger, values, self.table, rows, scale)
-
-    @beside_torch
     def forward(self, ids: torch.Tensor, tags=None) -> torch.Tensor:
         """Rows of ``ids`` (any shape; moved to the table's device) as a float32 tensor
-        ``ids.shape + (dim,)``; ``tags`` (one per id, or one for all) name logical tables."""
+        ``ids.shape + (dim,)``; ``tags`` (one per id, or one for all) name logical tables.
+
+        Under torch.distributed with several ranks this is a collective (the table is sharded
+        over the ranks).
+        """
         flat = as_engine(ids.reshape(-1).to(self.device), "ids")
         if tags is not None and np.ndim(tags) > 0:
             tags = as_engine(torch.as_tensor(tags).reshape(-1).to(self.device), "tags")
-        first, inverse = first_occurrences(flat, tags, self.sync_free)
-        counts = occurrence_counts(inverse, first.size)
-        unique_tags = tags if tags is None or np.ndim(tags) == 0 else tags[first]
-        (values,) = lookup_tables([self], [(flat[first], unique_tags, counts)])
-        out = values[as_tensor(inverse)]
-        return out.reshape(*ids.shape, self.dim)
-
-
-@beside_torch
-def lookup_tables(tables: list[HashTable], keys: list[tuple]) -> list[torch.Tensor]:
-    """Values [U, dim] of each table's distinct ids (``keys[i] = (ids, tags, counts)``).
-
-    When the tables are sharded over ranks this is a collective: the ids of every table are
-    exchanged with their owners together (:func:`recis.distributed.exchange.lookup`), and the
-    gradients of the returned values go back to the owners at the sparse optimizer's step.
-    """
-    shards = [table.shard for table in tables]
-    if not tables or shards[0] is None:
-        return [table.lookup_unique(*key)[1] for table, key in zip(tables, keys, strict=True)]
-    train = tables[0].training and torch.is_grad_enabled()
-    requests = [
-        LookupRequest(shard, ids, _tag_array(tags, ids), np.asarray(counts, np.int64),
-                      with_counts=train and table.grad_reduce_by == "id")
-        for table, shard, (ids, tags, counts) in zip(tables, shards, keys, strict=True)
-    ]  # fmt: skip
-    replies = lookup(requests, train)
-    values = []
-    for table, shard, reply in zip(tables, shards, replies, strict=True):
-        table.last_stats = shard.last_stats
-        if not train:
-            values.append(as_tensor(reply.values))
-            continue
-        scale = None if reply.counts is None else 1.0 / reply.counts.astype(np.float32)
-        values.append(shard_rows(table._trigger, shard, reply, scale))
-    return values
-
-
-def _tag_array(tags, ids: np.ndarray) -> np.ndarray | None:
-    if tags is None:
-        return None
-    return np.broadcast_to(np.asarray(tags, np.int64), ids.shape)
+        keys = distinct_keys(flat, tags, self.sync_free)
+        train = self.training and torch.is_grad_enabled()
+        stats = {}
+        by_id = [self.grad_reduce_by == "id"]
+        (found,) = find_rows([self.table], [keys], train, by_id, default_communicator(), stats)
+        self.last_stats = stats[self.name]
+        values = rows_tensor(found, train=train, trigger=self._trigger)
+        return values[as_tensor(keys.index)].reshape(*ids.shape, self.dim)
 
 
 def filter_out_sparse_param(model: nn.Module) -> dict[str, HashTable]:

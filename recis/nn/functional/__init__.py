@@ -1,6 +1,6 @@
-"""Autograd functions joining torch to the engine's embedding kernels."""
+"""Functions joining torch to the engine's embedding pipeline."""
 
-from recis.backends.torch.autograd import combine, lookup_rows, shard_rows
+from recis.backends.torch.autograd import embed, rows_tensor
 from recis.backends.torch.bridge import as_engine, as_tensor, beside_torch
 
-__all__ = ["as_engine", "as_tensor", "beside_torch", "combine", "lookup_rows", "shard_rows"]
+__all__ = ["as_engine", "as_tensor", "beside_torch", "embed", "rows_tensor"]

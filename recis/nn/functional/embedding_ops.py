@@ -1,13 +1,11 @@
 """RecIS's import path for :mod:`recis.backends.torch.autograd`."""
 
 from recis.backends.torch.autograd import (
-    combine,
-    lookup_rows,
-    shard_rows,
+    embed,
+    rows_tensor,
 )
 
 __all__ = [
-    "combine",
-    "lookup_rows",
-    "shard_rows",
+    "embed",
+    "rows_tensor",
 ]

@@ -3,15 +3,13 @@
 from recis.backends.torch.embedding import (
     DynamicEmbedding,
     EmbeddingOption,
-    combine_segments,
+    autocast_output,
     make_request,
-    shape_output,
 )
 
 __all__ = [
     "DynamicEmbedding",
     "EmbeddingOption",
-    "combine_segments",
+    "autocast_output",
     "make_request",
-    "shape_output",
 ]

@@ -4,7 +4,6 @@ from recis.backends.torch.hashtable import (
     HashTable,
     filter_out_sparse_param,
     live_hashtables,
-    lookup_tables,
     storage_dtype,
     table_device,
 )
@@ -13,7 +12,6 @@ __all__ = [
     "HashTable",
     "filter_out_sparse_param",
     "live_hashtables",
-    "lookup_tables",
     "storage_dtype",
     "table_device",
 ]

@@ -17,18 +17,17 @@ GPU are updated there (one fused kernel per table), on torch's current CUDA stre
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from recis.backends.torch.bridge import beside_torch
 from recis.backends.torch.hashtable import HashTable
 from recis.core.optim.rule import Rule
-from recis.core.optim.updater import SparseUpdater
-from recis.distributed.exchange import push_gradients
+from recis.embedding.sparse_optimizer import SparseOptimizerCore
 
 
 class SparseOptimizer(torch.optim.Optimizer):
-    """Applies ``rule`` to the hash tables in ``param_dict`` ({name: HashTable}).
+    """Applies ``rule`` to the hash tables in ``param_dict`` ({name: HashTable}) through the
+    engine's :class:`~recis.embedding.sparse_optimizer.SparseOptimizerCore`.
 
     Args:
         param_dict: the tables, e.g. ``filter_out_sparse_param(model)``.
@@ -44,7 +43,7 @@ class SparseOptimizer(torch.optim.Optimizer):
             raise ValueError(f"lr must be >= 0, got {lr}")
         super().__init__([torch.zeros(0, requires_grad=True)], {"lr": lr})
         self.rule = rule
-        self._updater = SparseUpdater(rule, on_nonfinite=on_nonfinite)
+        self.core = SparseOptimizerCore(rule, on_nonfinite=on_nonfinite, shards=self._shards)
         self.hashtables: dict[str, HashTable] = {}
         self.add_params(param_dict)
 
@@ -55,14 +54,12 @@ class SparseOptimizer(torch.optim.Optimizer):
                 raise TypeError(
                     f"{name!r}: sparse optimizers update HashTables, got {type(table).__name__}"
                 )
-            self._updater.add_table(table.table)
+            self.core.add_table(table.table)
             self.hashtables[name] = table
 
     def set_grad_accum_steps(self, steps: int) -> None:
         """Apply updates every ``steps`` calls of :meth:`step`, with gradients divided by it."""
-        if steps < 1:
-            raise ValueError(f"gradient accumulation steps must be >= 1, got {steps}")
-        self._updater.accumulation_steps = steps
+        self.core.accumulation_steps = steps
 
     @torch.no_grad()
     @beside_torch
@@ -73,16 +70,8 @@ class SparseOptimizer(torch.optim.Optimizer):
         owned by other ranks are sent to them first.
         """
         loss = closure() if closure is not None else None
-        self.push_gradients()
-        self._updater.step(lr=self.param_groups[0]["lr"])
+        self.core.step(lr=self.param_groups[0]["lr"])
         return loss
-
-    def push_gradients(self) -> None:
-        """Send the gradients of rows owned by other ranks to them (a collective when the tables
-        are sharded; nothing otherwise)."""
-        shards = self._shards()
-        if shards:
-            self._updater.note_updated_elsewhere(push_gradients(shards))
 
     def _shards(self) -> list:
         """This rank's shards of the tables, or [] when they are not sharded."""
@@ -90,57 +79,49 @@ class SparseOptimizer(torch.optim.Optimizer):
         return shards if shards and shards[0] is not None else []
 
     @beside_torch
+    def push_gradients(self) -> None:
+        """Send the gradients of rows owned by other ranks to them (a collective when the tables
+        are sharded; nothing otherwise)."""
+        self.core.push_gradients()
+
+    @beside_torch
     def skip_step(self) -> None:
         """Count a micro-step like :meth:`step` but drop the gradients instead of applying them
         (e.g. after an fp16 overflow)."""
-        self.push_gradients()
-        self._updater.micro_step += 1
-        self._updater.zero_grad()
+        self.core.skip_step()
 
     @beside_torch
     def grads_finite(self) -> bool:
         """Whether every gradient received since the last update is finite (on every rank, when
         the tables are sharded)."""
-        self.push_gradients()
-        finite = all(table.table.grads.all_finite() for table in self.hashtables.values())
-        shards = self._shards()
-        if shards:
-            flag = np.array([int(finite)], np.int64)
-            finite = bool(shards[0].comm.all_reduce(flag, "min", "all-reduce of finiteness")[0])
-        return finite
+        return self.core.grads_finite()
 
     @beside_torch
     def unscale_grads(self, scale: float) -> None:
         """Divide the gradients received so far by ``scale`` (fp16 loss scaling)."""
-        self.push_gradients()
-        for table in self.hashtables.values():
-            table.table.grads.scale(1.0 / scale)
+        self.core.unscale_grads(scale)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop gradients, except those being accumulated between boundaries."""
-        if self._updater.micro_step % self._updater.accumulation_steps == 0:
-            self._updater.zero_grad()
+        if self.core.at_boundary:
+            self.core.zero_grad()
 
     def state_dict(self) -> dict:
-        """Learning rate, rule and per-table counters (rows and slots live with the tables)."""
-        return {
-            "param_groups": [
-                {k: v for k, v in g.items() if k != "params"} for g in self.param_groups
-            ],
-            "rule": type(self.rule).__name__,
-            "tables": self._updater.state_dict(),
-        }
+        """Learning rate, and the rule and per-table counters of
+        :meth:`SparseOptimizerCore.state_dict` (rows and slots live with the tables)."""
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+        return {"param_groups": groups, **self.core.state_dict()}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        if state_dict["rule"] != type(self.rule).__name__:
-            raise ValueError(
-                f"state is for {state_dict['rule']}, this optimizer uses {type(self.rule).__name__}"
-            )
-        for group, saved in zip(self.param_groups, state_dict["param_groups"], strict=True):
+        """Restore :meth:`state_dict`; without ``param_groups`` (a state the JAX front end
+        saved) the learning rate stays as configured."""
+        self.core.load_state_dict(state_dict)
+        for group, saved in zip(
+            self.param_groups, state_dict.get("param_groups", []), strict=False
+        ):
             group.update(saved)
-        self._updater.load_state_dict(state_dict["tables"])
 
     @property
     def table_steps(self) -> dict[str, int]:
         """Updates applied so far, per physical table."""
-        return dict(self._updater.steps)
+        return self.core.table_steps
