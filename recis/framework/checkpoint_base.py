@@ -21,7 +21,9 @@ from pathlib import Path
 
 from recis.checkpoint.directory import CheckpointDirectory
 from recis.checkpoint.files import MAX_FILE_BYTES, CheckpointError
+from recis.checkpoint.loading import merge_counters
 from recis.checkpoint.reader import Checkpoint
+from recis.checkpoint.sharded import gather_max
 from recis.checkpoint.writer import CheckpointWriter
 from recis.core.table import EmbeddingTable
 from recis.distributed.communicator import Communicator
@@ -157,8 +159,32 @@ class CheckpointManagerBase(abc.ABC):
         self.load(Checkpoint(path), PARTS, (), strict=True)
         return True
 
+    def sparse_optimizer_metadata(self, core) -> dict | None:
+        """The state of a sparse optimizer's core for the index metadata (``None`` without an
+        optimizer): the counters are the largest over the ranks (a collective)."""
+        state = None if core is None else core.state_dict()
+        return gather_max(
+            self.communicator(), state, "all-gather of the sparse optimizer's counters"
+        )
+
     def load_model_bank(self, model_bank: Iterable[Mapping] | None) -> None:
         """Warm-start from other checkpoints, in order (entries: see
         :mod:`recis.framework.model_bank`)."""
         for entry in bank_entries(model_bank):
             self.load(Checkpoint(entry.path), entry.parts, list(entry.exclude), entry.strict)
+
+
+SPARSE_OPTIMIZER = "sparse_optimizer"
+
+
+def saved_sparse_optimizer(checkpoint: Checkpoint, sources: Mapping[str, list[str]]) -> dict | None:
+    """The sparse optimizer state of ``checkpoint``'s index metadata (where both front ends
+    write it), its per-table counters moved to the tables loaded (``sources``); None if absent."""
+    state = checkpoint.metadata.get(SPARSE_OPTIMIZER)
+    return None if state is None else with_counters_moved(state, sources)
+
+
+def with_counters_moved(state: dict, sources: Mapping[str, list[str]]) -> dict:
+    """A sparse optimizer ``state`` whose per-table counters follow the tables loaded."""
+    counters = {k: v for k, v in state["tables"].items() if isinstance(v, dict)}
+    return {**state, "tables": {**state["tables"], **merge_counters(counters, sources)}}

@@ -298,6 +298,59 @@ def test_tables_and_data_position_written_by_jax_load_into_torch(data_dir, tmp_p
     assert data.state_dict() == trainer.train_dataset.state_dict()
 
 
+PORTABLE = ["sparse", "sparse_opt", "io_state"]  # what a checkpoint of the other backend holds
+
+
+def test_torch_checkpoint_resumes_in_jax_with_optimizer_counters_strictly(data_dir, tmp_path):
+    torch = pytest.importorskip("torch", reason="the torch front end writes the checkpoint")
+    from recis.backends.torch.checkpoint import CheckpointManager as TorchManager
+    from recis.optim import SparseAdagrad
+
+    engine = _torch_engine()
+    optimizer = SparseAdagrad(_torch_tables(engine), lr=0.05)
+    data = dataset(data_dir, output="torch")
+    for _, batch in zip(range(3), data, strict=False):
+        out = engine({c: batch[c] for c in COLUMNS})
+        sum(out[c].sum() for c in COLUMNS).backward()
+        optimizer.step()
+    model = torch.nn.ModuleDict({"engine": engine})
+    manager = TorchManager(tmp_path / "torch", model, dataset=data, sparse_optimizer=optimizer)
+    manager.save()
+    trainer = build(data_dir, tmp_path / "jax", save_steps=0)
+    trainer.checkpoint_manager.load(
+        Checkpoint(tmp_path / "torch" / "ckpt_0"), PORTABLE, (), strict=True
+    )
+    jax_optimizer = trainer.train_step.sparse_optimizer
+    assert jax_optimizer.state_dict()["tables"] == optimizer.core.state_dict()["tables"]
+    assert jax_optimizer.state_dict()["tables"]["steps"] == {"C1+2": 3}
+    (jax_table,) = trainer.model.embedding.tables.values()
+    _assert_same(optimizer.core.tables[0].state_dict(), jax_table.state_dict())
+
+
+def test_jax_checkpoint_resumes_in_torch_with_optimizer_counters_strictly(data_dir, tmp_path):
+    torch = pytest.importorskip("torch", reason="the torch front end reads the checkpoint")
+    from recis.backends.torch.checkpoint import CheckpointManager as TorchManager
+    from recis.optim import SparseAdagrad
+
+    trainer = build(data_dir, tmp_path / "jax", save_steps=0)
+    trainer.train(4)
+    engine = _torch_engine()
+    optimizer = SparseAdagrad(_torch_tables(engine), lr=0.05)
+    data = dataset(data_dir, output="torch")
+    manager = TorchManager(
+        tmp_path / "torch", torch.nn.ModuleDict({"engine": engine}), dataset=data,
+        sparse_optimizer=optimizer,
+    )  # fmt: skip
+    manager.load(Checkpoint(tmp_path / "jax" / "ckpt_4"), PORTABLE, (), strict=True)
+    jax_state = trainer.train_step.sparse_optimizer.state_dict()
+    assert optimizer.core.state_dict()["tables"] == jax_state["tables"]
+    assert jax_state["tables"]["steps"] == {"C1+2": 4}
+    assert optimizer.param_groups[0]["lr"] == 0.05  # the torch optimizer's own
+    (jax_table,) = trainer.model.embedding.tables.values()
+    _assert_same(jax_table.state_dict(), optimizer.core.tables[0].state_dict())
+    assert data.state_dict() == trainer.train_dataset.state_dict()
+
+
 def test_the_jax_trainer_and_its_hooks_import_no_torch():
     code = (
         "import sys, recis.backends.jax.trainer, recis.hooks.plot_hook, "

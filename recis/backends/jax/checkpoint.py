@@ -73,16 +73,18 @@ from recis.checkpoint import (
     Checkpoint,
     CheckpointError,
     CheckpointWriter,
-    gather_max,
     load_tables,
-    merge_counters,
     plan_load,
     read_rank_json,
     write_rank_json,
 )
 from recis.core.table import EmbeddingTable
 from recis.distributed.communicator import Communicator
-from recis.framework.checkpoint_base import CheckpointManagerBase
+from recis.framework.checkpoint_base import (
+    SPARSE_OPTIMIZER,
+    CheckpointManagerBase,
+    saved_sparse_optimizer,
+)
 
 MODEL_TREES = ("params", "state")
 
@@ -141,15 +143,11 @@ class CheckpointManager(CheckpointManagerBase):
 
     def metadata(self) -> dict:
         buckets = self.train_step.buckets
-        sparse = gather_max(
-            self.communicator(),
-            self.train_step.sparse_optimizer.state_dict(),
-            "all-gather of the sparse optimizer's counters",
-        )
+        sparse = self.sparse_optimizer_metadata(self.train_step.sparse_optimizer.core)
         return {
             "backend": "jax",
             "io_state": self.io_states(),
-            "sparse_optimizer": sparse,
+            SPARSE_OPTIMIZER: sparse,
             "objects": {name: obj.state_dict() for name, obj in self.objects.items()},
             "rng": _rng_metadata(),
             "buckets": None if buckets.fixed else list(buckets.sizes),
@@ -267,11 +265,8 @@ class _Loader:
 
     def sparse_optimizer(self, optimizer, sources: dict[str, list[str]]) -> None:
         """The optimizer's counters, moved to the tables loaded (``sources``)."""
-        state = self.checkpoint.metadata.get("sparse_optimizer")
-        if state is not None:
-            counters = {k: v for k, v in state["tables"].items() if isinstance(v, dict)}
-            state = {**state, "tables": {**state["tables"], **merge_counters(counters, sources)}}
-        self.state("sparse_optimizer", optimizer, state)
+        state = saved_sparse_optimizer(self.checkpoint, sources)
+        self.state(SPARSE_OPTIMIZER, optimizer, state)
 
     def rng(self) -> None:
         """NumPy's and Python's global generators, as saved (by this rank, when it has a file

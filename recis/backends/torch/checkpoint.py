@@ -73,9 +73,7 @@ from recis.checkpoint import (
     Checkpoint,
     CheckpointError,
     CheckpointWriter,
-    gather_max,
     load_tables,
-    merge_counters,
     plan_load,
     rank_name,
     read_rank_json,
@@ -83,7 +81,12 @@ from recis.checkpoint import (
 )
 from recis.core.table import EmbeddingTable
 from recis.distributed.communicator import Communicator
-from recis.framework.checkpoint_base import CheckpointManagerBase
+from recis.framework.checkpoint_base import (
+    SPARSE_OPTIMIZER,
+    CheckpointManagerBase,
+    saved_sparse_optimizer,
+    with_counters_moved,
+)
 
 MODEL_FILE = "model.pt"
 EXTRA_FILE = "extra.pt"
@@ -150,18 +153,17 @@ class CheckpointManager(CheckpointManagerBase):
         return {name: table.table for name, table in self._hashtables().items()}
 
     def metadata(self) -> dict:
-        return {"io_state": _portable(self.io_states())}
-
-    def write(self, tables: dict[str, EmbeddingTable], writer: CheckpointWriter) -> None:
         # the one collective before the commit comes first: a rank failing later still meets
         # the others at the commit, which then fails on every rank
-        sparse = gather_max(
-            self.communicator(),
-            _state_of(self.sparse_optimizer),
-            "all-gather of the sparse optimizer's counters",
-        )
+        core = None if self.sparse_optimizer is None else self.sparse_optimizer.core
+        return {
+            "io_state": _portable(self.io_states()),
+            SPARSE_OPTIMIZER: self.sparse_optimizer_metadata(core),
+        }
+
+    def write(self, tables: dict[str, EmbeddingTable], writer: CheckpointWriter) -> None:
         writer.write_tables(tables)
-        extra = self._extra_state(sparse)
+        extra = self._extra_state()
         writer.write_file(MODEL_FILE, partial(torch.save, self._dense_state()))
         writer.write_file(EXTRA_FILE, partial(torch.save, extra))
         if writer.world_size > 1:
@@ -174,12 +176,13 @@ class CheckpointManager(CheckpointManagerBase):
         tables = tuple(f"{n}." for n, m in self.model.named_modules() if isinstance(m, HashTable))
         return {k: v for k, v in self.model.state_dict().items() if not k.startswith(tables)}
 
-    def _extra_state(self, sparse: dict | None) -> dict:
+    def _extra_state(self) -> dict:
+        sparse = self.sparse_optimizer
         return {
             "global_step": self._global_step,
             "dense_optimizer": _state_of(self.dense_optimizer),
             "lr_scheduler": _state_of(self.lr_scheduler),
-            "sparse_optimizer": sparse,
+            "sparse_param_groups": None if sparse is None else sparse.state_dict()["param_groups"],
             "objects": {name: obj.state_dict() for name, obj in self.objects.items()},
             "extra": self.extra() if self.extra is not None else None,
         } | self._rank_state()
@@ -198,7 +201,7 @@ class CheckpointManager(CheckpointManagerBase):
             self._load_dense(checkpoint, exclude, strict)
         if parts & {"sparse_opt", "extra", "io_state"}:
             if EXTRA_FILE not in checkpoint.index["files"]:
-                self._load_without_extra(checkpoint, parts, exclude, strict)
+                self._load_without_extra(checkpoint, parts, exclude, strict, sources)
                 return
             extra = torch.load(checkpoint.file(EXTRA_FILE), map_location="cpu", weights_only=False)
             extra |= self._own_rank_state(checkpoint)
@@ -222,12 +225,15 @@ class CheckpointManager(CheckpointManagerBase):
         plan = plan_load(checkpoint, tables, kinds, exclude, strict)
         return load_tables(checkpoint, tables, plan, strict, self.communicator())
 
-    def _load_without_extra(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
-        """A checkpoint without ``extra.pt`` (another front end's): data positions from the
-        index metadata, or from this rank's file when several ranks saved; with ``strict``,
-        asking for more is an error."""
-        if strict and parts & {"sparse_opt", "extra"}:
+    def _load_without_extra(self, checkpoint: Checkpoint, parts, exclude, strict, sources) -> None:
+        """A checkpoint without ``extra.pt`` (another front end's): the sparse optimizer's state
+        and the data positions from the index metadata (the positions from this rank's file
+        when several ranks saved); with ``strict``, asking for ``"extra"`` is an error."""
+        if strict and "extra" in parts:
             raise CheckpointError(f"{checkpoint!r} lists no {EXTRA_FILE}")
+        restorer = _Restorer(checkpoint, {}, exclude, strict)
+        if "sparse_opt" in parts and self.sparse_optimizer is not None:
+            restorer.sparse_optimizer(self.sparse_optimizer, sources)
         if "io_state" in parts:
             if checkpoint.world_size > 1:
                 positions = read_rank_json(checkpoint, self.place()[0]).get("io_state", {})
@@ -255,6 +261,7 @@ class _Restorer:
     """Puts the states of ``extra.pt`` back into a manager's objects."""
 
     def __init__(self, checkpoint: Checkpoint, extra: dict, exclude, strict: bool) -> None:
+        self.checkpoint = checkpoint
         self.path = str(checkpoint.path / EXTRA_FILE)
         self.extra = extra
         self.exclude = exclude
@@ -262,7 +269,7 @@ class _Restorer:
 
     def run(self, manager: CheckpointManager, parts, sources: dict[str, list[str]]) -> None:
         if "sparse_opt" in parts and manager.sparse_optimizer is not None:
-            self._load("sparse_optimizer", manager.sparse_optimizer, self._sparse_state(sources))
+            self.sparse_optimizer(manager.sparse_optimizer, sources)
         if "extra" in parts:
             self._load("dense_optimizer", manager.dense_optimizer, self.extra["dense_optimizer"])
             self._load("lr_scheduler", manager.lr_scheduler, self.extra["lr_scheduler"])
@@ -277,13 +284,16 @@ class _Restorer:
             for name, dataset in manager.io_datasets.items():
                 self._load(name, dataset, self.extra["io_state"].get(name))
 
-    def _sparse_state(self, sources: dict[str, list[str]]) -> dict | None:
-        """The sparse optimizer's state, its per-table counters moved to the tables loaded."""
-        state = self.extra["sparse_optimizer"]
-        if state is None:
-            return None
-        counters = {k: v for k, v in state["tables"].items() if isinstance(v, dict)}
-        return {**state, "tables": {**state["tables"], **merge_counters(counters, sources)}}
+    def sparse_optimizer(self, optimizer, sources: dict[str, list[str]]) -> None:
+        """The optimizer's state: its counters from the index metadata (older checkpoints: from
+        ``extra.pt``) moved to the tables loaded (``sources``), its learning rate from
+        ``extra.pt`` when there."""
+        state = saved_sparse_optimizer(self.checkpoint, sources)
+        if state is None and self.extra.get("sparse_optimizer") is not None:
+            state = with_counters_moved(self.extra["sparse_optimizer"], sources)
+        if state is not None and self.extra.get("sparse_param_groups") is not None:
+            state = {**state, "param_groups": self.extra["sparse_param_groups"]}
+        self._load(SPARSE_OPTIMIZER, optimizer, state)
 
     def _load(self, name: str, target, state) -> None:
         if target is None or _excluded(name, self.exclude):
