@@ -152,3 +152,17 @@ def test_low_precision_tables_match_the_torch_backend(dtype):
     assert ours_state["embedding"].dtype == np.dtype(jnp.dtype(dtype))
     for field in ("id", "embedding", "sum"):
         np.testing.assert_array_equal(ours_state[field], theirs_state[field])
+
+
+def test_the_jax_loss_scale_follows_the_torch_trainers_policy_step_for_step():
+    from recis.framework.loss_scale import DynamicLossScale as HostLossScale
+    from recis.framework.loss_scale import LossScalePolicy
+
+    policy = LossScalePolicy(initial_scale=2.0**10, growth_interval=3, min_scale=4.0)
+    host, device = HostLossScale(policy), DynamicLossScale.from_policy(policy)
+    pattern = np.random.default_rng(0).random(60) < 0.7
+    for finite in pattern:
+        host.update(bool(finite))
+        device = device.adjust(jnp.asarray(finite))
+        assert (float(device.scale), int(device.good_steps)) == (host.scale, host.good_steps)
+    assert DynamicLossScale.create().policy == LossScalePolicy()  # one set of defaults

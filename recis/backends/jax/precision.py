@@ -22,6 +22,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from recis.framework.loss_scale import LossScalePolicy
+
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
@@ -57,31 +59,39 @@ def _cast_floating(tree, dtype):
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class DynamicLossScale:
-    """Loss scale ``scale`` and the count of finite steps since it last changed (a pytree)."""
+    """Loss scale ``scale`` and the count of finite steps since it last changed (a pytree),
+    updated inside ``jit`` by the rule of its :class:`~recis.framework.loss_scale.LossScalePolicy`
+    (the torch trainer's policy)."""
 
     scale: jax.Array
     good_steps: jax.Array
-    growth_interval: int = dataclasses.field(default=2000, metadata={"static": True})
-    factor: float = dataclasses.field(default=2.0, metadata={"static": True})
-    min_scale: float = dataclasses.field(default=1.0, metadata={"static": True})
+    policy: LossScalePolicy = dataclasses.field(
+        default_factory=LossScalePolicy, metadata={"static": True}
+    )
 
     @classmethod
     def create(
         cls,
-        initial_scale: float = 2.0**15,
-        growth_interval: int = 2000,
-        factor: float = 2.0,
-        min_scale: float = 1.0,
+        initial_scale: float | None = None,
+        growth_interval: int | None = None,
+        factor: float | None = None,
+        min_scale: float | None = None,
     ) -> DynamicLossScale:
-        if growth_interval < 1 or factor <= 1 or min_scale <= 0:
-            raise ValueError("DynamicLossScale: needs growth_interval >= 1, factor > 1, min > 0")
-        return cls(
-            jnp.asarray(initial_scale, jnp.float32),
-            jnp.zeros((), jnp.int32),
-            growth_interval,
-            factor,
-            min_scale,
-        )
+        """A loss scale under the default policy, with the settings given replaced (``factor``
+        grows the scale and its inverse shrinks it)."""
+        given = {
+            "initial_scale": initial_scale,
+            "growth_interval": growth_interval,
+            "min_scale": min_scale,
+        }
+        if factor is not None:
+            given |= {"growth_factor": factor, "backoff_factor": 1.0 / factor if factor else 0.0}
+        policy = LossScalePolicy(**{k: v for k, v in given.items() if v is not None})
+        return cls.from_policy(policy)
+
+    @classmethod
+    def from_policy(cls, policy: LossScalePolicy) -> DynamicLossScale:
+        return cls(jnp.asarray(policy.initial_scale, jnp.float32), jnp.zeros((), jnp.int32), policy)
 
     def scale_loss(self, loss: jax.Array) -> jax.Array:
         return loss * self.scale.astype(loss.dtype)
@@ -92,12 +102,13 @@ class DynamicLossScale:
 
     def adjust(self, finite: jax.Array) -> DynamicLossScale:
         """The scale after a step whose gradients were ``finite`` (or not)."""
+        policy = self.policy
         good = jnp.where(finite, self.good_steps + 1, 0)
-        grow = good >= self.growth_interval
+        grow = good >= policy.growth_interval
         scale = jnp.where(
             finite,
-            jnp.where(grow, self.scale * self.factor, self.scale),
-            jnp.maximum(self.scale / self.factor, self.min_scale),
+            jnp.where(grow, self.scale * policy.growth_factor, self.scale),
+            jnp.maximum(self.scale * policy.backoff_factor, policy.min_scale),
         )
         return dataclasses.replace(self, scale=scale, good_steps=jnp.where(grow, 0, good))
 

@@ -78,8 +78,6 @@ from recis.framework.metrics import (
 )
 from recis.hooks.logger_hook import LoggerHook
 
-FP16_INITIAL_SCALE = 2.0**16  # as the torch front end's loss scale
-
 
 class Trainer(TrainingLoop):
     """Trains the NNX ``model`` on ``train_dataset`` (see the module docstring).
@@ -185,7 +183,7 @@ def _precision(mixed_precision: str | None) -> tuple[Policy | None, DynamicLossS
     if mixed_precision == "bf16":
         return Policy.bf16(), None
     if mixed_precision == "fp16":
-        return Policy.fp16(), DynamicLossScale.create(initial_scale=FP16_INITIAL_SCALE)
+        return Policy.fp16(), DynamicLossScale.create()
     return None, None
 
 
