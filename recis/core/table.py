@@ -28,6 +28,7 @@ never wait for the device.
 
 from __future__ import annotations
 
+import weakref
 from types import ModuleType
 from typing import NamedTuple
 
@@ -48,6 +49,14 @@ class Lookup(NamedTuple):
     rows: np.ndarray
     values: np.ndarray
     stats: LookupStats
+
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+def live_tables() -> list[EmbeddingTable]:
+    """Every engine table alive in this process (e.g. for hooks that report on all tables)."""
+    return list(_LIVE)
 
 
 class EmbeddingTable:
@@ -98,6 +107,7 @@ class EmbeddingTable:
         self.store = RowStore(dim, dtype, block_rows, name, device=device)
         self.grads = GradientBuffer(dim)
         self.stats_total = LookupStats()
+        _LIVE.add(self)
         if eviction is not None:
             self.store.add_slot(eviction.slot, (), np.int64, eviction.slot_fill)
 

@@ -9,9 +9,8 @@ Every ``every`` steps it writes, at the global step:
   ``bytes``, and the running totals of ids ``new``, ``admitted``, ``refused`` and ``evicted``.
 
 Evaluation results are written as ``eval/<name>`` at the last training step seen. Needs the
-``tensorboard`` package; view with ``tensorboard --logdir <log_dir>``. A process that has
-imported torch writes with torch's ``SummaryWriter``; one that has not (a JAX run) with
-tensorboard's own framework-free writer, whose scalars TensorBoard shows alike.
+``tensorboard`` package (its own event writer: no framework is needed); view with
+``tensorboard --logdir <log_dir>``.
 
 >>> import tempfile
 >>> from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -28,8 +27,9 @@ tensorboard's own framework-free writer, whose scalars TensorBoard shows alike.
 
 from __future__ import annotations
 
-import sys
+import time
 
+from recis.core.table import live_tables
 from recis.framework.metrics import scalar_metrics
 from recis.hooks.hook import Hook
 from recis.hooks.logger_hook import Throughput
@@ -46,7 +46,7 @@ class TensorBoardHook(Hook):
         log_dir: directory of the event files.
         every: steps between writes.
         tables: hash tables to report: torch ``HashTable`` s or engine ``EmbeddingTable`` s
-            (default: every live ``HashTable``).
+            (default: every live engine table, whatever the front end).
         batch_size: samples per step, when the metrics do not say.
     """
 
@@ -69,9 +69,7 @@ class TensorBoardHook(Hook):
     def tables(self) -> list:
         if self._tables is not None:
             return self._tables
-        from recis.backends.torch.hashtable import live_hashtables  # the torch front end's tables
-
-        return live_hashtables()
+        return sorted(live_tables(), key=lambda table: table.name)
 
     def before_train(self) -> None:
         self.throughput.start()
@@ -108,20 +106,32 @@ class TensorBoardHook(Hook):
 
     def _write(self, prefix: str, scalars: dict[str, float], step: int) -> None:
         if self._writer is None:
-            self._writer = _summary_writer(self.log_dir)
+            self._writer = ScalarWriter(self.log_dir)
         for name, value in scalars.items():
             self._writer.add_scalar(f"{prefix}/{name}", value, step)
 
 
-def _summary_writer(log_dir: str):
-    """torch's ``SummaryWriter`` where torch is loaded, else tensorboard's own ``Writer``."""
-    if "torch" in sys.modules:
-        from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+class ScalarWriter:
+    """Scalar summaries in a TensorBoard event file, through the ``tensorboard`` package alone
+    (the format torch's ``SummaryWriter`` writes; no framework needed)."""
 
-        return SummaryWriter(log_dir)
-    from tensorboard.summary import Writer
+    def __init__(self, log_dir: str) -> None:
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-    return Writer(log_dir)
+        self._file = EventFileWriter(log_dir)
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(value))])
+        self._file.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def table_scalars(table) -> dict[str, float]:
