@@ -32,6 +32,29 @@ SUPPORTED_DTYPES = frozenset(
 ALIGNMENT = 64  # bytes; JAX on CPU shares a buffer only when it is this aligned
 
 
+def array_module(array) -> ModuleType:
+    """``cupy`` for a CuPy array, else ``numpy`` (lists and scalars too; CuPy is never imported
+    here). :func:`namespace` is the strict form, for engine arrays only.
+
+    >>> array_module([1, 2]).__name__
+    'numpy'
+    """
+    cupy = sys.modules.get("cupy")
+    return cupy if cupy is not None and isinstance(array, cupy.ndarray) else np
+
+
+def int64_vector(array, name: str) -> np.ndarray:
+    """A contiguous int64 view or copy of a 1-D integer array (uint64 is reinterpreted), on the
+    array's device (NumPy or CuPy)."""
+    xp = array_module(array)
+    array = xp.asarray(array)
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be a 1-D integer array, got {array.dtype}{list(array.shape)}")
+    if array.itemsize == 8:
+        return xp.ascontiguousarray(array).view(np.int64)
+    return array.astype(np.int64)
+
+
 def namespace(array) -> ModuleType:
     """Return the array module (``numpy`` or ``cupy``) that owns an engine array."""
     if isinstance(array, np.ndarray):

@@ -16,12 +16,12 @@ ones (:mod:`recis.core.cuda.dedupe`), with the same results.
 
 from __future__ import annotations
 
-import sys
 from types import ModuleType
 
 import numpy as np
 
 from recis.core import arrays as interop
+from recis.core.arrays import array_module, int64_vector
 from recis.core.cuda import dedupe as cuda_kernels
 from recis.core.cuda import id_map as cuda_id_map
 from recis.core.cuda.host_mirror import deferred_errors
@@ -97,28 +97,6 @@ def sum_by_index(values: np.ndarray, index: np.ndarray, num_rows: int) -> np.nda
 def scratch_capacity(n: int) -> int:
     """Power-of-two slot count for a scratch table holding ``n`` keys at load ≤ 0.5."""
     return 1 << max(4, (2 * max(n, 1) - 1).bit_length())
-
-
-def array_module(array) -> ModuleType:
-    """``cupy`` for a CuPy array, else ``numpy`` (CuPy is never imported here).
-
-    >>> array_module([1, 2]).__name__
-    'numpy'
-    """
-    cupy = sys.modules.get("cupy")
-    return cupy if cupy is not None and isinstance(array, cupy.ndarray) else np
-
-
-def int64_vector(array, name: str) -> np.ndarray:
-    """A contiguous int64 view or copy of a 1-D integer array (uint64 is reinterpreted), on the
-    array's device (NumPy or CuPy)."""
-    xp = array_module(array)
-    array = xp.asarray(array)
-    if array.ndim != 1 or array.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be a 1-D integer array, got {array.dtype}{list(array.shape)}")
-    if array.itemsize == 8:
-        return xp.ascontiguousarray(array).view(np.int64)
-    return array.astype(np.int64)
 
 
 def tag_vector(tags, size: int, xp: ModuleType | None = None) -> tuple[np.ndarray, int]:

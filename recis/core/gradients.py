@@ -16,10 +16,11 @@ rows of -1 stand for dropped entries (see :meth:`GradientBuffer.summed`).
 
 from __future__ import annotations
 
-import sys
+from types import ModuleType
 
 import numpy as np
 
+from recis.core.arrays import array_module
 from recis.core.dedupe import sum_by_index, unique_inverse
 
 
@@ -42,7 +43,7 @@ class GradientBuffer:
         ``distinct=True`` promises that ``rows`` has no repeats (as after a deduplicated
         lookup), which lets a lone piece skip the summation.
         """
-        xp = _namespace(rows, grads)
+        xp = _namespace_of(rows, grads)
         if self._rows and xp is not self._xp:
             raise ValueError("gradients must stay on one device: NumPy and CuPy pieces were mixed")
         rows = xp.asarray(rows, np.int64)
@@ -111,11 +112,7 @@ class GradientBuffer:
         self._distinct = True
 
 
-def _namespace(rows, grads):
+def _namespace_of(rows, grads) -> ModuleType:
     """cupy if either array is a CuPy array, else numpy (lists and NumPy arrays)."""
-    if isinstance(rows, np.ndarray) and isinstance(grads, np.ndarray):
-        return np
-    cupy = sys.modules.get("cupy")
-    if cupy is not None and (isinstance(rows, cupy.ndarray) or isinstance(grads, cupy.ndarray)):
-        return cupy
-    return np
+    xp = array_module(rows)
+    return xp if xp is not np else array_module(grads)

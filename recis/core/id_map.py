@@ -38,10 +38,11 @@ from typing import NamedTuple
 import numpy as np
 
 from recis.core import arrays as interop
+from recis.core.arrays import array_module, int64_vector
 from recis.core.cuda import id_map as cuda_kernels
 from recis.core.cuda.loader import require_cupy
 from recis.core.cuda.row_allocator import DeviceRowAllocator
-from recis.core.dedupe import array_module, first_occurrences, int64_vector, tag_vector
+from recis.core.dedupe import first_occurrences, tag_vector
 from recis.core.errors import TableFullError
 from recis.core.kernels import id_map as kernels
 from recis.core.row_allocator import RowAllocator

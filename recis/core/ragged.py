@@ -21,8 +21,7 @@ from collections.abc import Sequence
 import ml_dtypes
 import numpy as np
 
-from recis.core.arrays import empty
-from recis.core.dedupe import array_module
+from recis.core.arrays import array_module, empty
 from recis.core.kernels.ragged import scatter_rows
 
 _EXTRA_VALUE_DTYPES = frozenset(np.dtype(t) for t in (ml_dtypes.bfloat16,))

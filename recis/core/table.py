@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from recis.core import arrays as interop
-from recis.core.dedupe import array_module, int64_vector
+from recis.core.arrays import array_module, int64_vector
 from recis.core.gradients import GradientBuffer
 from recis.core.id_map import Entries, IdMap, Inserted
 from recis.core.initializers import ConstantInitializer, Initializer

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from recis.core.dedupe import int64_vector, tag_vector
+from recis.core.arrays import int64_vector
+from recis.core.dedupe import tag_vector
 from recis.core.initializers import table_hash
 from recis.core.kernels.random import mix64, mix64_reference
 

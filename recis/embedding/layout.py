@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recis.core import arrays as interop
-from recis.core.dedupe import array_module
+from recis.core.arrays import array_module
 from recis.core.ragged import Ragged
 from recis.embedding.plan import (
     Request,

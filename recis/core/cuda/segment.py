@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from recis.core.arrays import array_module
 from recis.core.cuda import loader
 from recis.core.cuda.sort import stable_argsort
-from recis.core.dedupe import array_module, first_occurrences, occurrence_counts
+from recis.core.dedupe import first_occurrences, occurrence_counts
 
 SOURCE = "segment.cu"
 NULL = np.uint64(0)  # a null pointer argument
