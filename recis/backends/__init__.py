@@ -1,5 +1,7 @@
-"""Framework front ends over the backend-neutral engine :mod:`recis.core`.
+"""Framework front ends over the framework-free engine (:mod:`recis.core`) and embedding
+pipeline (:mod:`recis.embedding`).
 
-``recis.backends.jax`` embeds features for JAX/Flax dense models; the torch front end lives at
-the RecIS-compatible paths :mod:`recis.nn` and :mod:`recis.optim`.
+``recis.backends.torch`` holds everything that imports torch (re-exported at RecIS's paths:
+:mod:`recis.nn`, :mod:`recis.optim`, :mod:`recis.framework`, …); ``recis.backends.jax``
+everything that imports JAX. The two never import each other (see ``docs/architecture.md``).
 """

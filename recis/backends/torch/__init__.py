@@ -1,5 +1,7 @@
-"""The torch backend's distributed glue; the torch layers themselves live at RecIS's paths
-(:mod:`recis.nn`, :mod:`recis.optim`, :mod:`recis.framework`)."""
+"""The torch front end: embedding modules, sparse optimizers, ``RaggedTensor``, feature ops,
+metrics, the ``Trainer``, serialization, the IO converter and the ``torch.distributed``
+communicator. RecIS scripts import them from RecIS's paths (:mod:`recis.nn`,
+:mod:`recis.optim`, :mod:`recis.framework`, …), which re-export these modules."""
 
 from recis.backends.torch.communicator import TorchCommunicator, default_communicator
 
