@@ -40,12 +40,22 @@ class _Embed(torch.autograd.Function):
     @beside_torch
     def backward(ctx, *grads):
         given = {
-            feature: as_engine(grad.float(), f"feature {feature!r} gradient")
+            feature: _engine_gradient(grad, feature)
             for feature, grad in zip(ctx.features, grads, strict=True)
             if grad is not None
         }
         ctx.embedder.apply_gradients(ctx.context, given, allow_missing=True)
         return (None,) * (4 + len(grads))
+
+
+def _engine_gradient(grad: torch.Tensor, feature: str):
+    """A feature's gradient for the engine. A CPU gradient is passed as a NumPy view with its
+    strides (e.g. a slice of the gradient of a ``torch.stack``): the engine's backward reads it
+    in place where it gathers the features' gradients, instead of copying it twice."""
+    grad = grad.detach().float()
+    if grad.device.type == "cpu":
+        return grad.numpy()
+    return as_engine(grad, f"feature {feature!r} gradient")
 
 
 def embed(
