@@ -26,8 +26,10 @@ demo: $(STAMP)
 	rm -rf runs/demo
 	$(BIN)/python -m examples.deepfm.train --output_dir runs/demo --rows 500000 --steps 250 --log_steps 25
 
+# tests/gpu runs in a process of its own, on the host stand-in for CuPy (tests/cupy_standin)
 test: $(STAMP) lint
-	$(BIN)/python -m pytest --doctest-modules recis tests -q
+	$(BIN)/python -m pytest --doctest-modules recis tests -q --ignore=tests/gpu
+	$(BIN)/python -m pytest tests/gpu -q --cupy-standin
 
 test-gpu: $(STAMP)
 	$(BIN)/python -m pytest -m gpu tests -q
