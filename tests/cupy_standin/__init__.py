@@ -171,6 +171,13 @@ class ndarray:
 
         return call
 
+    def argsort(self, axis=-1, kind=None):
+        return argsort(self, axis)
+
+    def sort(self, axis=-1, kind=None) -> None:
+        count("cupy", "sort")
+        self._a.sort(axis, kind="stable")
+
     def fill(self, value) -> None:
         count("cupy", "fill")
         self._a.fill(_operand(value))
@@ -379,6 +386,16 @@ zeros, ones, full, arange = (_allocating(n) for n in ("zeros", "ones", "full", "
 zeros_like, ones_like, full_like = (
     _allocating(n) for n in ("zeros_like", "ones_like", "full_like")
 )
+
+
+def argsort(a, axis=-1, kind=None):
+    """Stable, as CuPy's sorts always are."""
+    return _call(numpy.argsort, (a,), {"axis": axis, "kind": "stable"})
+
+
+def sort(a, axis=-1, kind=None):
+    """Stable, as CuPy's sorts always are."""
+    return _call(numpy.sort, (a,), {"axis": axis, "kind": "stable"})
 
 
 def __getattr__(name: str):
