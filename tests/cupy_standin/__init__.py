@@ -13,6 +13,10 @@ Every device operation is counted (:func:`counting`): our kernels by name, CuPy'
 (element-wise operations, reductions, copies, fills) by the operation that would launch it, and
 the copies between host and device, each of which waits for the GPU in CuPy.
 
+Arrays made by the allocating functions (``empty``, ``zeros``, ``full``, ...) ask the allocator
+set with ``cupy.cuda.set_allocator`` for their bytes, on the current stream, so tests can see
+where memory comes from; the memory itself is NumPy's.
+
 What it cannot check: races and memory ordering between GPU threads (a launch runs its threads one
 after another), streams (everything runs at once, in call order), flush-to-zero, and speed.
 
@@ -363,11 +367,20 @@ def get_array_module(*args):
 
 
 def empty(shape, dtype=float, order="C"):
-    return ndarray._of(numpy.empty(shape, dtype, order=order))
+    return ndarray._of(cuda.allocated(numpy.empty(shape, dtype, order=order)))
 
 
 def empty_like(a, dtype=None, order="K", shape=None):
-    return ndarray._of(numpy.empty_like(_unwrap(a), dtype, order, shape=shape))
+    return ndarray._of(cuda.allocated(numpy.empty_like(_unwrap(a), dtype, order, shape=shape)))
+
+
+class _MemoryPool:
+    def malloc(self, size: int):
+        return cuda.MemoryPointer(cuda.runtime.malloc(size))
+
+
+def get_default_memory_pool() -> _MemoryPool:
+    return _MemoryPool()
 
 
 def _allocating(name: str):
@@ -376,7 +389,7 @@ def _allocating(name: str):
     def allocate(*args, **kwargs):
         _refuse_host_arrays(args)
         count("cupy", name)
-        return ndarray._of(make(*_unwrap(args), **_unwrap(kwargs)))
+        return ndarray._of(cuda.allocated(make(*_unwrap(args), **_unwrap(kwargs))))
 
     allocate.__name__ = name
     return allocate

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from types import SimpleNamespace
 
 import numpy
@@ -147,14 +148,44 @@ _allocator = None
 
 
 def set_allocator(allocator=None) -> None:
-    """Record the allocator CuPy would allocate device memory with (the stand-in allocates host
-    memory through NumPy whatever it is)."""
+    """Record the allocator CuPy would allocate device memory with (the stand-in's arrays hold
+    NumPy memory whatever it is)."""
     global _allocator
     _allocator = allocator
 
 
 def get_allocator():
     return _allocator
+
+
+def allocated(array: numpy.ndarray) -> numpy.ndarray:
+    """``array``, freshly allocated by the stand-in: the allocator set with
+    :func:`set_allocator` is asked for its bytes, given back when ``array`` dies."""
+    if _allocator is not None:
+        pointer = _allocator(array.nbytes)
+        release = getattr(pointer, "release", None)
+        if release is not None:
+            weakref.finalize(array, release)
+    return array
+
+
+class PythonFunctionAllocator:
+    """CuPy's allocator calling ``malloc(bytes, device, stream)`` and ``free(address, device,
+    stream)``, with CuPy's current stream at the time of the allocation."""
+
+    def __init__(self, malloc_func, free_func) -> None:
+        self._malloc, self._free = malloc_func, free_func
+
+    def malloc(self, size: int) -> MemoryPointer:
+        stream = get_current_stream().ptr
+        pointer = MemoryPointer(self._malloc(size, 0, stream))
+        pointer.release = lambda: self._free(pointer.ptr, 0, stream)
+        return pointer
+
+
+memory = SimpleNamespace(
+    PythonFunctionAllocator=PythonFunctionAllocator, MemoryPointer=MemoryPointer
+)
 
 
 def _device_properties(device: int = 0) -> dict:
@@ -171,4 +202,7 @@ runtime = SimpleNamespace(
     driverGetVersion=lambda: 12080,
     runtimeGetVersion=lambda: 12080,
     is_hip=False,
+    malloc=lambda size: next(_addresses),
+    free=lambda address: None,
 )
+_addresses = itertools.count(0x7000_0000_0000, 256)
