@@ -292,7 +292,10 @@ def _wrap(result):
 def _device_result(result, name: str, source):
     """A method's or function's result on the device, counting the work that made it (none for
     a view of ``source``)."""
-    if not (isinstance(result, numpy.ndarray) and numpy.may_share_memory(result, source)):
+    if isinstance(result, numpy.ndarray):
+        if source is None or not numpy.may_share_memory(result, source):
+            count("cupy", name)
+    elif isinstance(result, numpy.generic | tuple | list):  # not metadata such as ndim
         count("cupy", name)
     return _wrap(result)
 

@@ -26,6 +26,9 @@ import hashlib
 import importlib
 import pathlib
 import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from types import ModuleType
 
@@ -37,6 +40,7 @@ MAX_BLOCKS_PER_SM = 32  # grid cap: enough resident blocks to hide latency, few 
 _modules: dict[tuple, object] = {}
 _kernels: dict[tuple, object] = {}
 _lock = threading.Lock()
+_launched: Counter = Counter()  # launches of each kernel in this process
 
 
 def source_dir() -> pathlib.Path:
@@ -126,8 +130,38 @@ def kernel(source: str, name: str, options: tuple[str, ...] = ()):
             function = compiled.get_function(name)
         except Exception as error:
             raise explain_build_error(source, error) from error
-        found = _kernels.setdefault(key, function)
+        found = _kernels.setdefault(key, Kernel(name, function))
     return found
+
+
+class Kernel:
+    """A compiled kernel and its name; :func:`launch` runs it."""
+
+    __slots__ = ("function", "name")
+
+    def __init__(self, name: str, function) -> None:
+        self.name = name
+        self.function = function
+
+    def __call__(self, grid, block, args, shared_mem: int = 0):
+        return self.function(grid, block, args, shared_mem=shared_mem)
+
+
+@contextmanager
+def counting_launches() -> Iterator[Counter]:
+    """The launches of the engine's kernels inside the ``with`` block (all threads), by name.
+
+    >>> with counting_launches() as launched:
+    ...     pass
+    >>> sum(launched.values())
+    0
+    """
+    before = Counter(_launched)
+    launched: Counter = Counter()
+    try:
+        yield launched
+    finally:
+        launched.update(_launched - before)
 
 
 def launch(kernel, n: int, args: tuple, block: int = 256, shared_mem: int = 0) -> None:
@@ -141,6 +175,7 @@ def launch(kernel, n: int, args: tuple, block: int = 256, shared_mem: int = 0) -
         return
     blocks = int(min(-(-n // block), MAX_BLOCKS_PER_SM * _multiprocessors()))
     kernel((blocks,), (block,), args, shared_mem=shared_mem)
+    _launched[getattr(kernel, "name", "?")] += 1
 
 
 def _multiprocessors() -> int:
