@@ -71,7 +71,8 @@ def measure(batch_size: int, warmup: int) -> dict:
 
     def batch() -> dict:
         ids = {c: rng.zipf(1.2, batch_size).astype(np.int64) for c in columns}
-        return {f"{c}_{kind}": cupy.asarray(ids[c][:, None]) for c in columns for kind in ("emb", "bias")}
+        kinds = ("emb", "bias")
+        return {f"{c}_{k}": cupy.asarray(ids[c][:, None]) for c in columns for k in kinds}
 
     for _ in range(max(warmup, 1)):
         grads = step(cupy, embedder, optimizer, batch())
@@ -80,7 +81,7 @@ def measure(batch_size: int, warmup: int) -> dict:
         step(cupy, embedder, optimizer, inputs, grads)
     merged = len({id(table) for table in embedder.tables.values()})
     kinds = Counter()
-    for (kind, name), times in device.items():
+    for (kind, _), times in device.items():
         kinds[kind] += times
     cupy_ops = Counter({name: t for (kind, name), t in device.items() if kind == "cupy"})
     return {
