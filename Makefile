@@ -1,6 +1,7 @@
 # RecIS developer commands. Every target sets up .venv on first use.
 #   make demo   train a small model on generated data
-#   make test   lint + the whole test suite (CPU)
+#   make test   lint + the whole test suite (CPU; tests/gpu on the host stand-in for CuPy)
+#   make test-gpu  tests/gpu on a real GPU (GPU_EXTRAS=cuda12 or cuda13)
 #   make bench  benchmarks (JSON on stdout)
 #
 # torch is installed from TORCH_SPEC. The default is the CPU build that ships on our CI machines;
@@ -26,11 +27,22 @@ demo: $(STAMP)
 	rm -rf runs/demo
 	$(BIN)/python -m examples.deepfm.train --output_dir runs/demo --rows 500000 --steps 250 --log_steps 25
 
+# tests/gpu runs in a process of its own, on the host stand-in for CuPy (tests/cupy_standin)
 test: $(STAMP) lint
-	$(BIN)/python -m pytest --doctest-modules recis tests -q
+	$(BIN)/python -m pytest --doctest-modules recis tests -q --ignore=tests/gpu
+	$(BIN)/python -m pytest tests/gpu -q --cupy-standin
 
-test-gpu: $(STAMP)
-	$(BIN)/python -m pytest -m gpu tests -q
+# the GPU tests on real CuPy and a GPU; needs only a CuPy extra and pytest (the torch and JAX
+# tests skip, saying so, where those frameworks or their CUDA builds are missing)
+GPU_EXTRAS ?= cuda12
+GPU_STAMP := $(VENV)/.installed-gpu-$(GPU_EXTRAS)
+$(GPU_STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e ".[$(GPU_EXTRAS)]" "pytest>=8"
+	touch $(GPU_STAMP)
+
+test-gpu: $(GPU_STAMP)
+	$(BIN)/python -m pytest tests/gpu -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -18,7 +18,9 @@ batch, including any wait for its copy), ``features`` (the feature engine; the i
 static tables), ``lookup`` (the embedding forward), ``dense`` (tower forward, loss, the whole
 backward pass and the dense optimizer step) and ``sparse_update`` (the tables' optimizer). One
 more step runs under the torch profiler, which counts its device-to-host copies (the host waits
-for each). Prints one JSON object.
+for each) and its kernels: all of them, the engine's own (``cuda/*.cu``, counted at launch) and
+CuPy's (element-wise, reduction, copy and CUB/Thrust kernels), the last two also per merged
+table. Prints one JSON object.
 
     python benchmarks/train_gpu.py [--steps 20] [--warmup 3] [--batch_size 65536]
 
@@ -91,6 +93,8 @@ class RecisSystem:
         self.model = DeepFM(dim=DIM, hidden=HIDDEN, device="cuda").cuda()
         self.dense = torch.optim.AdamW(self.model.mlp.parameters(), lr=LR)
         self.sparse = SparseAdam(filter_out_sparse_param(self.model), lr=SPARSE_LR)
+        tables = filter_out_sparse_param(self.model).values()
+        self.merged_tables = len({id(table.table) for table in tables})
 
     def features(self, batch: dict) -> dict:
         return self.model.features(batch)
@@ -187,7 +191,7 @@ def measure(system_name: str, args) -> dict:
     return {
         "samples_per_second": args.steps * args.batch_size / seconds,
         "stage_ms": stage_ms,
-        "device_to_host_copies_per_step": device_to_host_copies(system, source),
+        **profiled_step(system, source),
     }
 
 
@@ -207,15 +211,38 @@ def train_step(system, source) -> list:
     return events
 
 
-def device_to_host_copies(system, source) -> int:
-    """Device-to-host copies the torch profiler sees in one step."""
+def profiled_step(system, source) -> dict:
+    """What the torch profiler sees in one step: device-to-host copies and kernels (all, ours,
+    CuPy's; ours and CuPy's per merged table for the hash tables)."""
     import torch
 
+    from recis.core.cuda import loader
+
     activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
-    with torch.profiler.profile(activities=activities) as profile:
+    with (
+        torch.profiler.profile(activities=activities) as profile,
+        loader.counting_launches() as ours,
+    ):
         train_step(system, source)
         torch.cuda.synchronize()
-    return sum("DtoH" in event.name for event in profile.events())
+    events = profile.events()
+    kernels = [e.name for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    kernels = [name for name in kernels if "Memcpy" not in name and "Memset" not in name]
+    cupy_kernels = sum(name.startswith("cupy_") or "cub::" in name for name in kernels)
+    report = {
+        "device_to_host_copies_per_step": sum("DtoH" in event.name for event in events),
+        "kernels_per_step": len(kernels),
+        "engine_kernels_per_step": sum(ours.values()),
+        "cupy_kernels_per_step": cupy_kernels,
+    }
+    tables = getattr(system, "merged_tables", 0)
+    if tables:
+        report["merged_tables"] = tables
+        report["engine_and_cupy_kernels_per_merged_table"] = (
+            sum(ours.values()) + cupy_kernels
+        ) / tables
+        report["engine_kernels_by_name"] = dict(ours.most_common())
+    return report
 
 
 def _event():

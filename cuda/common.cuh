@@ -67,13 +67,21 @@ __device__ __forceinline__ void store_volatile(long long* p, long long value) {
 }
 
 __device__ __forceinline__ long long load_acquire(const long long* p) {
+#if defined(__CUDA_ARCH__)
     long long value;
     asm volatile("ld.acquire.gpu.b64 %0, [%1];" : "=l"(value) : "l"(p) : "memory");
     return value;
+#else  // the tests' host build, whose threads run one after another
+    return *p;
+#endif
 }
 
 __device__ __forceinline__ void store_release(long long* p, long long value) {
+#if defined(__CUDA_ARCH__)
     asm volatile("st.release.gpu.b64 [%0], %1;" ::"l"(p), "l"(value) : "memory");
+#else
+    *p = value;
+#endif
 }
 
 __device__ __forceinline__ long long atomic_cas(long long* p, long long expected, long long value) {

@@ -1,26 +1,17 @@
 // Support for the feature kernels: portable qualifiers, the per-item loop, integer types, pointer
 // tables and the segment search that maps a flat item index to its feature and row.
 //
-// Every kernel of features.cu is a loop over items whose body only calls RECIS_FN functions.
-// Under a CUDA compiler (nvcc, NVRTC) a kernel is a grid-stride __global__ function; under a plain
-// C++ compiler it is a host function looping over the items (last to first), which lets the
-// kernels be checked against the CPU kernels on machines without a GPU. Each item writes only its
-// own output locations and reads nothing written in the same launch, so the order of items never
-// changes a result.
+// Every kernel of features.cu is a grid-stride loop over items whose body only calls RECIS_FN
+// functions. Each item writes only its own output locations and reads nothing written in the same
+// launch, so the order of items never changes a result. The tests build the kernels for the host
+// too (tests/host_cuda.py), with the CUDA builtins they use defined there.
 #pragma once
 
-#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #define RECIS_FN __host__ __device__ __forceinline__
 #define RECIS_KERNEL extern "C" __global__ void
 #define RECIS_FOR_EACH_ITEM(i, n)                                                 \
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
        i += (long long)gridDim.x * blockDim.x)
-#else
-#define RECIS_FN inline
-#define RECIS_KERNEL extern "C" void
-#define RECIS_FOR_EACH_ITEM(i, n) \
-  for (long long i = (n) - 1; i >= 0; --i)  // descending: no item may rely on an earlier one
-#endif
 
 namespace recis::features {
 

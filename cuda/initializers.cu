@@ -44,7 +44,7 @@ __device__ void fill_rows(const long long* ids, long long dim, Streams tables, f
       out[t] = __int_as_float(0x7FC00000);
       continue;
     }
-    out[t] = __double2float_rn(value(recis_random::row_key(stream, ids[i]), element));
+    out[t] = recis_rows::to_float(value(recis_random::row_key(stream, ids[i]), element));
   }
 }
 

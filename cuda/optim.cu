@@ -2,7 +2,7 @@
 // over the gathered rows, their gradients and slots, writing new rows and slots.
 //
 // The math is float32 with the CPU rules' operations in the same order, each rounded separately
-// (explicit __f*_rn: no fused multiply-add), so results equal the CPU's bit for bit. Scalars that
+// (see recis_rows::fadd: no fused multiply-add, no flush to zero), so results equal the CPU's bit for bit. Scalars that
 // the CPU computes in double from the hyper-parameters, the step and the learning rate (bias
 // corrections, decayed learning rates) are computed by the host the same way and passed rounded
 // to float32, as NumPy rounds a Python float combined with a float32 array.
@@ -11,7 +11,12 @@
 // Inputs and outputs are C-contiguous float32; an output may be its input (in-place update).
 #include "row_blocks.cuh"
 
+using recis_rows::fadd;
+using recis_rows::fdiv;
 using recis_rows::first_item;
+using recis_rows::fmul;
+using recis_rows::fsqrt;
+using recis_rows::fsub;
 using recis_rows::item_stride;
 
 namespace {
@@ -19,7 +24,7 @@ namespace {
 // Coupled L2 decay: g + weight_decay * w, or g itself when the rule has no decay.
 __device__ __forceinline__ float decayed(float grad, float param, int has_decay,
                                          float weight_decay) {
-  return has_decay ? __fadd_rn(grad, __fmul_rn(weight_decay, param)) : grad;
+  return has_decay ? fadd(grad, fmul(weight_decay, param)) : grad;
 }
 
 // NumPy's maximum: a NaN in either argument is the result.
@@ -38,9 +43,9 @@ __device__ __forceinline__ Moments advance_moments(float grad, float exp_avg, fl
                                                    float one_minus_beta1, float beta2,
                                                    float one_minus_beta2) {
   Moments m;
-  m.first = __fadd_rn(exp_avg, __fmul_rn(one_minus_beta1, __fsub_rn(grad, exp_avg)));
-  m.second = __fadd_rn(__fmul_rn(beta2, exp_avg_sq),
-                       __fmul_rn(one_minus_beta2, __fmul_rn(grad, grad)));
+  m.first = fadd(exp_avg, fmul(one_minus_beta1, fsub(grad, exp_avg)));
+  m.second = fadd(fmul(beta2, exp_avg_sq),
+                       fmul(one_minus_beta2, fmul(grad, grad)));
   return m;
 }
 
@@ -53,7 +58,7 @@ struct SquaredGradient {
 
   __device__ __forceinline__ float operator()(long long k) const {
     const float g = decayed(grads[k], params[k], has_decay, weight_decay);
-    return __fmul_rn(g, g);
+    return fmul(g, g);
   }
 };
 
@@ -62,7 +67,7 @@ struct SquaredGradient {
 __device__ float pairwise_sum(const SquaredGradient& values, long long first, long long n) {
   if (n < 8) {
     float sum = 0.0f;
-    for (long long k = 0; k < n; ++k) sum = __fadd_rn(sum, values(first + k));
+    for (long long k = 0; k < n; ++k) sum = fadd(sum, values(first + k));
     return sum;
   }
   if (n <= 128) {
@@ -70,25 +75,25 @@ __device__ float pairwise_sum(const SquaredGradient& values, long long first, lo
     for (int j = 0; j < 8; ++j) partial[j] = values(first + j);
     long long k = 8;
     for (; k < n - (n % 8); k += 8) {
-      for (int j = 0; j < 8; ++j) partial[j] = __fadd_rn(partial[j], values(first + k + j));
+      for (int j = 0; j < 8; ++j) partial[j] = fadd(partial[j], values(first + k + j));
     }
-    float sum = __fadd_rn(__fadd_rn(__fadd_rn(partial[0], partial[1]),
-                                    __fadd_rn(partial[2], partial[3])),
-                          __fadd_rn(__fadd_rn(partial[4], partial[5]),
-                                    __fadd_rn(partial[6], partial[7])));
-    for (; k < n; ++k) sum = __fadd_rn(sum, values(first + k));
+    float sum = fadd(fadd(fadd(partial[0], partial[1]),
+                                    fadd(partial[2], partial[3])),
+                          fadd(fadd(partial[4], partial[5]),
+                                    fadd(partial[6], partial[7])));
+    for (; k < n; ++k) sum = fadd(sum, values(first + k));
     return sum;
   }
   long long half = n / 2;
   half -= half % 8;
-  return __fadd_rn(pairwise_sum(values, first, half),
+  return fadd(pairwise_sum(values, first, half),
                    pairwise_sum(values, first + half, n - half));
 }
 
 // accumulator ** power as NumPy computes it for a float32 array and a Python float exponent.
 __device__ __forceinline__ float ftrl_root(float accumulator, int square_root, double power) {
-  if (square_root) return __fsqrt_rn(accumulator);
-  return __double2float_rn(pow(static_cast<double>(accumulator), power));
+  if (square_root) return fsqrt(accumulator);
+  return recis_rows::to_float(pow(static_cast<double>(accumulator), power));
 }
 
 }  // namespace
@@ -99,7 +104,7 @@ extern "C" __global__ void sgd_update(const float* params, const float* grads, i
                                       long long total) {
   for (long long t = first_item(); t < total; t += item_stride()) {
     const float g = decayed(grads[t], params[t], has_decay, weight_decay);
-    new_params[t] = __fsub_rn(params[t], __fmul_rn(lr, g));
+    new_params[t] = fsub(params[t], fmul(lr, g));
   }
 }
 
@@ -110,9 +115,9 @@ extern "C" __global__ void adagrad_update(const float* params, const float* grad
                                           float* new_sum, long long total) {
   for (long long t = first_item(); t < total; t += item_stride()) {
     const float g = decayed(grads[t], params[t], has_decay, weight_decay);
-    const float accumulated = __fadd_rn(sum[t], __fmul_rn(g, g));
-    const float step = __fdiv_rn(g, __fadd_rn(__fsqrt_rn(accumulated), eps));
-    new_params[t] = __fsub_rn(params[t], __fmul_rn(clr, step));
+    const float accumulated = fadd(sum[t], fmul(g, g));
+    const float step = fdiv(g, fadd(fsqrt(accumulated), eps));
+    new_params[t] = fsub(params[t], fmul(clr, step));
     new_sum[t] = accumulated;
   }
 }
@@ -127,12 +132,12 @@ extern "C" __global__ void rowwise_adagrad_update(const float* params, const flo
   for (long long row = first_item(); row < total; row += item_stride()) {
     const long long first = row * dim;
     const SquaredGradient squares{params, grads, has_decay, weight_decay};
-    const float mean = __fdiv_rn(pairwise_sum(squares, first, dim), static_cast<float>(dim));
-    const float accumulated = __fadd_rn(sum[row], mean);
-    const float scale = __fdiv_rn(lr, __fadd_rn(__fsqrt_rn(accumulated), eps));
+    const float mean = fdiv(pairwise_sum(squares, first, dim), static_cast<float>(dim));
+    const float accumulated = fadd(sum[row], mean);
+    const float scale = fdiv(lr, fadd(fsqrt(accumulated), eps));
     for (long long k = first; k < first + dim; ++k) {
       const float g = decayed(grads[k], params[k], has_decay, weight_decay);
-      new_params[k] = __fsub_rn(params[k], __fmul_rn(scale, g));
+      new_params[k] = fsub(params[k], fmul(scale, g));
     }
     new_sum[row] = accumulated;
   }
@@ -152,7 +157,7 @@ extern "C" __global__ void adam_update(const float* params, const float* grads,
                                        float* new_exp_avg_sq, float* new_max_exp_avg_sq,
                                        long long total) {
   for (long long t = first_item(); t < total; t += item_stride()) {
-    const float w = decoupled ? __fmul_rn(params[t], decay_factor) : params[t];
+    const float w = decoupled ? fmul(params[t], decay_factor) : params[t];
     const float g = decayed(grads[t], params[t], has_decay, weight_decay);
     const Moments m =
         advance_moments(g, exp_avg[t], exp_avg_sq[t], one_minus_beta1, beta2, one_minus_beta2);
@@ -161,8 +166,8 @@ extern "C" __global__ void adam_update(const float* params, const float* grads,
       second = nan_maximum(max_exp_avg_sq[t], m.second);
       new_max_exp_avg_sq[t] = second;
     }
-    const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(second), bias_correction2_sqrt), eps);
-    new_params[t] = __fsub_rn(w, __fmul_rn(step_size, __fdiv_rn(m.first, denom)));
+    const float denom = fadd(fdiv(fsqrt(second), bias_correction2_sqrt), eps);
+    new_params[t] = fsub(w, fmul(step_size, fdiv(m.first, denom)));
     new_exp_avg[t] = m.first;
     new_exp_avg_sq[t] = m.second;
   }
@@ -176,11 +181,11 @@ extern "C" __global__ void adamw_tf_update(const float* params, const float* gra
                                            float* new_params, float* new_exp_avg,
                                            float* new_exp_avg_sq, long long total) {
   for (long long t = first_item(); t < total; t += item_stride()) {
-    const float w = __fmul_rn(params[t], decay_factor);
+    const float w = fmul(params[t], decay_factor);
     const Moments m = advance_moments(grads[t], exp_avg[t], exp_avg_sq[t], one_minus_beta1,
                                       beta2, one_minus_beta2);
-    const float direction = __fdiv_rn(m.first, __fadd_rn(__fsqrt_rn(m.second), eps));
-    new_params[t] = __fsub_rn(w, __fmul_rn(alpha, direction));
+    const float direction = fdiv(m.first, fadd(fsqrt(m.second), eps));
+    new_params[t] = fsub(w, fmul(alpha, direction));
     new_exp_avg[t] = m.first;
     new_exp_avg_sq[t] = m.second;
   }
@@ -197,16 +202,16 @@ extern "C" __global__ void ftrl_update(const float* params, const float* grads,
                                        long long total) {
   for (long long t = first_item(); t < total; t += item_stride()) {
     const float g = grads[t];
-    const float accumulated = __fadd_rn(accumulator[t], __fmul_rn(g, g));
+    const float accumulated = fadd(accumulator[t], fmul(g, g));
     const float new_root = ftrl_root(accumulated, square_root, power);
     const float old_root = ftrl_root(accumulator[t], square_root, power);
-    const float sigma = __fdiv_rn(__fsub_rn(new_root, old_root), lr);
-    const float lin = __fsub_rn(__fadd_rn(linear[t], g), __fmul_rn(sigma, params[t]));
-    const float quadratic = __fadd_rn(__fdiv_rn(new_root, lr), quadratic_extra);
+    const float sigma = fdiv(fsub(new_root, old_root), lr);
+    const float lin = fsub(fadd(linear[t], g), fmul(sigma, params[t]));
+    const float quadratic = fadd(fdiv(new_root, lr), quadratic_extra);
     float w = 0.0f;
     if (fabsf(lin) > l1) {
       const float sign = lin > 0.0f ? 1.0f : -1.0f;
-      w = __fdiv_rn(__fsub_rn(__fmul_rn(l1, sign), lin), quadratic);
+      w = fdiv(fsub(fmul(l1, sign), lin), quadratic);
     }
     new_params[t] = w;
     new_accumulator[t] = accumulated;

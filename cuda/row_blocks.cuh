@@ -42,14 +42,54 @@ struct BFloat16Bits {
   unsigned short bits;
 };
 
+// float32 arithmetic rounded to nearest even that keeps subnormal inputs and results, as the CPU
+// twins do, whatever the compiler's flush-to-zero setting (CuPy compiles with -ftz=true, see
+// recis/core/cuda/loader.py): explicit PTX without the .ftz modifier, never fused into an FMA.
+#if defined(__CUDA_ARCH__)
+#define RECIS_PTX_BINARY(NAME, OP)                                           \
+  __device__ __forceinline__ float NAME(float a, float b) {                  \
+    float result;                                                            \
+    asm(OP ".rn.f32 %0, %1, %2;" : "=f"(result) : "f"(a), "f"(b));          \
+    return result;                                                           \
+  }
+RECIS_PTX_BINARY(fadd, "add")
+RECIS_PTX_BINARY(fsub, "sub")
+RECIS_PTX_BINARY(fmul, "mul")
+RECIS_PTX_BINARY(fdiv, "div")
+#undef RECIS_PTX_BINARY
+
+__device__ __forceinline__ float fsqrt(float a) {
+  float result;
+  asm("sqrt.rn.f32 %0, %1;" : "=f"(result) : "f"(a));
+  return result;
+}
+
+__device__ __forceinline__ float to_float(double value) {
+  float result;
+  asm("cvt.rn.f32.f64 %0, %1;" : "=f"(result) : "d"(value));
+  return result;
+}
+#else  // the tests' host build: IEEE arithmetic, contraction turned off
+__device__ __forceinline__ float fadd(float a, float b) { return a + b; }
+__device__ __forceinline__ float fsub(float a, float b) { return a - b; }
+__device__ __forceinline__ float fmul(float a, float b) { return a * b; }
+__device__ __forceinline__ float fdiv(float a, float b) { return a / b; }
+__device__ __forceinline__ float fsqrt(float a) { return sqrtf(a); }
+__device__ __forceinline__ float to_float(double value) { return static_cast<float>(value); }
+#endif
+
 __device__ __forceinline__ float to_float(float value) { return value; }
 
-__device__ __forceinline__ float to_float(double value) { return __double2float_rn(value); }
-
 __device__ __forceinline__ float to_float(HalfBits value) {
+#if defined(__CUDA_ARCH__)
   float result;
   asm("cvt.f32.f16 %0, %1;" : "=f"(result) : "h"(value.bits));
   return result;
+#else
+  _Float16 half;
+  memcpy(&half, &value.bits, sizeof(half));
+  return static_cast<float>(half);
+#endif
 }
 
 __device__ __forceinline__ float to_float(BFloat16Bits value) {
@@ -68,7 +108,12 @@ __device__ __forceinline__ float from_float<float>(float value) {
 template <>
 __device__ __forceinline__ HalfBits from_float<HalfBits>(float value) {
   HalfBits result;
+#if defined(__CUDA_ARCH__)
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(result.bits) : "f"(value));
+#else
+  const _Float16 half = static_cast<_Float16>(value);
+  memcpy(&result.bits, &half, sizeof(half));
+#endif
   return result;
 }
 

@@ -4,7 +4,7 @@
 // Shared arguments: `rows` [num_rows, dim] of T (float, double, or float16 words), `index`
 // [num_ids] (the row of each id), `offsets` [num_segments + 1] and `weights` [num_ids] float32
 // (null: all ones). Results are float32 and equal the CPU's bit for bit: every sum runs in id
-// order with one rounding per operation (explicit __f*_rn, so no fused multiply-add), exactly as
+// order with one rounding per operation (recis_rows::fadd and its kin: no fused multiply-add, no flush to zero), exactly as
 // the CPU kernels do.
 //
 // Forward: a group of `group` threads (a power of two up to 32, so groups never straddle a warp)
@@ -17,7 +17,10 @@
 // [0, num_rows) reads NaN, and offsets are clamped to [0, num_ids].
 #include "row_blocks.cuh"
 
+using recis_rows::fadd;
+using recis_rows::fdiv;
 using recis_rows::first_item;
+using recis_rows::fmul;
 using recis_rows::HalfBits;
 using recis_rows::item_stride;
 
@@ -46,7 +49,7 @@ __device__ __forceinline__ float row_value(const T* rows, long long num_rows, lo
 __device__ __forceinline__ float weight_sum(const float* weights, long long start,
                                             long long stop) {
   float total = 0.0f;
-  for (long long i = start; i < stop; ++i) total = __fadd_rn(total, weight_of(weights, i));
+  for (long long i = start; i < stop; ++i) total = fadd(total, weight_of(weights, i));
   return total;
 }
 
@@ -63,9 +66,9 @@ __device__ void pool(const T* rows, long long num_rows, long long dim, const lon
       float sum = 0.0f;
       for (long long i = start; i < stop; ++i) {
         const float value = row_value(rows, num_rows, dim, index[i], d);
-        sum = __fadd_rn(sum, __fmul_rn(weight_of(weights, i), value));
+        sum = fadd(sum, fmul(weight_of(weights, i), value));
       }
-      if (normalize) sum = weight_total == 0.0f ? 0.0f : __fdiv_rn(sum, weight_total);
+      if (normalize) sum = weight_total == 0.0f ? 0.0f : fdiv(sum, weight_total);
       out[segment * dim + d] = sum;
     }
   }
@@ -85,7 +88,7 @@ __device__ void tile(const T* rows, long long num_rows, long long dim, const lon
     float value = 0.0f;
     if (position < stop - start) {
       const long long i = start + position;
-      value = __fmul_rn(weight_of(weights, i), row_value(rows, num_rows, dim, index[i], d));
+      value = fmul(weight_of(weights, i), row_value(rows, num_rows, dim, index[i], d));
     }
     out[t] = value;
   }
@@ -140,7 +143,7 @@ extern "C" __global__ void segment_sources(const long long* offsets, long long n
     const bool dropped = weight_total == 0.0f;
     for (long long i = start + (t - segment * group); i < stop; i += group) {
       source[i] = dropped ? -1 : segment;
-      scale[i] = __fdiv_rn(weight_of(weights, i), weight_total);
+      scale[i] = fdiv(weight_of(weights, i), weight_total);
     }
   }
 }
@@ -164,9 +167,9 @@ extern "C" __global__ void accumulate_rows(const long long* order, const long lo
         const long long from = source == nullptr ? i : source[i];
         if (from < 0) continue;
         const float value = values[from * dim + d];
-        sum = __fadd_rn(sum, scale == nullptr ? value : __fmul_rn(scale[i], value));
+        sum = fadd(sum, scale == nullptr ? value : fmul(scale[i], value));
       }
-      out[u * dim + d] = divide ? __fdiv_rn(sum, divisor) : sum;
+      out[u * dim + d] = divide ? fdiv(sum, divisor) : sum;
     }
   }
 }

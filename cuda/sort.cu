@@ -9,7 +9,7 @@
 //   (an exclusive prefix sum of counts, digit-major, gives each (digit, tile) its first place)
 //   radix_scatter      each item goes to its (digit, tile)'s first place plus its rank among the
 //                      items of its tile with the same digit
-// The kernels use the portable loop of feature_support.cuh, so they also build as plain C++.
+// The kernels use the grid-stride loop of feature_support.cuh.
 #include "feature_support.cuh"
 
 using recis::features::i64;
@@ -20,12 +20,8 @@ namespace {
 constexpr i64 TILE = 256;
 constexpr u64 DIGIT_MASK = 255;
 
-RECIS_FN void count_one(i64* counter) {
-#if defined(__CUDA_ARCH__)
+__device__ __forceinline__ void count_one(i64* counter) {
   atomicAdd(reinterpret_cast<unsigned long long*>(counter), 1ULL);
-#else
-  *counter += 1;
-#endif
 }
 
 }  // namespace

@@ -97,6 +97,15 @@ class RunLayout:
             (array,) = arrays.values()
             return array.reshape(-1, *segment_shape)
         xp = array_module(next(iter(arrays.values())))
+        bounds = sorted(self.slices.values())
+        if [a for a, _ in bounds] == [0] + [b for _, b in bounds[:-1]] and bounds[-1][1] == (
+            self.merged.num_segments
+        ):  # the features cover the segments in order: one concatenation
+            order = sorted(self.slices, key=lambda f: self.slices[f])
+            pieces = [
+                arrays[f].reshape(-1, *segment_shape).astype(np.float32, copy=False) for f in order
+            ]
+            return xp.concatenate(pieces)
         out = interop.empty((self.merged.num_segments, *segment_shape), np.float32, xp)
         for feature, (start, stop) in self.slices.items():
             if feature in arrays:

@@ -16,6 +16,7 @@ Requests hold NumPy arrays, or CuPy arrays for inputs on the GPU; their work sta
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -51,7 +52,7 @@ def dense_request(ids: np.ndarray, weights: np.ndarray | None = None) -> Request
     xp = array_module(ids)
     ids2 = ids.reshape(-1, 1) if ids.ndim == 1 else ids
     prefix, k = tuple(ids2.shape[:-1]), ids2.shape[-1]
-    offsets = xp.arange(int(np.prod(prefix)) + 1, dtype=np.int64) * k
+    offsets = _evenly_spaced(xp, int(np.prod(prefix)), k)
     flat_weights = (
         None if weights is None else xp.ascontiguousarray(weights, np.float32).reshape(-1)
     )
@@ -105,11 +106,7 @@ def merge_requests(requests: list[Request]) -> Request:
         single = requests[0]
         return Request(single.ids, single.offsets, single.weights, (single.num_segments,), False)
     xp = next((m for m in (array_module(r.ids) for r in requests) if m is not np), np)
-    starts = np.cumsum([0] + [r.ids.size for r in requests])
-    offsets = xp.concatenate(
-        [xp.zeros(1, np.int64)]
-        + [xp.asarray(r.offsets[1:]) + s for r, s in zip(requests, starts, strict=False)]
-    )
+    offsets = _merged_offsets(xp, requests)
     weights = None
     if any(r.weights is not None for r in requests):
         weights = xp.concatenate(
@@ -121,6 +118,49 @@ def merge_requests(requests: list[Request]) -> Request:
     segments = sum(r.num_segments for r in requests)
     ids = xp.concatenate([xp.asarray(r.ids) for r in requests])
     return Request(ids, offsets.astype(np.int64), weights, (segments,), False)
+
+
+def _evenly_spaced(xp, segments: int, k: int):
+    """Offsets of ``segments`` segments of ``k`` ids each; on the GPU made once per shape and
+    reused (nothing writes offsets), so a step of fixed-size batches launches nothing for them."""
+    if xp is np:
+        return (
+            np.arange(0, (segments + 1) * k, k, dtype=np.int64)
+            if k
+            else np.zeros(segments + 1, np.int64)
+        )
+    return _device_evenly_spaced(xp, xp.cuda.runtime.getDevice(), segments, k)
+
+
+@functools.lru_cache(maxsize=256)
+def _device_evenly_spaced(xp, device: int, segments: int, k: int):
+    return xp.asarray(_evenly_spaced(np, segments, k))
+
+
+@functools.lru_cache(maxsize=256)
+def _device_constant(xp, device: int, values: tuple[int, ...]):
+    """``values`` as an int64 array on the GPU, copied there once (nothing writes it)."""
+    return xp.asarray(np.array(values, np.int64))
+
+
+def _merged_offsets(xp, requests: list[Request]):
+    """The offsets of the requests one after another: each request's offsets past its first,
+    shifted by the ids before it; on the GPU in a fixed number of operations, the shifts made
+    once per shape (a step of fixed-size batches does no work per request)."""
+    starts = np.cumsum([0] + [r.ids.size for r in requests[:-1]])
+    if xp is np:
+        shifted = [np.asarray(r.offsets[1:]) + s for r, s in zip(requests, starts, strict=True)]
+        return np.concatenate([np.zeros(1, np.int64), *shifted])
+    counts = tuple(r.num_segments for r in requests)
+    shifts = _device_shifts(xp, xp.cuda.runtime.getDevice(), tuple(starts.tolist()), counts)
+    pieces = [xp.zeros(1, np.int64)] + [xp.asarray(r.offsets[1:]) for r in requests]
+    return xp.concatenate(pieces) + shifts
+
+
+@functools.lru_cache(maxsize=256)
+def _device_shifts(xp, device: int, starts: tuple[int, ...], counts: tuple[int, ...]):
+    """Every merged offset's shift (0, then ``starts[r]`` for each segment of request ``r``)."""
+    return xp.asarray(np.concatenate([[0], np.repeat(starts, counts)]).astype(np.int64))
 
 
 @dataclass
@@ -143,8 +183,15 @@ class TableGroup:
         device)."""
         parts = [requests[f].ids for f in self.features]
         xp = array_module(parts[0])
-        tags = [xp.full(requests[f].ids.size, self.tags[f], np.int64) for f in self.features]
-        return xp.concatenate(parts), xp.concatenate(tags)
+        sizes = [part.size for part in parts]
+        values = np.array([self.tags[f] for f in self.features], np.int64)
+        if xp is np or len(parts) == 1:
+            return xp.concatenate(parts), xp.asarray(np.repeat(values, sizes))
+        # on the GPU, one pass for all features: each id's feature from the features' starts
+        device = xp.cuda.runtime.getDevice()
+        starts = _device_constant(xp, device, tuple(np.cumsum(sizes[:-1]).tolist()))
+        feature = xp.searchsorted(starts, xp.arange(sum(sizes), dtype=np.int64), side="right")
+        return xp.concatenate(parts), _device_constant(xp, device, tuple(values.tolist()))[feature]
 
 
 def plan_tables(options: dict) -> list[TableGroup]:

@@ -89,7 +89,7 @@ class FakeCupy(SimpleNamespace):
     """The part of CuPy the loader uses, recording what it is asked."""
 
     def __init__(self):
-        super().__init__(compiled=[], launches=[], device=0, entered=[])
+        super().__init__(compiled=[], launches=[], device=0, entered=[], fails=None)
         self.cuda = SimpleNamespace(
             runtime=SimpleNamespace(
                 getDevice=lambda: self.device,
@@ -101,6 +101,8 @@ class FakeCupy(SimpleNamespace):
 
     def _raw_module(self, code, options):
         fake = self
+        if self.fails is not None:
+            raise self.fails
 
         class Module:
             def compile(self):
@@ -143,7 +145,7 @@ def test_module_compiles_once_per_source_options_and_device(fake_cupy):
     assert len(fake_cupy.compiled) == 1
     code, options = fake_cupy.compiled[0]
     assert code.endswith((CUDA_DIR / "id_map.cu").read_text())
-    assert options == ("-std=c++17", f"-I{CUDA_DIR.resolve()}")
+    assert options == ("-std=c++17", "--fmad=false", f"-I{CUDA_DIR.resolve()}")
     loader.module("id_map.cu", ("-DEXTRA=1",))
     fake_cupy.device = 1
     loader.module("id_map.cu")
@@ -160,6 +162,33 @@ def test_kernels_are_cached_and_launched_over_a_capped_grid(fake_cupy):
         ("id_map_find", (4,), (256,), ("args",), 0),
         ("id_map_find", (4 * loader.MAX_BLOCKS_PER_SM,), (128,), ("args",), 64),
     ]
+
+
+@pytest.mark.parametrize(
+    ("message", "why", "fix"),
+    [
+        ("CompileException: catastrophic error: cannot open source file \"cuda_fp16.h\"",
+         "cannot find the CUDA headers", "recis\\[cuda12\\].*CUDA_PATH"),
+        ("CUDADriverError: CUDA_ERROR_UNSUPPORTED_PTX_VERSION: the provided PTX was compiled "
+         "with an unsupported toolchain", "driver is older", "update the driver"),
+        ("CUDADriverError: CUDA_ERROR_NO_BINARY_FOR_GPU: no kernel image is available",
+         "no kernel image for this GPU", "recis\\[cuda13\\]"),
+    ],
+)  # fmt: skip
+def test_build_failures_say_what_to_install(fake_cupy, message, why, fix):
+    fake_cupy.fails = RuntimeError(message)
+    with pytest.raises(loader.KernelBuildError, match=f"cuda/dedupe.cu: .*{why}.*{fix}"):
+        loader.module("dedupe.cu")
+
+
+def test_sources_are_read_as_utf8_whatever_the_locale(tmp_path):
+    script = "from recis.core.cuda import loader; [loader._read_source(s) for s in %r]"
+    environment = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "PYTHONUTF8": "0"}
+    environment["PYTHONCOERCECLOCALE"] = "0"
+    environment["PYTHONPATH"] = str(ROOT)
+    command = [sys.executable, "-c", script % (SOURCES,)]
+    subprocess.run(command, env=environment, check=True, capture_output=True, cwd=tmp_path)
+    assert any(not (CUDA_DIR / s).read_bytes().isascii() for s in SOURCES)  # a test that can fail
 
 
 def test_without_cupy_the_error_names_the_extra(monkeypatch):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax", reason="the JAX front end needs jax")
+pytest.importorskip("optax", reason="the JAX front end needs optax")
 
 from recis.backends.jax import Embedder, EmbeddingOption  # noqa: E402
 from recis.backends.jax.optim import SparseOptimizer, rules  # noqa: E402

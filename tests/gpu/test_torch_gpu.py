@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch", reason="the torch front end needs torch")
 from recis.backends.torch.bridge import as_engine, as_tensor  # noqa: E402
 from recis.backends.torch.embedding import DynamicEmbedding  # noqa: E402
 from recis.backends.torch.initializers import NormalInitializer, UniformInitializer  # noqa: E402
-from recis.core.cuda import loader  # noqa: E402
+from recis.core.cuda import loader, memory  # noqa: E402
 from recis.nn import EmbeddingEngine, EmbeddingOption, HashTable, filter_out_sparse_param  # noqa: E402
 from recis.nn.hashtable_hook import AdmitHook, FilterHook  # noqa: E402
 from recis.optim import SparseAdamW  # noqa: E402
@@ -157,6 +157,26 @@ def test_a_side_stream_runs_every_kernel_and_gives_the_same_results(cp, cuda, mo
     assert streams and set(streams) == {side.cuda_stream}
     on_side = (losses, activations, trainer.tables())
     assert_same_training(on_side, on_default, rtol=1e-6, atol=1e-7)
+
+
+def test_a_step_on_a_side_stream_runs_while_the_default_stream_is_busy(cp, cuda):
+    """Tables made and trained on a side stream take their memory from torch's pool on that
+    stream and never wait for the default stream, which is busy all the while."""
+    data = batches(2)
+    reference = Trainer(cuda, policies=False)
+    want = run(reference, data, cuda)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    torch.cuda._sleep(2_000_000_000)  # about a second of GPU time on the default stream
+    busy = torch.cuda.Event()
+    busy.record()
+    with torch.cuda.stream(side):
+        trainer = Trainer(cuda, policies=False)
+        got = run(trainer, data, cuda)  # reads its results back on the side stream only
+    assert not busy.query(), "the side stream's step waited for the default stream"
+    assert memory.shared_pool() == "torch"
+    torch.cuda.synchronize()
+    assert_same_training((*got, trainer.tables()), (*want, reference.tables()), **CLOSE)
 
 
 WAITS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")

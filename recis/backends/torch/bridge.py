@@ -5,7 +5,8 @@ engine arrays leave as tensors sharing theirs (:func:`as_tensor`): nothing is co
 tensor's data never visits the host. Engine work runs inside :func:`beside_torch`: CPU kernels on
 :func:`~recis.core.threads.framework_kernel_threads` threads beside torch's pool, GPU kernels on
 torch's current device and current CUDA stream, so they are ordered with torch's own work without
-any synchronisation.
+any synchronisation. GPU engine memory comes from torch's caching allocator (one stream-ordered
+pool, see :mod:`recis.core.cuda.memory`), allocated on the stream that uses it.
 
 >>> import numpy as np, torch
 >>> values = as_tensor(np.arange(3.0))
@@ -53,6 +54,7 @@ def torch_stream() -> Iterator[None]:
         return
     from recis.core.cuda.streams import on_stream
 
+    share_torch_pool()
     stream = torch.cuda.current_stream()
     with cupy.cuda.Device(stream.device.index), on_stream(stream.cuda_stream):
         yield
@@ -60,13 +62,33 @@ def torch_stream() -> Iterator[None]:
 
 @contextmanager
 def engine_device(device: torch.device) -> Iterator[None]:
-    """Make a CUDA ``device`` CuPy's current device inside the block (where a GPU table
-    allocates its arrays); nothing changes for the CPU."""
+    """Make a CUDA ``device`` and torch's current stream there CuPy's inside the block (where a
+    GPU table allocates its arrays, from torch's pool); nothing changes for the CPU."""
     if device.type != "cuda" or device.index is None:
         yield
         return
-    with require_cupy(f"a table on {device}").cuda.Device(device.index):
+    from recis.core.cuda.streams import on_stream
+
+    cupy = require_cupy(f"a table on {device}")
+    share_torch_pool()
+    stream = torch.cuda.current_stream(device)
+    with cupy.cuda.Device(device.index), on_stream(stream.cuda_stream):
         yield
+
+
+def share_torch_pool() -> None:
+    """Make the GPU engine allocate through torch's caching allocator (once per process)."""
+    from recis.core.cuda import memory
+
+    memory.share_pool("torch", _torch_malloc, _torch_free)
+
+
+def _torch_malloc(size: int, device: int, stream: int) -> int:
+    return torch.cuda.caching_allocator_alloc(size, device, stream)
+
+
+def _torch_free(address: int, device: int, stream: int) -> None:
+    torch.cuda.caching_allocator_delete(address)
 
 
 def beside_torch(function):

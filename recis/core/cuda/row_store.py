@@ -124,20 +124,24 @@ class DeviceRows:
 
     @staticmethod
     def scatter(blocks: DeviceBlocks, plan: DevicePlan, values, spec) -> None:
-        """Write ``values`` (float32 rounded into float16/bfloat16 fields, else cast) to rows."""
+        """Write ``values`` to rows: values of the field's storage word (``uint32`` for float32,
+        ``uint16`` for bfloat16, ...) as raw bits, others rounded (float16/bfloat16 fields, from
+        float32) or cast to the field's dtype."""
         cupy = loader.require_cupy("a row store on the GPU")
         count = plan.rows.size
         if count == 0:
             return
         rows = (*_rows(blocks, plan), plan.is_last())
-        if spec.dtype not in CONVERTED:
-            values = cupy.ascontiguousarray(values, spec.dtype)
-        elif values.dtype not in (spec.dtype, spec.storage_dtype):
+        if values.dtype == spec.storage_dtype:  # bits travel as they are
+            words = cupy.ascontiguousarray(values).reshape(count, spec.width)
+        elif spec.dtype in CONVERTED and values.dtype != spec.dtype:
             floats = cupy.ascontiguousarray(values, FLOAT32).reshape(count, spec.width)
             kernel = f"scatter_float32_as_{CONVERTED[spec.dtype]}"
             _launch(kernel, count * spec.width, rows, spec.width, floats)
             return
-        words = cupy.ascontiguousarray(values).reshape(count, spec.width).view(spec.storage_dtype)
+        else:
+            values = cupy.ascontiguousarray(values, spec.dtype).reshape(count, spec.width)
+            words = values.view(spec.storage_dtype)
         size, suffix = _copy_unit(spec.width * spec.dtype.itemsize, words.data.ptr)
         units = spec.width * spec.dtype.itemsize // size
         _launch(f"scatter_rows_{suffix}", count * units, rows, units, words)
