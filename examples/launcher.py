@@ -90,12 +90,9 @@ def start_ranks() -> None:
 def stop_ranks() -> None:
     """Leave the process group (nothing alone), once the training objects are gone."""
     if rank_and_world_size()[1] > 1:
-        import gc
+        from recis.backends.torch.communicator import end_process_group
 
-        import torch.distributed as dist
-
-        gc.collect()  # trainers hold collectives' state in reference cycles
-        dist.destroy_process_group()
+        end_process_group()  # collects the trainers' cycles first; skipped after a failure
 
 
 def barrier() -> None:

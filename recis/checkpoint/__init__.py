@@ -5,7 +5,8 @@ A checkpoint is one directory::
     index.json                          what is where, and a sha256 of every file
     sparse-00000.safetensors, ...       the rows of the logical tables, keyed by (table, id)
     dense-00000.safetensors, ...        named dense arrays, when there are any
-    model.pt, extra.pt, ...             files a front end adds (listed and checked like the rest)
+    extra.json, extra.safetensors, ...  files a front end adds (listed and checked like the rest),
+                                        e.g. state trees (:mod:`~.state_tree`): never pickles
 
 **Sparse tensors** are named after the *logical* table (a child of a merged physical table), so a
 checkpoint loads into any grouping of tables; rows are keyed by id, not by position:
@@ -34,7 +35,7 @@ physical ``table``, ``tag``, ``ids``, ``state`` keys), ``dense`` (names), and ``
 digest of the rest of the index as canonical JSON.
 
 **Sharded checkpoints.** When the tables are sharded over ``W`` ranks, every rank writes its
-own shard (``sparse-r<rank>-<n>.safetensors``, and files of its own such as ``rank-r<rank>.pt``)
+own shard (``sparse-r<rank>-<n>.safetensors``, and files of its own such as ``rank-r<rank>.json``)
 into one temporary directory; rank 0 merges the ranks' index parts — a logical table's tensors
 become consecutive row ranges over the ranks' files — and publishes it
 (:mod:`~recis.checkpoint.sharded`). Its index also holds ``world_size`` (absent: 1). The row
@@ -48,9 +49,11 @@ or none. :class:`CheckpointDirectory` keeps a run's checkpoints and the ``checkp
 lists them (rewritten atomically, newest last), deleting the oldest beyond ``max_to_keep``.
 
 **Loading** checks each file's size and sha256 before reading it; a truncated or corrupt file
-raises :class:`CheckpointError` naming it. :func:`load_tables` restores a physical table exactly
-(same rows, allocator, policy state and counters) when one process loads a checkpoint of one
-process whose layout matches, and
+raises :class:`CheckpointError` naming it. Every file name the index or a run's list gives must
+be a plain name of a real file or directory inside it (:mod:`~.candidates`), and a run's
+rotation deletes only its own checkpoint directories. :func:`load_tables` restores a physical
+table exactly (same rows, allocator, policy state and counters) when one process loads a
+checkpoint of one process whose layout matches, and
 otherwise re-inserts each logical table's ids with new rows, values and slots preserved, one file
 at a time. Given a communicator of ``M`` ranks, each rank loads only the ids it owns
 (:func:`recis.distributed.sharding.owners` at ``M``), so a checkpoint saved by any number of ranks
@@ -58,8 +61,9 @@ loads on any other.
 
 Modules: ``files`` (names, fsync, seals), ``table_state`` (a table's state split by logical
 table), ``writer``, ``sharded`` (writing by several ranks), ``reader``, ``loading`` (plans and
-loads), ``directory`` (a run's list and rotation). Only NumPy and safetensors are used, so every
-front end shares this code.
+loads), ``directory`` (a run's list and rotation), ``candidates`` (which checkpoints of a run
+are used or deleted), ``state_tree`` (non-tensor state as JSON and arrays). Only NumPy and
+safetensors are used, so every front end shares this code.
 
 >>> import tempfile
 >>> import numpy as np

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 
+from recis.checkpoint.candidates import is_own_checkpoint, listed_problem, pick
 from recis.checkpoint.files import (
     LIST_FILE,
     OLD_PREFIX,
@@ -15,6 +17,7 @@ from recis.checkpoint.files import (
     read_checkpoint_list,
     write_text_atomic,
 )
+from recis.checkpoint.reader import Checkpoint
 from recis.checkpoint.sharded import agree, checkpoint_writer
 from recis.checkpoint.writer import CheckpointWriter
 from recis.distributed.communicator import Communicator
@@ -43,9 +46,11 @@ class CheckpointDirectory:
         return read_checkpoint_list(self.root)
 
     def latest(self) -> Path | None:
-        """The newest listed checkpoint, or None."""
-        names = self.names()
-        return self.root / names[-1] if names else None
+        """The newest usable checkpoint, or None: listed entries that lead outside the run, are
+        links, or lack a valid index are passed over with a warning, falling back to the
+        previous one; checkpoints the list does not name are used when no listed one is
+        (:func:`~recis.checkpoint.candidates.pick`)."""
+        return pick(self.root, lambda path: Checkpoint(path).path)
 
     def path(self, step: int) -> Path:
         """Where the checkpoint of ``step`` lives."""
@@ -85,12 +90,21 @@ class CheckpointDirectory:
         return names
 
     def _list(self, names: list[str], path: Path) -> None:
-        """List ``path`` after ``names``; delete the oldest beyond ``max_to_keep``."""
-        names = [*names, path.name]
+        """List ``path`` after ``names``; delete the oldest beyond ``max_to_keep``.
+
+        Only list entries that are checkpoints of this run's layout are deleted
+        (:func:`~recis.checkpoint.candidates.is_own_checkpoint`); other entries are merely
+        unlisted. A checkpoint is first renamed to a hidden ``.old-`` name, so a kill while it
+        is deleted leaves nothing half-deleted under its name (the next save clears it).
+        """
+        names = [n for n in names if listed_problem(self.root, n) is None] + [path.name]
         keep = len(names) if self.max_to_keep is None else self.max_to_keep
         self._write_list(names[-keep:])
         for old in names[:-keep]:
-            shutil.rmtree(self.root / old, ignore_errors=True)
+            if is_own_checkpoint(self.root / old):
+                doomed = self.root / f"{OLD_PREFIX}{old}-{secrets.token_hex(4)}"
+                (self.root / old).rename(doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
 
     def _write_list(self, names: list[str]) -> None:
         write_text_atomic(self.root / LIST_FILE, "".join(f"{n}\n" for n in names))
@@ -99,7 +113,7 @@ class CheckpointDirectory:
         """Delete temporary directories and files of saves that were interrupted."""
         for path in self.root.iterdir():
             if path.name.startswith((TEMP_PREFIX, OLD_PREFIX)):
-                if path.is_dir():
+                if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     with contextlib.suppress(FileNotFoundError):

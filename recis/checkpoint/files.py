@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ LIST_FILE = "checkpoint"
 MAX_FILE_BYTES = 1 << 30
 TEMP_PREFIX = ".tmp-"
 OLD_PREFIX = ".old-"
+CHECKPOINT_NAME = re.compile(r"ckpt_(\d+)")
 
 
 class CheckpointError(RuntimeError):
@@ -38,6 +40,24 @@ def rank_name(name: str, rank: int) -> str:
     """
     stem, dot, suffix = name.partition(".")
     return f"{stem}-r{rank:05d}{dot}{suffix}"
+
+
+def check_plain_name(name: str, where) -> None:
+    """Raise :class:`CheckpointError` unless ``name`` is a plain file name (no directory part,
+    not ``.``/``..``), so that ``where / name`` stays inside ``where``.
+
+    >>> check_plain_name("ckpt_3", "run")
+    >>> try:
+    ...     check_plain_name("../x", "run")
+    ... except CheckpointError as error:
+    ...     print(error)
+    'run' names '../x', which is not a plain file name: it would lead outside 'run'
+    """
+    if not isinstance(name, str) or not name or name in (".", "..") or re.search(r"[/\\\0]", name):
+        raise CheckpointError(
+            f"{str(where)!r} names {name!r}, which is not a plain file name: it would lead "
+            f"outside {str(where)!r}"
+        )
 
 
 def seal(path: Path) -> dict:

@@ -37,26 +37,42 @@ def plan_load(
     kinds: Collection[str] = (EMBEDDING, "policy", OPTIMIZER),
     exclude: Iterable[str] = (),
     strict: bool = True,
+    cast: bool = False,
 ) -> dict[str, Source]:
     """Plan to load every logical table of ``tables`` from the one of the same name, with its
     fields of ``kinds`` (see :func:`field_kind`).
 
     Logical tables matching an ``exclude`` pattern (``fnmatch`` style) are left alone. With
-    ``strict``, a logical table or field the checkpoint lacks, or a saved field of ``kinds`` the
-    table lacks, raises :class:`CheckpointError`; otherwise such tables and fields are skipped.
+    ``strict`` — both ways — a logical table or field the checkpoint lacks, or a saved logical
+    table or field of ``kinds`` the tables lack, raises :class:`CheckpointError`; otherwise such
+    tables and fields are skipped. A field saved in another dtype (e.g. float32 rows into a
+    bfloat16 table) is an error unless ``cast``, which converts it.
     """
     exclude = list(exclude)
     plan = {}
     for table in tables.values():
         for child in table.children:
-            if any(fnmatchcase(child, pattern) for pattern in exclude):
+            if _excluded(child, exclude):
                 continue
             if child not in checkpoint.logical:
                 _complain(strict, f"{checkpoint!r} has no table {child!r}")
                 continue
             fields = _planned_fields(checkpoint, table, child, kinds, strict)
+            _check_dtypes(checkpoint, table, child, fields, cast)
             plan[child] = Source(child, fields)
+    given = {child for table in tables.values() for child in table.children}
+    for child in checkpoint.logical:
+        if child not in given and not _excluded(child, exclude):
+            _complain(
+                strict,
+                f"{checkpoint!r} holds table {child!r}, but no table given has it (exclude it, "
+                f"or load with strict=False, to leave it out)",
+            )
     return plan
+
+
+def _excluded(name: str, patterns: list[str]) -> bool:
+    return any(fnmatchcase(name, pattern) for pattern in patterns)
 
 
 def _planned_fields(checkpoint, table, child, kinds, strict) -> tuple[str, ...]:
@@ -69,6 +85,18 @@ def _planned_fields(checkpoint, table, child, kinds, strict) -> tuple[str, ...]:
         if info["kind"] in kinds and name not in table.store.fields:
             _complain(strict, f"{checkpoint!r}: table {child!r} has {name!r}, the table does not")
     return tuple(f for f in wanted if f in saved)
+
+
+def _check_dtypes(checkpoint, table, child, fields, cast: bool) -> None:
+    saved = checkpoint.tables[checkpoint.logical[child]["table"]]["fields"]
+    for name in fields:
+        want = table.store.fields[name].dtype.name
+        if saved[name]["dtype"] != want and not cast:
+            raise CheckpointError(
+                f"{checkpoint!r}: field {name!r} of table {child!r} was saved as "
+                f"{saved[name]['dtype']}, the table stores {want}; load with cast=True to "
+                f"convert it"
+            )
 
 
 def _complain(strict: bool, message: str) -> None:

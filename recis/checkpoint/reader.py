@@ -22,11 +22,12 @@ from safetensors import SafetensorError, safe_open
 from recis.checkpoint.files import (
     FORMAT,
     INDEX,
+    LIST_FILE,
     VERSION,
     CheckpointError,
     check_file,
+    check_plain_name,
     index_digest,
-    read_checkpoint_list,
 )
 
 
@@ -95,6 +96,10 @@ class Checkpoint:
         if name not in self.index["files"]:
             raise CheckpointError(f"checkpoint {str(self.path)!r} lists no file {name!r}")
         path = self.path / name
+        if path.is_symlink():
+            raise CheckpointError(
+                f"checkpoint file {str(path)!r} is a link; links are not followed"
+            )
         if name not in self._checked:
             check_file(path, self.index["files"][name])
             self._checked.add(name)
@@ -125,14 +130,22 @@ class Checkpoint:
 
 
 def resolve_checkpoint(path) -> Path:
-    """``path`` if it is a checkpoint, else the newest checkpoint listed in the run ``path``."""
+    """``path`` if it is a checkpoint, else the newest usable checkpoint of the run ``path``
+    (:func:`~recis.checkpoint.candidates.pick`)."""
     path = Path(path)
     if (path / INDEX).exists():
         return path
-    names = read_checkpoint_list(path)
-    if not names:
-        raise CheckpointError(f"{str(path)!r} is neither a checkpoint nor a run with checkpoints")
-    return path / names[-1]
+    from recis.checkpoint.candidates import pick  # it opens checkpoints with this module
+
+    latest = pick(path, lambda candidate: Checkpoint(candidate).path)
+    if latest is not None:
+        return latest
+    if path.is_dir() and not (path / LIST_FILE).exists():
+        raise CheckpointError(
+            f"{str(path / INDEX)!r} is missing: {str(path)!r} is an unfinished or damaged "
+            f"checkpoint, or not a checkpoint (nor a run with checkpoints) at all"
+        )
+    raise CheckpointError(f"{str(path)!r} is neither a checkpoint nor a run with checkpoints")
 
 
 def _read_index(path: Path) -> dict:
@@ -148,4 +161,15 @@ def _read_index(path: Path) -> dict:
         raise CheckpointError(f"{str(path)!r} has format version {index.get('version')}")
     if index.get("sha256") != index_digest(index):
         raise CheckpointError(f"{str(path)!r} is corrupt: its sha256 does not match its content")
+    _check_file_names(path, index)
     return index
+
+
+def _check_file_names(path: Path, index: dict) -> None:
+    """Every file the index names is a plain name it lists (so reads stay in the directory)."""
+    for name in index.get("files", {}):
+        check_plain_name(name, path)
+    for tensor, info in index.get("tensors", {}).items():
+        for name in info.get("files", []):
+            if name not in index["files"]:
+                raise CheckpointError(f"{str(path)!r}: tensor {tensor!r} is in unlisted {name!r}")

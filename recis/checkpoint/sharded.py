@@ -5,8 +5,8 @@ own shard in parallel into one temporary directory, whose name rank 0 picks and 
 
 1. every rank writes its rows as ``sparse-r<rank>-<n>.safetensors`` (and, through
    :meth:`~recis.checkpoint.writer.CheckpointWriter.write_rank_file`, files of its own such
-   as ``rank-r<rank>.pt``); dense arrays and front-end files (``model.pt`` …) are replicated over
-   the ranks, so rank 0 alone writes them;
+   as ``rank-r<rank>.json``); dense arrays and front-end files (``model.json`` …) are
+   replicated over the ranks, so rank 0 alone writes them;
 2. at :meth:`ShardedCheckpointWriter.commit` one all-gather brings every rank's index part to
    rank 0, which merges them (:func:`merge_parts`), fsyncs the index and renames the directory
    into place, then runs the caller's ``then`` (e.g. listing the checkpoint);

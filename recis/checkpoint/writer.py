@@ -31,6 +31,7 @@ from recis.checkpoint.files import (
     OLD_PREFIX,
     TEMP_PREFIX,
     VERSION,
+    CheckpointError,
     fsync,
     index_digest,
     rank_name,
@@ -95,7 +96,8 @@ class CheckpointWriter:
         return temp
 
     def write_tables(self, tables: Mapping[str, EmbeddingTable]) -> None:
-        """Write the physical ``tables`` ({name: table}) with every row, slot and policy state.
+        """Write the physical ``tables`` ({name: table}) with every row, slot and policy state;
+        floating fields must be finite (:func:`check_finite`).
 
         Tables are copied out one at a time and written once ``parallel`` files' worth is
         pending, which bounds the memory a save needs beyond the tables themselves.
@@ -109,7 +111,8 @@ class CheckpointWriter:
         self._write_chunks(self.sparse_prefix, chunks)
 
     def write_dense(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """Write named dense arrays (e.g. a model's parameters), several per file."""
+        """Write named dense arrays (e.g. a model's parameters), several per file (front ends
+        check their weights with :func:`check_finite` first)."""
         self._index["dense"] += list(arrays)
         self._write_chunks("dense", [Chunk({k: np.asarray(v)}) for k, v in arrays.items()])
 
@@ -162,6 +165,8 @@ class CheckpointWriter:
     def _table_chunks(self, name: str, table: EmbeddingTable) -> list[Chunk]:
         """Record ``table`` in the index; return its arrays as chunks for the files."""
         state = table.state_dict()
+        for field_name in table.store.fields:
+            check_finite(f"{name}/{field_name}", state[field_name])
         self._index["tables"][name] = describe_table(table, state)
         logical, physical = split_state(table, state)
         chunks = []
@@ -220,6 +225,28 @@ class CheckpointWriter:
         entry["files"].append(file)
         if continued:
             entry["shape"][0] += array.shape[0]
+
+
+def check_finite(name: str, array) -> None:
+    """Raise :class:`CheckpointError` when the floating array ``name`` holds NaN or infinity: a
+    checkpoint is never written from non-finite weights.
+
+    >>> check_finite("w", np.ones(2, np.float32))
+    >>> try:
+    ...     check_finite("w", np.array([1.0, np.nan]))
+    ... except CheckpointError as error:
+    ...     print(error)
+    'w' holds 1 values that are not finite (NaN or infinity): not saving a poisoned checkpoint
+    """
+    array = np.asarray(array)
+    if array.dtype.kind != "f" and not array.dtype.name.startswith(("bfloat", "float")):
+        return
+    finite = np.isfinite(array.astype(np.float32, copy=False))
+    if not finite.all():
+        raise CheckpointError(
+            f"{name!r} holds {int((~finite).sum())} values that are not finite (NaN or "
+            f"infinity): not saving a poisoned checkpoint"
+        )
 
 
 def save_tables(

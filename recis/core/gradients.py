@@ -91,15 +91,17 @@ class GradientBuffer:
 
     def all_finite(self) -> bool:
         """Whether every recorded gradient is finite (no NaN or infinity); on the GPU this
-        waits for the device (mixed precision asks it once per update, as torch's loss scaler
-        does)."""
-        if self._xp is np:
-            return all(np.isfinite(grads).all() for grads in self._grads)
-        finite = (
-            self._xp.isfinite(grads).all(axis=1) | (rows < 0)
-            for rows, grads in zip(self._rows, self._grads, strict=True)
-        )
-        return all(bool(piece.all()) for piece in finite)
+        waits for the device (see :meth:`finite_flag` for a flag that does not)."""
+        return bool(self.finite_flag())
+
+    def finite_flag(self):
+        """A 0-d boolean array, on the gradients' device, that is True when every recorded
+        gradient is finite (rows -1, padding, ignored); reading it waits for the device."""
+        xp = self._xp
+        flag = xp.asarray(True)
+        for rows, grads in zip(self._rows, self._grads, strict=True):
+            flag = flag & (xp.isfinite(grads).all(axis=1) | (xp.asarray(rows) < 0)).all()
+        return xp.asarray(flag)
 
     def scale(self, factor: float) -> None:
         """Multiply every recorded gradient by ``factor`` (e.g. to undo loss scaling)."""

@@ -134,6 +134,11 @@ class IdMap:
         """Bytes held by the slots and the free-row list."""
         return self._slots.nbytes + self.rows.nbytes
 
+    @property
+    def slot_bytes(self) -> int:
+        """Bytes held by the slots (16 per slot: key and row, with the tag)."""
+        return self._slots.nbytes
+
     def stats(self) -> dict:
         """Size, capacity, load and memory, e.g. for sizing a table before training."""
         size = len(self)

@@ -118,8 +118,15 @@ class RowStore:
     @property
     def nbytes(self) -> int:
         """Bytes held by all blocks of all fields."""
-        per_row = sum(f.width * f.dtype.itemsize for f in self._fields.values())
-        return self.capacity * per_row
+        return self.capacity * self._row_bytes()
+
+    @property
+    def block_bytes(self) -> int:
+        """Bytes one more block of all fields takes."""
+        return self.block_rows * self._row_bytes()
+
+    def _row_bytes(self) -> int:
+        return sum(f.width * f.dtype.itemsize for f in self._fields.values())
 
     def add_slot(self, name: str, shape: tuple[int, ...] = (), dtype=np.float32, fill=0.0):
         """Add a per-row slot of ``shape`` values; existing rows get ``fill``."""

@@ -113,11 +113,17 @@ class SparseOptimizerCore:
         if shards:
             self.updater.note_updated_elsewhere(push_gradients(shards))
 
+    def local_finite_flags(self) -> list:
+        """Per table, a 0-d boolean engine array on the table's device telling whether every
+        gradient this rank holds for its rows is finite (after receiving the other ranks'
+        gradients of its rows); nothing waits for a GPU until they are read."""
+        self.push_gradients()
+        return [table.grads.finite_flag() for table in self.tables]
+
     def grads_finite(self) -> bool:
         """Whether every gradient received since the last update is finite (on every rank, when
         the tables are sharded)."""
-        self.push_gradients()
-        finite = all(table.grads.all_finite() for table in self.tables)
+        finite = all(bool(flag) for flag in self.local_finite_flags())
         shards = self._shards()
         if shards:
             flag = np.array([int(finite)], np.int64)

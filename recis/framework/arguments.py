@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MIXED_PRECISION = (None, "bf16", "fp16")
+ON_NONFINITE = ("raise", "skip")
 
 
 @dataclass
@@ -19,7 +20,12 @@ class TrainingArguments:
 
     ``train_steps`` limits the steps of ``train()`` (None: ``train_epoch`` passes over the
     data); ``save_steps`` ≤ 0 saves only at the end; ``model_bank`` lists warm-start entries
-    (see :mod:`recis.framework.model_bank`).
+    (see :mod:`recis.framework.model_bank`). A step whose loss or gradients hold NaN or
+    infinity is never applied: ``on_nonfinite="raise"`` raises
+    :class:`~recis.core.errors.NonFiniteGradientError`, ``"skip"`` drops the step and counts it
+    (with fp16 loss scaling such a step is an overflow: skipped, and the scale lowered).
+    ``allow_pickle`` lets :meth:`train` resume from checkpoints of older versions, whose ``.pt``
+    files are unpickled (only for checkpoints from trusted places).
     """
 
     gradient_accumulation_steps: int = 1
@@ -34,12 +40,16 @@ class TrainingArguments:
     save_concurrency_per_rank: int = 4
     mixed_precision: str | None = None
     seed: int = 0
+    on_nonfinite: str = "raise"
+    allow_pickle: bool = False
 
     def __post_init__(self) -> None:
         if self.gradient_accumulation_steps < 1:
             raise ValueError("gradient_accumulation_steps must be >= 1")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}")
+        if self.on_nonfinite not in ON_NONFINITE:
+            raise ValueError(f"on_nonfinite must be one of {ON_NONFINITE}: {self.on_nonfinite!r}")
 
 
 def batches(dataset):

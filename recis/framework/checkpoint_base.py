@@ -19,11 +19,12 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import Path
 
+from recis.checkpoint.candidates import pick
 from recis.checkpoint.directory import CheckpointDirectory
 from recis.checkpoint.files import MAX_FILE_BYTES, CheckpointError
 from recis.checkpoint.loading import merge_counters
 from recis.checkpoint.reader import Checkpoint
-from recis.checkpoint.sharded import gather_max
+from recis.checkpoint.sharded import agree, gather_max
 from recis.checkpoint.writer import CheckpointWriter
 from recis.core.table import EmbeddingTable
 from recis.distributed.communicator import Communicator
@@ -61,6 +62,8 @@ class CheckpointManagerBase(abc.ABC):
         self.io_datasets = {"dataset": dataset} if dataset is not None else {}
         self.objects: dict[str, object] = {}
         self._global_step = 0
+        self.restored_from: Path | None = None  # the checkpoint :meth:`restore` loaded
+        self.allow_pickle = False  # front ends that can read pickled files of old versions
 
     @abc.abstractmethod
     def engine_tables(self) -> dict[str, EmbeddingTable]:
@@ -77,8 +80,18 @@ class CheckpointManagerBase(abc.ABC):
         every rank computes it, in the same order of collectives)."""
 
     @abc.abstractmethod
-    def load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
-        """Load ``parts`` of ``checkpoint``, except names matching ``exclude``."""
+    def load(
+        self,
+        checkpoint: Checkpoint,
+        parts,
+        exclude,
+        strict: bool,
+        cast: bool = False,
+        allow_pickle: bool = False,
+    ) -> None:
+        """Load ``parts`` of ``checkpoint``, except names matching ``exclude``; ``cast``
+        converts tables saved in another dtype (:func:`~recis.checkpoint.plan_load`);
+        ``allow_pickle`` reads the pickled files of checkpoints of older versions."""
 
     def communicator(self) -> Communicator | None:
         """The ranks that save and load together: the one given, else None (one process);
@@ -152,12 +165,30 @@ class CheckpointManagerBase(abc.ABC):
         )
 
     def restore(self, step: int | None = None) -> bool:
-        """Load ``ckpt_<step>`` (default: the newest listed) entirely; False if there is none."""
-        path = self.directory.latest() if step is None else self.directory.path(step)
-        if path is None:
-            return False
-        self.load(Checkpoint(path), PARTS, (), strict=True)
+        """Load ``ckpt_<step>`` entirely; False if there is none.
+
+        Without ``step``, the newest intact checkpoint of the run: rank 0 picks it
+        (:func:`~recis.checkpoint.candidates.pick`), checking every file, and warns when it
+        falls back past damaged ones or uses one the list does not name. Its path is
+        :attr:`restored_from`.
+        """
+        if step is not None:
+            checkpoint = Checkpoint(self.directory.path(step))
+        else:
+            path = agree(self.communicator(), self._newest_intact, "choosing the checkpoint")
+            if path is None:
+                return False
+            checkpoint = Checkpoint(path)
+        self.load(checkpoint, PARTS, (), strict=True)
+        self.restored_from = checkpoint.path
         return True
+
+    def _newest_intact(self) -> str | None:
+        def open_intact(path) -> str:
+            Checkpoint(path).check_files()
+            return str(path)
+
+        return pick(self.directory.root, open_intact)
 
     def sparse_optimizer_metadata(self, core) -> dict | None:
         """The state of a sparse optimizer's core for the index metadata (``None`` without an
@@ -171,7 +202,11 @@ class CheckpointManagerBase(abc.ABC):
         """Warm-start from other checkpoints, in order (entries: see
         :mod:`recis.framework.model_bank`)."""
         for entry in bank_entries(model_bank):
-            self.load(Checkpoint(entry.path), entry.parts, list(entry.exclude), entry.strict)
+            checkpoint = Checkpoint(entry.path)
+            exclude = list(entry.exclude)
+            self.load(
+                checkpoint, entry.parts, exclude, entry.strict, entry.cast, entry.allow_pickle
+            )
 
 
 SPARSE_OPTIMIZER = "sparse_optimizer"

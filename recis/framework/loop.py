@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import warnings
 
 import numpy as np
 
+from recis.core.errors import NonFiniteGradientError
 from recis.distributed.communicator import CollectiveError, Communicator
 from recis.framework.arguments import batches
 from recis.framework.metrics import clear_global_metrics, get_global_metrics, scalar_metrics
+from recis.utils.logger import Logger
 
 _END = object()
+LOG = Logger("recis.framework.loop")
 
 
 class TrainingLoop(abc.ABC):
@@ -40,6 +44,7 @@ class TrainingLoop(abc.ABC):
         """Set up the loop's own state; call once the checkpoint manager exists."""
         self.checkpoint_manager.register_for_checkpointing("trainer", self)
         self.epoch = 0
+        self.skipped_steps = 0  # steps dropped for non-finite values (on_nonfinite="skip")
         self._restored = False
 
     @abc.abstractmethod
@@ -69,7 +74,8 @@ class TrainingLoop(abc.ABC):
         return self.checkpoint_manager.global_step
 
     def restore(self) -> None:
-        """Resume from the newest checkpoint, else warm-start from ``model_bank`` (once).
+        """Resume from the newest intact checkpoint, else warm-start from ``model_bank`` (once);
+        the decision is logged (see :meth:`CheckpointManagerBase.restore`).
 
         Hooks that keep state (``state_dict``/``load_state_dict``) are saved and restored too.
         """
@@ -80,12 +86,24 @@ class TrainingLoop(abc.ABC):
             if hasattr(hook, "state_dict"):
                 name = f"hook.{index}.{type(hook).__name__}"
                 self.checkpoint_manager.register_for_checkpointing(name, hook)
-        if not self.checkpoint_manager.restore() and self.args.model_bank:
-            self.checkpoint_manager.load_model_bank(self.args.model_bank)
+        manager = self.checkpoint_manager
+        if manager.restore():
+            LOG.info_rank0(f"resuming from step {manager.global_step} ({manager.restored_from})")
+        elif self.args.model_bank:
+            LOG.info_rank0(
+                f"starting from step 0, warm-started from the model bank: no checkpoint in "
+                f"{str(manager.directory.root)!r}"
+            )
+            manager.load_model_bank(self.args.model_bank)
+        else:
+            LOG.info_rank0(
+                f"starting from step 0: no checkpoint in {str(manager.directory.root)!r}"
+            )
 
     def train(self, train_steps: int | None = None) -> None:
         """Train until the global step reaches ``train_steps`` (default ``args.train_steps``),
-        or for ``args.train_epoch`` passes over the data; then save a checkpoint."""
+        or for ``args.train_epoch`` passes over the data; then save a checkpoint (when a step
+        was trained). Data that yields no batch is warned about."""
         with self._failures_reported():
             self._train(train_steps)
 
@@ -107,6 +125,7 @@ class TrainingLoop(abc.ABC):
                 hook.set_total_steps(limit)
         self.call_hooks("before_train")
         self.prepare_training()
+        first_step = self.global_step
         epochs_left = self.args.train_epoch
         while self.global_step < limit if limit is not None else epochs_left > 0:
             self.call_hooks("before_epoch", self.epoch)
@@ -117,12 +136,22 @@ class TrainingLoop(abc.ABC):
             self.epoch += 1
             epochs_left -= 1
             if not steps:
-                break  # the data is empty
+                self._warn_no_batch(limit)
+                break
         manager = self.checkpoint_manager
-        if manager.directory.latest() != manager.directory.path(self.global_step):
+        trained = self.global_step > first_step
+        if trained and manager.directory.latest() != manager.directory.path(self.global_step):
             manager.save()  # unless the last step's checkpoint was just written
         self.call_hooks("after_train")
         self.call_hooks("end")
+
+    def _warn_no_batch(self, limit: int | None) -> None:
+        goal = f"{limit} steps" if limit is not None else f"{self.args.train_epoch} epoch(s)"
+        warnings.warn(
+            f"the training data yielded no batch in epoch {self.epoch}: training stops at step "
+            f"{self.global_step} ({self.global_step} of {goal}); are the files empty?",
+            stacklevel=3,
+        )
 
     def _train_epoch(self, limit: int | None) -> tuple[int, bool]:
         """Steps of one pass over the data; returns (steps, whether the data ran out)."""
@@ -172,6 +201,26 @@ class TrainingLoop(abc.ABC):
             results.append(self.evaluate(eval_steps))
         return results
 
+    def all_ranks_finite(self, finite: bool) -> bool:
+        """Whether ``finite`` holds on every rank (one all-reduce with several ranks)."""
+        if self.communicator is None:
+            return finite
+        flag = np.array([int(finite)], np.int64)
+        return bool(self.communicator.all_reduce(flag, "min", "all-reduce of finiteness")[0])
+
+    def nonfinite_step(self) -> None:
+        """Handle a step that was not applied because its loss or gradients are not finite:
+        raise (``on_nonfinite="raise"``) or count it in :attr:`skipped_steps`."""
+        step = self.global_step + 1
+        if self.args.on_nonfinite == "raise":
+            raise NonFiniteGradientError(
+                f"step {step}: the loss or the dense or sparse gradients hold NaN or infinity; "
+                f"the step was not applied (the weights are those of step {step - 1}); use "
+                f"on_nonfinite='skip' to drop such steps"
+            )
+        self.skipped_steps += 1
+        LOG.warning(f"step {step} skipped: its loss or gradients hold NaN or infinity")
+
     def _every_rank_has(self, batch) -> bool:
         """Whether this rank — and, with several ranks, every rank — has a batch."""
         has = batch is not _END
@@ -187,11 +236,12 @@ class TrainingLoop(abc.ABC):
         return float(total[0]) / self.communicator.world_size
 
     def state_dict(self) -> dict:
-        """The loop's own progress (the epoch), saved with each checkpoint."""
-        return {"epoch": self.epoch}
+        """The loop's own progress (the epoch, steps skipped), saved with each checkpoint."""
+        return {"epoch": self.epoch, "skipped_steps": self.skipped_steps}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch = int(state["epoch"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
 
     def call_hooks(self, name: str, *args) -> None:
         for hook in self.hooks:

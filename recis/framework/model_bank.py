@@ -1,7 +1,9 @@
 """Model-bank entries: which checkpoint parts a warm start loads (shared by the front ends).
 
 An entry is ``{"path": ..., "load": [parts] or ["*"], "exclude": [name patterns],
-"strict": bool}`` with parts among :data:`PARTS`.
+"strict": bool, "cast": bool, "allow_pickle": bool}`` with parts among :data:`PARTS`; ``cast``
+converts tables saved in another dtype, ``allow_pickle`` unpickles the ``.pt`` files of
+checkpoints of older versions (only for checkpoints from trusted places).
 
 >>> [entry.parts == PARTS for entry in bank_entries([{"path": "run/ckpt_10"}])]
 [True]
@@ -13,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 PARTS = frozenset({"sparse", "sparse_opt", "dense", "extra", "io_state"})
-BANK_KEYS = frozenset({"path", "load", "exclude", "strict"})
+BANK_KEYS = frozenset({"path", "load", "exclude", "strict", "cast", "allow_pickle"})
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class BankEntry:
     parts: frozenset[str]
     exclude: tuple[str, ...]
     strict: bool
+    cast: bool = False
+    allow_pickle: bool = False
 
 
 def bank_entries(model_bank: Iterable[Mapping] | None) -> list[BankEntry]:
@@ -37,9 +41,9 @@ def bank_entries(model_bank: Iterable[Mapping] | None) -> list[BankEntry]:
             )
         parts = _parts(entry.get("load", ["*"]))
         exclude = tuple(entry.get("exclude", ()))
-        entries.append(
-            BankEntry(str(entry["path"]), parts, exclude, bool(entry.get("strict", True)))
-        )
+        strict = bool(entry.get("strict", True))
+        cast, allow_pickle = bool(entry.get("cast", False)), bool(entry.get("allow_pickle", False))
+        entries.append(BankEntry(str(entry["path"]), parts, exclude, strict, cast, allow_pickle))
     return entries
 
 

@@ -28,6 +28,7 @@ dataset keeps its own state (what a stateful loader collects from its workers).
 from __future__ import annotations
 
 import weakref
+from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import closing
 from functools import partial
@@ -140,6 +141,7 @@ class DatasetBase:
         self._files = []
         self._plans: dict[tuple[int, int], Plan] = {}
         self._skipped: list[tuple[str, str]] = []
+        self._defaults_filled: Counter[str] = Counter()
         self._cursor = Cursor()
         self._digest: str | None = None
         self._live = None
@@ -178,6 +180,12 @@ class DatasetBase:
     def epoch(self) -> int:
         """The epoch the next batch belongs to."""
         return self._cursor.epoch
+
+    @property
+    def defaults_filled(self) -> dict[str, int]:
+        """Per ``fixedlen_feature`` column, the null or empty values read so far that were
+        replaced by its default (each column is also warned about the first time)."""
+        return dict(self._defaults_filled)
 
     @property
     def skipped_files(self) -> list[tuple[str, str]]:
@@ -284,6 +292,7 @@ class DatasetBase:
             self._float_dtype,
             self._on_error,
             self._skipped,
+            self._defaults_filled,
         )
         chunks = map(reader.chunk, read_in_order(pool, reader.read, tasks, self._threads))
         if self._window_rows:

@@ -10,12 +10,13 @@ dataset's iterator, which releases it when it ends, fails, is closed or is garba
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from recis.io.columns import ColumnSpec, convert_table
 from recis.io.cursor import Cursor
@@ -53,6 +54,7 @@ class FragmentReader:
         float_dtype,
         on_error: str,
         skipped: list,
+        defaults_filled: Counter,
     ) -> None:
         self._format = file_format
         self._files = files
@@ -60,6 +62,7 @@ class FragmentReader:
         self._float_dtype = float_dtype
         self._on_error = on_error
         self._skipped = skipped
+        self._defaults_filled = defaults_filled
 
     def read(self, task: ReadTask) -> tuple[ReadTask, pa.Table | Exception]:
         """The fragment's declared columns from ``task.first_row`` on, or the read error."""
@@ -85,7 +88,24 @@ class FragmentReader:
         except (pa.ArrowException, OSError, ColumnError) as error:
             self._fail(task, error)
             return Chunk({}, 0, start, end, by_row=True)
+        self._count_defaults(task, table)
         return Chunk(columns, table.num_rows, start, end, by_row=True)
+
+    def _count_defaults(self, task: ReadTask, table: pa.Table) -> None:
+        """Count the values of fixedlen columns that were null (or empty lists) and became the
+        default; warn the first time a column has any."""
+        for spec in self._specs:
+            if not spec.is_fixedlen:
+                continue
+            count = defaults_filled(table.column(spec.name))
+            if count and not self._defaults_filled[spec.name]:
+                path = self._files[task.fragment.file].path
+                logger.warning(
+                    "column %r: %d null or empty values in %s replaced by the default %s "
+                    "(counted in defaults_filled)",
+                    spec.name, count, path, list(spec.default),
+                )  # fmt: skip
+            self._defaults_filled[spec.name] += count
 
     def _fail(self, task: ReadTask, error: Exception) -> None:
         path = self._files[task.fragment.file].path
@@ -94,6 +114,21 @@ class FragmentReader:
             raise failure from error
         logger.warning("skipping %s", failure)
         self._skipped.append((path, str(failure)))
+
+
+def defaults_filled(column) -> int:
+    """How many rows of a fixedlen column are null or empty lists (and get the default).
+
+    >>> defaults_filled(pa.chunked_array([[1.0, None], [None]]))
+    2
+    >>> defaults_filled(pa.array([[1], [], None]))
+    2
+    """
+    types = pa.types
+    if not (types.is_list(column.type) or types.is_large_list(column.type)):
+        return column.null_count
+    lengths = pc.list_value_length(column).fill_null(0)
+    return int(pc.sum(pc.equal(lengths, 0)).as_py() or 0)
 
 
 def reader_pool(threads: int) -> ThreadPoolExecutor:

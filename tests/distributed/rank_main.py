@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import gc
 import importlib
 import os
 import pickle
@@ -11,6 +10,8 @@ import sys
 from pathlib import Path
 
 import torch.distributed as dist
+
+from recis.backends.torch.communicator import end_process_group
 
 
 def main() -> None:
@@ -22,9 +23,7 @@ def main() -> None:
     try:
         value = getattr(importlib.import_module(module), function)(rank, world_size, *args)
     finally:
-        gc.collect()  # what the function left in cycles goes while the process group lives
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        end_process_group()  # collects cycles first; leaves a failed process group alone
     (out / f"rank{rank}.pkl").write_bytes(pickle.dumps(value))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -74,3 +75,24 @@ def local_loss(rank: int, world_size: int, steps: int) -> list[float]:
 
 def mean(values) -> float:
     return float(np.mean(values))
+
+
+class Signalled(ranks_training.Model):
+    """Rank 1 sends itself ``signal`` (e.g. SIGSTOP: frozen; SIGKILL: dead) at its second
+    forward."""
+
+    def __init__(self, signal: int, output_dir: str) -> None:
+        super().__init__()
+        self.signal, self.output_dir, self.calls = signal, output_dir, 0
+
+    def forward(self, batch):
+        self.calls += 1
+        if torch.distributed.get_rank() == 1 and self.calls == 2:
+            with open(os.path.join(self.output_dir, "signalled-at"), "w") as out:
+                out.write(str(time.time()))
+            os.kill(os.getpid(), self.signal)
+        return super().forward(batch)
+
+
+def signalled(rank: int, world_size: int, output_dir: str, signal: int) -> None:
+    trainer(Signalled(signal, output_dir), rank, world_size, 6, output_dir).train()

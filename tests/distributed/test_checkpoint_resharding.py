@@ -173,9 +173,11 @@ def test_the_trainer_saves_and_restores_on_two_ranks(runs):
     assert read_checkpoint_list(run_dir) == ["ckpt_3"]
     files = sorted(Checkpoint(run_dir / "ckpt_3").index["files"])
     assert [f for f in files if f.startswith("rank-")] == [
-        "rank-r00000.json", "rank-r00000.pt", "rank-r00001.json", "rank-r00001.pt",
+        "rank-r00000.json", "rank-r00001.json", "rank-state-r00000.json",
+        "rank-state-r00000.safetensors", "rank-state-r00001.json", "rank-state-r00001.safetensors",
     ]  # fmt: skip
-    assert {"model.pt", "extra.pt"} <= set(files)
+    assert {"model.json", "model.safetensors", "extra.json", "extra.safetensors"} <= set(files)
+    assert not [f for f in files if f.endswith(".pt")]
 
 
 def test_a_checkpoint_of_two_trainer_ranks_restores_in_one_process(runs):

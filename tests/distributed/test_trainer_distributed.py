@@ -4,11 +4,14 @@ and a failing or stalled rank ends the whole job with an error that names it."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
 import ranks_trainer
 from launch import collect, run_ranks, start_ranks
+
+STARTUP = 60  # seconds the ranks may take to start and reach the second step
 
 
 def test_uneven_data_stops_every_rank_together_and_losses_are_averaged(tmp_path):
@@ -40,3 +43,21 @@ def test_a_stalled_rank_times_out_naming_the_collective_and_tables(tmp_path, mon
     assert results[0].returncode != 0
     assert "CollectiveError" in results[0].stderr
     assert "of tables ['item+1', 'tag'] failed on rank 0 (timeout 3 s)" in results[0].stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGSTOP, signal.SIGKILL], ids=["frozen", "killed"])
+def test_a_frozen_or_dead_rank_ends_the_others_promptly_naming_it(tmp_path, monkeypatch, sig):
+    timeout, shutdown = 2, 10
+    monkeypatch.setitem(os.environ, "RECIS_COLLECTIVE_TIMEOUT", str(timeout))
+    processes, _ = start_ranks(2, "ranks_trainer:signalled", str(tmp_path), int(sig), timeout=60)
+    try:
+        _, stderr = processes[0].communicate(timeout=STARTUP + timeout + shutdown)
+        ended = time.time()
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    assert processes[0].returncode != 0
+    assert "CollectiveError" in stderr
+    assert "rank 1 did not respond" in stderr, stderr[-3000:]
+    assert ended - float((tmp_path / "signalled-at").read_text()) < timeout + shutdown

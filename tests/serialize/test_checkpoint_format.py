@@ -165,7 +165,7 @@ def test_damaged_or_missing_index_raises(tmp_path):
     with pytest.raises(CheckpointError, match=f"{INDEX}.* is corrupt"):
         Checkpoint(path)
     (path / INDEX).unlink()
-    with pytest.raises(CheckpointError, match="neither a checkpoint nor a run"):
+    with pytest.raises(CheckpointError, match=f"{INDEX}. is missing: .* unfinished or damaged"):
         Checkpoint(path)
 
 

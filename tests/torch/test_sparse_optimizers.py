@@ -94,3 +94,19 @@ def test_adamw_tf_matches_the_written_rule():
         m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
         expected = expected - 0.1 * (1 - 0.999**t) ** 0.5 / (1 - 0.9**t) * m / (v.sqrt() + 1e-8)
     np.testing.assert_allclose(p.detach(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    ["SparseAdam", "SparseAdamW", "SparseAdamWTF", "SparseSGD", "SparseAdagrad",
+     "SparseRowwiseAdagrad", "SparseFtrl"],
+)  # fmt: skip
+def test_every_sparse_optimizer_takes_on_nonfinite(optimizer):
+    import recis.optim
+    from recis.nn import HashTable
+
+    table = HashTable([-1, 2], name="t")
+    sparse = getattr(recis.optim, optimizer)({"t": table}, on_nonfinite="skip")
+    (table(torch.tensor([1, 2])) * torch.tensor([[float("nan")], [1.0]])).sum().backward()
+    sparse.step()
+    assert sparse.skipped_rows == {"t": 1}

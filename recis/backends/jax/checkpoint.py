@@ -78,6 +78,7 @@ from recis.checkpoint import (
     read_rank_json,
     write_rank_json,
 )
+from recis.checkpoint.writer import check_finite
 from recis.core.table import EmbeddingTable
 from recis.distributed.communicator import Communicator
 from recis.framework.checkpoint_base import (
@@ -136,6 +137,8 @@ class CheckpointManager(CheckpointManagerBase):
         step = self.train_step
         arrays = named_arrays(step.params, "params") | named_arrays(step.state, "state")
         arrays |= named_arrays(step.opt_state, "opt_state")
+        for name, array in arrays.items():  # the weights and their optimizer state
+            check_finite(name, array)
         arrays |= named_arrays(step.loss_scale, "loss_scale")
         writer.write_dense(arrays | _rng_arrays())
         if writer.world_size > 1:
@@ -155,11 +158,21 @@ class CheckpointManager(CheckpointManagerBase):
 
     # -- loading ---------------------------------------------------------------------------------
 
-    def load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
+    def load(
+        self,
+        checkpoint: Checkpoint,
+        parts,
+        exclude,
+        strict: bool,
+        cast: bool = False,
+        allow_pickle: bool = False,
+    ) -> None:
+        """Load ``parts`` of ``checkpoint`` (see the base class); nothing here is pickled, so
+        ``allow_pickle`` changes nothing."""
         parts = self.loadable_parts(checkpoint, parts, strict)
         checkpoint.check_files()
         loader = _Loader(checkpoint, list(exclude), strict, self._own_rank_state(checkpoint))
-        sources = self._load_sparse(checkpoint, parts, loader)
+        sources = self._load_sparse(checkpoint, parts, loader, cast)
         step = self.train_step
         if "sparse_opt" in parts:
             loader.sparse_optimizer(step.sparse_optimizer, sources)
@@ -184,13 +197,13 @@ class CheckpointManager(CheckpointManagerBase):
             return None
         return read_rank_json(checkpoint, rank)
 
-    def _load_sparse(self, checkpoint, parts, loader: _Loader) -> dict[str, list[str]]:
+    def _load_sparse(self, checkpoint, parts, loader: _Loader, cast) -> dict[str, list[str]]:
         kinds = [EMBEDDING, "policy"] if "sparse" in parts else []
         kinds += [OPTIMIZER] if "sparse_opt" in parts else []
         tables = self.engine_tables()
         if not kinds or not tables:
             return {}
-        plan = plan_load(checkpoint, tables, kinds, loader.exclude, loader.strict)
+        plan = plan_load(checkpoint, tables, kinds, loader.exclude, loader.strict, cast)
         return load_tables(checkpoint, tables, plan, loader.strict, self.communicator())
 
     def _load_extra(self, loader: _Loader) -> None:

@@ -16,8 +16,8 @@ back in :attr:`StepOutput.aux`.
 ``torch.distributed``'s world), each rank trains on its own batches: the jitted step is split in
 two — gradients, then the optax update — and between them the dense gradients travel as one
 flat buffer in one all-reduce per step, which also carries each rank's loss (the step reports
-their mean) and whether its gradients are finite (under loss scaling all ranks skip a step
-together). The embeddings' gradients go to the ranks owning their rows at the sparse optimizer's
+their mean) and whether its gradients are finite (all ranks skip a step together). The
+embeddings' gradients go to the ranks owning their rows at the sparse optimizer's
 step. Non-trainable model state stays each rank's own.
 
 >>> import numpy as np, optax, jax.numpy as jnp
@@ -55,8 +55,9 @@ from recis.distributed.world import default_communicator
 
 class StepOutput(NamedTuple):
     """What a step returns: the mean ``loss`` of the real samples, the gradients w.r.t. the
-    activations (padded to the bucket), whether the update was ``applied`` (a non-finite step
-    under loss scaling is skipped), and the loss's ``aux`` output (None without ``has_aux``)."""
+    activations (padded to the bucket), whether the update was ``applied`` (a step whose loss
+    or gradients are not finite is not, dense and sparse alike), and the loss's ``aux`` output
+    (None without ``has_aux``)."""
 
     loss: jax.Array
     embedding_grads: dict[str, jax.Array]
@@ -131,7 +132,7 @@ class TrainStep:
             jnp.asarray(num_samples, jnp.int32),
         )  # fmt: skip
         self.params, self.state, self.opt_state, self.loss_scale, loss, grads, finite, aux = out
-        applied = self.loss_scale is None or bool(finite)
+        applied = bool(finite)
         if applied:
             for embedder, context in zip(self.embedders, contexts, strict=True):
                 embedder.apply_gradients(context, grads)
@@ -151,7 +152,7 @@ class TrainStep:
         loss, new_state, aux, grads = self._gradients(
             params, state, loss_scale, embedded, dense, count
         )
-        finite = jnp.asarray(True) if loss_scale is None else all_finite(grads)
+        finite = all_finite(grads) & jnp.isfinite(loss)
         param_grads, embedding_grads = grads
         new = self._apply(params, state, opt_state, loss_scale, new_state, param_grads, finite)
         return (*new, loss, embedding_grads, finite, aux)
@@ -184,7 +185,7 @@ class TrainStep:
         """The update from the ranks' summed :meth:`_local_step_impl` buffers: the mean gradient,
         the mean loss, and whether every rank's gradients were finite."""
         mean = total / self.communicator.world_size
-        finite = jnp.asarray(True) if loss_scale is None else jnp.isfinite(total[:-1]).all()
+        finite = jnp.isfinite(total).all()
         param_grads = ravel_pytree(params)[1](mean[:-2])
         new = self._apply(params, state, opt_state, loss_scale, new_state, param_grads, finite)
         return (*new, mean[-1], finite)
@@ -207,12 +208,12 @@ class TrainStep:
         return loss, new_state, aux, grads
 
     def _apply(self, params, state, opt_state, loss_scale, new_state, param_grads, finite):
-        """(params, state, opt_state, loss_scale) after the optax update; under loss scaling a
-        step whose gradients are not ``finite`` keeps the old ones."""
+        """(params, state, opt_state, loss_scale) after the optax update; a step whose loss or
+        gradients are not ``finite`` keeps the old ones (and lowers the loss scale)."""
         updates, new_opt_state = self.optimizer.update(param_grads, opt_state, params)
         new = (optax.apply_updates(params, updates), new_state, new_opt_state)
+        new = _select(finite, new, (params, state, opt_state))
         if loss_scale is not None:
-            new = _select(finite, new, (params, state, opt_state))
             loss_scale = loss_scale.adjust(finite)
         return (*new, loss_scale)
 

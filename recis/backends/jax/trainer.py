@@ -42,7 +42,8 @@ loss averaged over ranks and tells the other ranks when one fails
 >>> args = TrainingArguments(output_dir=tempfile.mkdtemp(), log_steps=100)
 >>> trainer = Trainer(model, args, data, data, dense_optimizer=optax.adam(0.01),
 ...                   sparse_optimizer=SparseOptimizer(model.embedding, rules.Adam(), 0.01))
->>> trainer.train()
+>>> trainer.train()  # doctest: +ELLIPSIS
+[...] [INFO] [recis.framework.loop] starting from step 0: no checkpoint in '...'
 >>> result = trainer.evaluate()  # doctest: +ELLIPSIS
 [...] [INFO] [recis.hooks.LoggerHook] evaluation | loss ...  steps 3
 >>> trainer.global_step, sorted(result)
@@ -153,6 +154,8 @@ class Trainer(TrainingLoop):
         clear_global_metrics()
         start = time.perf_counter()
         out = self.train_step(batch)
+        if not out.applied and self.loss_scale is None:
+            self.nonfinite_step()  # nothing of the step was applied; raise or count it
         self._report(out.aux, batch)
         metrics = {"loss": out.loss, **single_values(get_global_metrics())}
         if all(device.platform == "cpu" for device in out.loss.devices()):

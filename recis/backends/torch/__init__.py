@@ -3,6 +3,10 @@ metrics, the ``Trainer``, serialization, the IO converter and the ``torch.distri
 communicator. RecIS scripts import them from RecIS's paths (:mod:`recis.nn`,
 :mod:`recis.optim`, :mod:`recis.framework`, …), which re-export these modules."""
 
-from recis.backends.torch.communicator import TorchCommunicator, default_communicator
+from recis.backends.torch.communicator import (
+    TorchCommunicator,
+    default_communicator,
+    end_process_group,
+)
 
-__all__ = ["TorchCommunicator", "default_communicator"]
+__all__ = ["TorchCommunicator", "default_communicator", "end_process_group"]

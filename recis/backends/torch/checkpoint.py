@@ -5,38 +5,47 @@ Layout of ``output_dir``::
     checkpoint          names of the kept checkpoints, newest last (rewritten atomically)
     ckpt_<step>/        one checkpoint (format: :mod:`recis.checkpoint`)
         index.json, sparse-*.safetensors   hash tables: rows, optimizer slots, policy state
-        model.pt        the dense state dict (hash tables excluded), ``torch.save``
-        extra.pt        global step; dense optimizer, LR scheduler and sparse optimizer state;
-                        RNG states (``random``, NumPy, torch CPU and CUDA); dataset (IO) states;
-                        registered objects' states; the ``extra`` callable's dict
+        model.json, model.safetensors      the dense state dict (hash tables excluded)
+        extra.json, extra.safetensors      global step; dense optimizer, LR scheduler and sparse
+                        optimizer state; RNG states (``random``, NumPy, torch CPU and CUDA);
+                        dataset (IO) states; registered objects' states; the ``extra``
+                        callable's dict
+
+Non-tensor state is JSON, tensors safetensors
+(:mod:`~recis.checkpoint.state_tree`): loading a checkpoint never unpickles anything.
+Checkpoints of older versions hold ``model.pt``, ``extra.pt`` and ``rank-r<rank>.pt`` instead;
+they load only with ``allow_pickle=True`` (otherwise :class:`CheckpointError` names the file and
+the option), since unpickling a crafted file runs code.
 
 The data positions (dataset states that JSON can hold, as RecIS datasets' are) are also kept in
 the index metadata (``io_state``), where the JAX trainer reads them; a checkpoint without
-``extra.pt`` (written by the JAX trainer) gives its data positions from there.
+``extra`` state (written by the JAX trainer) gives its data positions from there.
 
 **Several ranks.** Under ``torch.distributed`` with several ranks the hash tables are sharded
 (:class:`~recis.nn.HashTable`), and every rank saves and restores together (the ``communicator``,
 by default :func:`~recis.backends.torch.default_communicator`): each writes its shard of the
-tables, ``rank-r<rank>.pt`` (its RNG states and data positions) and ``rank-r<rank>.json`` (the
-data positions JSON can hold, for the JAX trainer); rank 0 writes ``model.pt``,
-``extra.pt`` (the sparse optimizer's counters being the largest over the ranks), the list and the
-rotation. Each rank restores the ids it owns, whatever the number of ranks that saved; the RNG
-states and data positions of its own rank when as many ranks saved, else rank 0's RNG states and
-no data position (an error when datasets are registered, unless not ``strict``).
+tables, ``rank-state-r<rank>.json``/``.safetensors`` (its RNG states and data positions) and
+``rank-r<rank>.json`` (the data positions JSON can hold, for the JAX trainer); rank 0 writes the
+model and ``extra`` state (the sparse optimizer's counters being the largest over the ranks), the
+list and the rotation. Each rank restores the ids it owns, whatever the number of ranks that
+saved; the RNG states and data positions of its own rank when as many ranks saved, else rank 0's
+RNG states and no data position (an error when datasets are registered, unless not ``strict``).
 
 A checkpoint is written to a temporary directory, fsynced and renamed, then listed; a kill at any
-moment leaves the previous checkpoints listed and loadable. ``extra.pt`` holds pickled objects
-(dataset states, RNG states): load checkpoints from trusted places only.
+moment leaves the previous checkpoints listed and loadable. A checkpoint is never written from
+weights that hold NaN or infinity.
 
 **Model bank** (warm start): :meth:`CheckpointManager.load_model_bank` takes entries
 ``{"path": ..., "load": [...], "exclude": [...], "strict": True}``. ``path`` is a checkpoint or a
 run directory (its newest checkpoint). ``load`` picks parts (default ``["*"]``, all):
 ``"sparse"`` (hash-table ids, embeddings, policy state), ``"sparse_opt"`` (optimizer slots and
-the sparse optimizer's state), ``"dense"`` (``model.pt``), ``"extra"`` (global step, dense
-optimizer, LR scheduler, RNG, registered objects) and ``"io_state"``. ``exclude`` holds
-``fnmatch`` patterns of names to skip: logical table names, dense state-dict keys, and the names
-in ``extra.pt`` (``global_step``, ``dense_optimizer``, ``lr_scheduler``, ``sparse_optimizer``,
-``rng``, registered names). ``strict`` makes anything missing on either side an error.
+the sparse optimizer's state), ``"dense"`` (the model's dense state), ``"extra"`` (global step,
+dense optimizer, LR scheduler, RNG, registered objects) and ``"io_state"``. ``exclude`` holds
+``fnmatch`` patterns of names to skip: logical table names, dense state-dict keys, and the
+names in the ``extra`` state (``global_step``, ``dense_optimizer``, ``lr_scheduler``,
+``sparse_optimizer``, ``rng``, registered names). ``strict`` makes anything missing on either
+side an error, ``cast`` allows tables saved in another dtype, ``allow_pickle`` reads the ``.pt``
+files of older versions.
 
 >>> import tempfile, torch
 >>> from recis.nn import HashTable
@@ -59,13 +68,14 @@ import json
 import random
 from collections.abc import Callable
 from fnmatch import fnmatchcase
-from functools import partial
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from recis.backends.torch.communicator import default_communicator
 from recis.backends.torch.hashtable import HashTable, filter_out_sparse_param
+from recis.backends.torch.serialize.tensors import TENSORS
 from recis.checkpoint import (
     EMBEDDING,
     MAX_FILE_BYTES,
@@ -79,6 +89,8 @@ from recis.checkpoint import (
     read_rank_json,
     write_rank_json,
 )
+from recis.checkpoint.state_tree import read_state, state_file_names, write_state
+from recis.checkpoint.writer import check_finite
 from recis.core.table import EmbeddingTable
 from recis.distributed.communicator import Communicator
 from recis.framework.checkpoint_base import (
@@ -88,7 +100,8 @@ from recis.framework.checkpoint_base import (
     with_counters_moved,
 )
 
-MODEL_FILE = "model.pt"
+MODEL, EXTRA, RANK_STATE = "model", "extra", "rank-state"  # state trees (JSON + safetensors)
+MODEL_FILE = "model.pt"  # files of checkpoints of older versions, read with allow_pickle=True
 EXTRA_FILE = "extra.pt"
 RANK_FILE = "rank.pt"
 
@@ -104,12 +117,14 @@ class CheckpointManager(CheckpointManagerBase):
         dataset: the training dataset, whose ``state_dict()`` is saved (name ``"dataset"``).
         save_steps: :meth:`step` saves when the global step is a multiple (≤ 0: never).
         max_to_keep: checkpoints kept (None: all).
-        extra: called at each save for a picklable dict, given back as :attr:`loaded_extra`
-            after a restore.
+        extra: called at each save for a dict of JSON-able values and tensors, given back as
+            :attr:`loaded_extra` after a restore.
         parallel: threads writing files.
         max_file_bytes: size limit of one sparse file.
         communicator: the ranks saving and restoring together (default: that of
             ``torch.distributed``'s world when it has several ranks, read at each use).
+        allow_pickle: also load checkpoints of older versions, whose ``.pt`` files are
+            unpickled (unpickling can run code: only for checkpoints from trusted places).
 
     RecIS builds its manager as ``CheckpointManager(saver, save_interval)`` around a framework
     ``Saver``; this one takes the objects to save directly (the ``Trainer`` builds it), and
@@ -130,10 +145,12 @@ class CheckpointManager(CheckpointManagerBase):
         parallel: int = 8,
         max_file_bytes: int = MAX_FILE_BYTES,
         communicator: Communicator | None = None,
+        allow_pickle: bool = False,
     ) -> None:
         super().__init__(
             output_dir, dataset, save_steps, max_to_keep, parallel, max_file_bytes, communicator
         )
+        self.allow_pickle = allow_pickle
         self.model = model
         self.dense_optimizer = dense_optimizer
         self.lr_scheduler = lr_scheduler
@@ -163,11 +180,13 @@ class CheckpointManager(CheckpointManagerBase):
 
     def write(self, tables: dict[str, EmbeddingTable], writer: CheckpointWriter) -> None:
         writer.write_tables(tables)
-        extra = self._extra_state()
-        writer.write_file(MODEL_FILE, partial(torch.save, self._dense_state()))
-        writer.write_file(EXTRA_FILE, partial(torch.save, extra))
+        dense = self._dense_state()
+        for name, tensor in dense.items():
+            check_finite(name, TENSORS.to_array(tensor))
+        write_state(writer, MODEL, dense, TENSORS)
+        write_state(writer, EXTRA, self._extra_state(), TENSORS)
         if writer.world_size > 1:
-            writer.write_rank_file(RANK_FILE, partial(torch.save, self._rank_state()))
+            write_state(writer, RANK_STATE, self._rank_state(), TENSORS, own=True)
             write_rank_json(writer, {"io_state": _portable(self.io_states())})
 
     def _dense_state(self) -> dict[str, torch.Tensor]:
@@ -193,44 +212,52 @@ class CheckpointManager(CheckpointManagerBase):
 
     # -- loading ---------------------------------------------------------------------------------
 
-    def load(self, checkpoint: Checkpoint, parts, exclude, strict: bool) -> None:
+    def load(
+        self,
+        checkpoint: Checkpoint,
+        parts,
+        exclude,
+        strict: bool,
+        cast: bool = False,
+        allow_pickle: bool = False,
+    ) -> None:
         parts = self.loadable_parts(checkpoint, parts, strict)
         checkpoint.check_files()
-        sources = self._load_sparse(checkpoint, parts, exclude, strict)
+        states = _States(checkpoint, allow_pickle or self.allow_pickle)
+        states.check_readable(parts, self.place())
+        sources = self._load_sparse(checkpoint, parts, exclude, strict, cast)
         if "dense" in parts and self.model is not None:
-            self._load_dense(checkpoint, exclude, strict)
+            self._load_dense(states, exclude, strict)
         if parts & {"sparse_opt", "extra", "io_state"}:
-            if EXTRA_FILE not in checkpoint.index["files"]:
+            if not states.has(EXTRA):
                 self._load_without_extra(checkpoint, parts, exclude, strict, sources)
                 return
-            extra = torch.load(checkpoint.file(EXTRA_FILE), map_location="cpu", weights_only=False)
-            extra |= self._own_rank_state(checkpoint)
+            extra = states.read(EXTRA) | self._own_rank_state(states)
             _Restorer(checkpoint, extra, exclude, strict).run(self, parts, sources)
 
-    def _own_rank_state(self, checkpoint: Checkpoint) -> dict:
+    def _own_rank_state(self, states: _States) -> dict:
         """This rank's RNG states and data positions, when several ranks saved, as many as now
-        (otherwise ``extra.pt`` holds what is restored: rank 0's)."""
+        (otherwise the ``extra`` state holds what is restored: rank 0's)."""
         rank, world_size = self.place()
-        if checkpoint.world_size != world_size or world_size == 1:
+        if states.checkpoint.world_size != world_size or world_size == 1:
             return {}
-        path = checkpoint.file(rank_name(RANK_FILE, rank))
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return states.read(RANK_STATE, rank)
 
-    def _load_sparse(self, checkpoint, parts, exclude, strict) -> dict[str, list[str]]:
+    def _load_sparse(self, checkpoint, parts, exclude, strict, cast) -> dict[str, list[str]]:
         kinds = [EMBEDDING, "policy"] if "sparse" in parts else []
         kinds += [OPTIMIZER] if "sparse_opt" in parts else []
         tables = self.engine_tables()
         if not kinds or not tables:
             return {}
-        plan = plan_load(checkpoint, tables, kinds, exclude, strict)
+        plan = plan_load(checkpoint, tables, kinds, exclude, strict, cast)
         return load_tables(checkpoint, tables, plan, strict, self.communicator())
 
     def _load_without_extra(self, checkpoint: Checkpoint, parts, exclude, strict, sources) -> None:
-        """A checkpoint without ``extra.pt`` (another front end's): the sparse optimizer's state
-        and the data positions from the index metadata (the positions from this rank's file
-        when several ranks saved); with ``strict``, asking for ``"extra"`` is an error."""
+        """A checkpoint without ``extra`` state (another front end's): the sparse optimizer's
+        state and the data positions from the index metadata (the positions from this rank's
+        file when several ranks saved); with ``strict``, asking for ``"extra"`` is an error."""
         if strict and "extra" in parts:
-            raise CheckpointError(f"{checkpoint!r} lists no {EXTRA_FILE}")
+            raise CheckpointError(f"{checkpoint!r} lists no {EXTRA} state ({EXTRA}.json)")
         restorer = _Restorer(checkpoint, {}, exclude, strict)
         if "sparse_opt" in parts and self.sparse_optimizer is not None:
             restorer.sparse_optimizer(self.sparse_optimizer, sources)
@@ -243,18 +270,66 @@ class CheckpointManager(CheckpointManagerBase):
                 self, {"io_state"}, {}
             )
 
-    def _load_dense(self, checkpoint: Checkpoint, exclude, strict: bool) -> None:
-        if MODEL_FILE not in checkpoint.index["files"] and not strict:
+    def _load_dense(self, states: _States, exclude, strict: bool) -> None:
+        if not states.has(MODEL) and not strict:
             return
-        path = checkpoint.file(MODEL_FILE)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = states.read(MODEL)
         state = {k: v for k, v in state.items() if not _excluded(k, exclude)}
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         missing = [k for k in missing if not _excluded(k, exclude)]
         if strict and (missing or unexpected):
             raise CheckpointError(
-                f"{str(path)!r} does not fit the model: missing {missing}, unexpected {unexpected}"
+                f"{states.checkpoint!r}: the dense state does not fit the model: missing "
+                f"{missing}, unexpected {unexpected}"
             )
+
+
+class _States:
+    """The state trees of one checkpoint: JSON and safetensors, or — in checkpoints of older
+    versions — pickled ``.pt`` files, read only when ``allow_pickle``."""
+
+    PICKLED: ClassVar[dict[str, str]] = {
+        MODEL: MODEL_FILE,
+        EXTRA: EXTRA_FILE,
+        RANK_STATE: RANK_FILE,
+    }
+
+    def __init__(self, checkpoint: Checkpoint, allow_pickle: bool) -> None:
+        self.checkpoint = checkpoint
+        self.allow_pickle = allow_pickle
+
+    def has(self, name: str) -> bool:
+        files = self.checkpoint.index["files"]
+        return state_file_names(name)[0] in files or self.PICKLED[name] in files
+
+    def check_readable(self, parts, place: tuple[int, int]) -> None:
+        """Raise before anything is loaded when a part asked for is pickled and pickles are not
+        allowed."""
+        wanted = [MODEL] if "dense" in parts else []
+        wanted += [EXTRA, RANK_STATE] if parts & {"sparse_opt", "extra", "io_state"} else []
+        for name in wanted:
+            self._pickled_file(name, place[0])
+
+    def _pickled_file(self, name: str, rank: int | None = None) -> str | None:
+        """The ``.pt`` file holding state ``name`` (None when it is JSON and safetensors);
+        raises unless pickles are allowed."""
+        file = self.PICKLED[name] if name != RANK_STATE else rank_name(RANK_FILE, rank or 0)
+        if file not in self.checkpoint.index["files"] or self.allow_pickle:
+            return file if file in self.checkpoint.index["files"] else None
+        raise CheckpointError(
+            f"{str(self.checkpoint.path / file)!r} is a pickle (a checkpoint of an older "
+            f"version): unpickling can run arbitrary code, so it is read only with "
+            f"allow_pickle=True (CheckpointManager(..., allow_pickle=True), "
+            f"TrainingArguments(allow_pickle=True) or a model bank entry's 'allow_pickle'); "
+            f"use it only for checkpoints from trusted places"
+        )
+
+    def read(self, name: str, rank: int | None = None):
+        pickled = self._pickled_file(name, rank)
+        if pickled is None:
+            return read_state(self.checkpoint, name, TENSORS, rank)
+        path = self.checkpoint.file(pickled)
+        return torch.load(path, map_location="cpu", weights_only=name == MODEL)
 
 
 class _Restorer:
@@ -262,7 +337,7 @@ class _Restorer:
 
     def __init__(self, checkpoint: Checkpoint, extra: dict, exclude, strict: bool) -> None:
         self.checkpoint = checkpoint
-        self.path = str(checkpoint.path / EXTRA_FILE)
+        self.path = str(checkpoint.path / state_file_names(EXTRA)[0])
         self.extra = extra
         self.exclude = exclude
         self.strict = strict

@@ -4,7 +4,14 @@ Arrays travel as tensors that share their memory (NumPy on CPU for gloo; CuPy or
 NCCL, where CPU arrays are staged on the current GPU). All-to-alls are started asynchronously, so
 the exchanges of several tables overlap. Each wait is bounded by ``timeout`` and a failure raises
 :class:`~recis.distributed.CollectiveError` naming the collective — and, when another rank
-reported its own failure first, that rank and its exception.
+reported its own failure first, that rank and its exception; otherwise the ranks that did not
+respond within a few seconds (dead, frozen or stalled), found by checking in with the store.
+
+After a failed collective the process group cannot be destroyed: gloo waits for the peer until
+the group's own timeout (30 minutes by default). The process then ends at exit without
+destroying it (:func:`exit_after_failure`, status 1), and :func:`end_process_group`, which
+scripts call instead of ``dist.destroy_process_group()``, leaves it alone. So every surviving
+rank ends within ``RECIS_COLLECTIVE_TIMEOUT`` plus a few seconds.
 
 >>> default_communicator() is None  # no process group: single-process training
 True
@@ -13,9 +20,12 @@ True
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import gc
 import os
+import sys
+import time
 
 import numpy as np
 import torch
@@ -25,10 +35,13 @@ from recis.core import arrays as interop
 from recis.distributed.communicator import CollectiveError, Communicator, Pending
 
 FAILURE_KEY = "recis/failure"
+CHECK_IN_KEY = "recis/checked-in/"  # + rank: the rank saw a collective fail and is alive
+CHECK_IN_SECONDS = 5.0  # how long the survivors of a failed collective wait for each other
 TIMEOUT_VARIABLE = "RECIS_COLLECTIVE_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 600.0
 _OPS = {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}
 _CACHE: dict = {}
+_FAILED = False  # a collective of this process failed: its process groups cannot be destroyed
 
 
 def default_communicator(group=None) -> TorchCommunicator | None:
@@ -119,10 +132,19 @@ class TorchCommunicator(Communicator):
             pass  # the store is gone with its host; the peers still see the collective fail
 
     def failed(self, what: str, error: BaseException) -> CollectiveError:
-        """The error to raise when collective ``what`` failed with ``error``."""
-        cause = _reported_failure() or str(error)
+        """The error to raise when collective ``what`` failed with ``error``: it names the rank
+        that reported a failure, or else the ranks that did not respond (:func:`_silent_ranks`).
+        The process will end without destroying its process groups (:func:`exit_after_failure`)."""
+        cause = _reported_failure()
+        if cause is None:
+            silent = _silent_ranks(self.rank, self.world_size, self._check_in_seconds())
+            cause = _reported_failure() or f"{_describe_silent(silent)}; {error}"
         limit = self.timeout.total_seconds()
+        exit_after_failure()
         return CollectiveError(f"{what} failed on rank {self.rank} (timeout {limit:g} s): {cause}")
+
+    def _check_in_seconds(self) -> float:
+        return min(CHECK_IN_SECONDS, self.timeout.total_seconds())
 
     def _wait(self, work, what: str) -> None:
         try:
@@ -130,7 +152,9 @@ class TorchCommunicator(Communicator):
         except RuntimeError as error:
             raise self.failed(what, error) from error
         if finished is False:
-            raise CollectiveError(f"{what} timed out after {self.timeout.total_seconds():g} s")
+            raise self.failed(
+                what, TimeoutError(f"timed out after {self.timeout.total_seconds():g} s")
+            )
 
     def _tensor(self, array) -> torch.Tensor:
         tensor = torch.from_numpy(array) if _is_numpy(array) else torch.from_dlpack(array)
@@ -182,6 +206,69 @@ def _store():
         return dist.distributed_c10d._get_default_store()
     except (RuntimeError, ValueError):
         return None
+
+
+def _silent_ranks(rank: int, world_size: int, seconds: float) -> list[int] | None:
+    """After a failed collective: check in, wait up to ``seconds`` for the other ranks to check
+    in too, and return those that did not (dead, frozen or stalled); None when the store cannot
+    be reached. Store operations are bounded by ``seconds`` too (the store's host may be the
+    frozen rank)."""
+    store = _store()
+    if store is None:
+        return None
+    keys = [f"{CHECK_IN_KEY}{r}" for r in range(world_size)]
+    deadline = time.monotonic() + seconds
+    try:
+        store.set_timeout(datetime.timedelta(seconds=seconds))
+        store.set(keys[rank], "1")
+        while True:
+            silent = [r for r in range(world_size) if not store.check([keys[r]])]
+            if not silent or time.monotonic() > deadline:
+                return silent
+            time.sleep(0.05)
+    except RuntimeError:
+        return None  # the store is gone with its host (maybe the failed rank)
+
+
+def _describe_silent(silent: list[int] | None) -> str:
+    if silent is None:
+        return "the ranks could not be asked which failed (the store is unreachable)"
+    if not silent:
+        return "every rank is alive"
+    ranks = ", ".join(map(str, silent))
+    return f"rank{'s' if len(silent) > 1 else ''} {ranks} did not respond (dead, frozen or stalled)"
+
+
+def end_process_group() -> None:
+    """Destroy ``torch.distributed``'s process groups at the end of a script — unless a
+    collective failed: then nothing is destroyed (see :func:`exit_after_failure`).
+
+    Unreachable cycles (e.g. a finished trainer holding collectives' state) are collected first,
+    while the process group lives.
+    """
+    gc.collect()
+    if _FAILED or not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.destroy_process_group()
+
+
+def exit_after_failure() -> None:
+    """Make this process end without destroying its process groups: after a collective failed,
+    a gloo group with a frozen or dead peer blocks its destruction (and its abort) until the
+    group's own timeout, 30 minutes by default. Registered when a collective fails: at exit
+    (once the error has been printed) it flushes the standard streams and ends the process at
+    once, with status 1, skipping the rest of the interpreter's teardown."""
+    global _FAILED
+    if not _FAILED:
+        _FAILED = True
+        atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(1)
 
 
 def _reported_failure() -> str | None:

@@ -94,6 +94,7 @@ class Trainer(TrainingLoop):
             save_steps=self.args.save_steps,
             max_to_keep=self.args.max_to_keep,
             parallel=self.args.save_concurrency_per_rank,
+            allow_pickle=self.args.allow_pickle,
         )
         if self.loss_scale is not None:
             self.checkpoint_manager.register_for_checkpointing("loss_scale", self.loss_scale)
@@ -120,7 +121,7 @@ class Trainer(TrainingLoop):
             scale = self.loss_scale.scale if self.loss_scale is not None else 1.0
             (loss * scale if scale != 1.0 else loss).backward()
         if boundary:
-            self._update(scale)
+            self._update(scale, loss.detach())
         else:
             self._count_sparse_micro_step()
         metrics = {"loss": loss.detach(), **single_values(get_global_metrics())}
@@ -130,21 +131,18 @@ class Trainer(TrainingLoop):
         metrics["batch_size"] = _batch_size(batch)
         return metrics
 
-    def _update(self, scale: float) -> None:
-        """Apply the accumulated gradients of dense and sparse parameters (or skip on overflow)."""
+    def _update(self, scale: float, loss: torch.Tensor) -> None:
+        """Apply the accumulated gradients of dense and sparse parameters, unless the loss or any
+        gradient is not finite: then nothing is applied (an fp16 overflow lowers the scale;
+        otherwise :meth:`nonfinite_step` raises or counts the step)."""
         divisor = scale * self.args.gradient_accumulation_steps
         dense = [p for p in self.model.parameters() if p.grad is not None]
         for parameter in dense:
             parameter.grad.div_(divisor)
         if self.sparse_optimizer is not None and scale != 1.0:
             self.sparse_optimizer.unscale_grads(scale)
-        apply = True
-        if self.loss_scale is not None:
-            finite = all(torch.isfinite(p.grad).all() for p in dense)
-            finite = finite and (
-                self.sparse_optimizer is None or self.sparse_optimizer.grads_finite()
-            )
-            apply = self.loss_scale.update(bool(finite))
+        finite = self.all_ranks_finite(self._locally_finite(loss, dense))
+        apply = finite if self.loss_scale is None else self.loss_scale.update(finite)
         if apply and self.dense_optimizer is not None:
             self.dense_optimizer.step()
             if self.lr_scheduler is not None:
@@ -155,6 +153,18 @@ class Trainer(TrainingLoop):
             else:
                 self.sparse_optimizer.skip_step()
         self.model.zero_grad(set_to_none=True)
+        if not finite and self.loss_scale is None:
+            self.nonfinite_step()
+
+    def _locally_finite(self, loss: torch.Tensor, dense: list[torch.Tensor]) -> bool:
+        """Whether this rank's loss, dense gradients and sparse gradients are all finite: the
+        checks of every tensor are reduced on their device and read once (on a GPU, the step's
+        one wait for the device)."""
+        checks = [torch.isfinite(loss).all(), *(torch.isfinite(p.grad).all() for p in dense)]
+        if self.sparse_optimizer is not None:
+            flags = self.sparse_optimizer.local_finite_flags()
+            checks += [flag.to(loss.device, non_blocking=True) for flag in flags]
+        return bool(torch.stack(checks).all())
 
     def _gradient_sync(self, boundary: bool):
         """DDP synchronises dense gradients only on the step that applies them."""

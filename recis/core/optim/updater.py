@@ -92,14 +92,23 @@ class SparseUpdater:
             raise ValueError(f"table {table.name!r}: {error}") from None
 
     def step(self, lr: float) -> None:
-        """Count a micro-step; on every ``accumulation_steps``-th, update and clear gradients."""
+        """Count a micro-step; on every ``accumulation_steps``-th, update and clear gradients.
+
+        Every table's gradients are checked before any is applied: under ``"raise"`` a
+        non-finite gradient leaves every table as it was and drops the gradients (on the CPU;
+        a GPU reports it at a later step, see the module docstring)."""
         self.micro_step += 1
         if self.micro_step % self.accumulation_steps:
             return
-        raise_deferred_errors()  # what the GPU found in earlier updates, if it has arrived
+        try:
+            raise_deferred_errors()  # what the GPU found in earlier updates, if it has arrived
+            summed = {t.name: self._summed_gradients(t) for t in self.tables.values() if t.grads}
+        except NonFiniteGradientError:
+            self.zero_grad()  # the step is dropped as a whole: no table was updated
+            raise
         for table in self.tables.values():
-            if table.grads:
-                self._apply(table, lr)
+            if table.name in summed:
+                self._apply(table, lr, *summed[table.name])
             elif table.name in self._updated_elsewhere:
                 self.steps[table.name] += 1  # another shard of the table was updated
         self.zero_grad()
@@ -115,8 +124,7 @@ class SparseUpdater:
             table.grads.clear()
         self._updated_elsewhere.clear()
 
-    def _apply(self, table: EmbeddingTable, lr: float) -> None:
-        rows, grads = self._summed_gradients(table)
+    def _apply(self, table: EmbeddingTable, lr: float, rows, grads) -> None:
         plan = table.store.plan(rows, distinct=True)
         params = table.store.gather(plan, dtype=np.float32)
         slots = {name: table.store.gather(plan, name) for name in self.rule.slots(table.dim)}

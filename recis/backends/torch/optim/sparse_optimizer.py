@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from recis.backends.torch.bridge import beside_torch
+from recis.backends.torch.bridge import as_tensor, beside_torch
 from recis.backends.torch.hashtable import HashTable
 from recis.core.optim.rule import Rule
 from recis.embedding.sparse_optimizer import SparseOptimizerCore
@@ -91,6 +91,12 @@ class SparseOptimizer(torch.optim.Optimizer):
         self.core.skip_step()
 
     @beside_torch
+    def local_finite_flags(self) -> list[torch.Tensor]:
+        """Per table, a 0-d boolean tensor on the table's device telling whether every gradient
+        this rank holds for its rows is finite; nothing waits for a GPU until they are read."""
+        return [as_tensor(flag) for flag in self.core.local_finite_flags()]
+
+    @beside_torch
     def grads_finite(self) -> bool:
         """Whether every gradient received since the last update is finite (on every rank, when
         the tables are sharded)."""
@@ -125,3 +131,8 @@ class SparseOptimizer(torch.optim.Optimizer):
     def table_steps(self) -> dict[str, int]:
         """Updates applied so far, per physical table."""
         return self.core.table_steps
+
+    @property
+    def skipped_rows(self) -> dict[str, int]:
+        """Rows skipped for NaN/inf gradients, per table (``on_nonfinite="skip"``)."""
+        return self.core.skipped_rows

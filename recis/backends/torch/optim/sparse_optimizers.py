@@ -1,7 +1,8 @@
 """The sparse optimizers: RecIS's Adam family plus SGD, Adagrad, row-wise Adagrad and FTRL.
 
 Each is a :class:`SparseOptimizer` over the engine rule of the same
-name (:mod:`recis.core.optim`); the update rules are documented there.
+name (:mod:`recis.core.optim`); the update rules are documented there. Each takes
+``on_nonfinite``: ``"raise"`` (default) or ``"skip"`` rows whose gradient is NaN or infinite.
 
 >>> import torch
 >>> from recis.nn import HashTable
@@ -19,9 +20,19 @@ class SparseAdam(SparseOptimizer):
     """Adam; ``weight_decay`` is coupled L2 as in ``torch.optim.Adam`` (RecIS ignored it)."""
 
     def __init__(
-        self, param_dict, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False
+        self,
+        param_dict,
+        lr=1e-3,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        weight_decay=0.0,
+        amsgrad=False,
+        on_nonfinite="raise",
     ):
-        super().__init__(param_dict, rules.Adam(beta1, beta2, eps, weight_decay, amsgrad), lr)
+        super().__init__(
+            param_dict, rules.Adam(beta1, beta2, eps, weight_decay, amsgrad), lr, on_nonfinite
+        )
 
 
 class SparseAdamW(SparseOptimizer):
@@ -36,8 +47,11 @@ class SparseAdamW(SparseOptimizer):
         eps=1e-8,
         weight_decay=1e-2,
         amsgrad=False,
+        on_nonfinite="raise",
     ):
-        super().__init__(param_dict, rules.AdamW(beta1, beta2, eps, weight_decay, amsgrad), lr)
+        super().__init__(
+            param_dict, rules.AdamW(beta1, beta2, eps, weight_decay, amsgrad), lr, on_nonfinite
+        )
 
 
 class SparseAdamWTF(SparseOptimizer):
@@ -53,17 +67,20 @@ class SparseAdamWTF(SparseOptimizer):
         eps=1e-8,
         weight_decay=1e-2,
         use_nesterov=False,
+        on_nonfinite="raise",
     ):
         if use_nesterov:
             raise ValueError("SparseAdamWTF: use_nesterov=True is not supported")
-        super().__init__(param_dict, rules.AdamWTF(beta1, beta2, eps, weight_decay), lr)
+        super().__init__(
+            param_dict, rules.AdamWTF(beta1, beta2, eps, weight_decay), lr, on_nonfinite
+        )
 
 
 class SparseSGD(SparseOptimizer):
     """Plain SGD, optional coupled L2 ``weight_decay``."""
 
-    def __init__(self, param_dict, lr=1e-2, weight_decay=0.0):
-        super().__init__(param_dict, rules.SGD(weight_decay), lr)
+    def __init__(self, param_dict, lr=1e-2, weight_decay=0.0, on_nonfinite="raise"):
+        super().__init__(param_dict, rules.SGD(weight_decay), lr, on_nonfinite)
 
 
 class SparseAdagrad(SparseOptimizer):
@@ -77,9 +94,13 @@ class SparseAdagrad(SparseOptimizer):
         weight_decay=0.0,
         initial_accumulator_value=0.0,
         eps=1e-10,
+        on_nonfinite="raise",
     ):
         super().__init__(
-            param_dict, rules.Adagrad(initial_accumulator_value, eps, weight_decay, lr_decay), lr
+            param_dict,
+            rules.Adagrad(initial_accumulator_value, eps, weight_decay, lr_decay),
+            lr,
+            on_nonfinite,
         )
 
 
@@ -87,10 +108,19 @@ class SparseRowwiseAdagrad(SparseOptimizer):
     """Row-wise Adagrad: one accumulator per row (the mean of g²), as FBGEMM/TorchRec."""
 
     def __init__(
-        self, param_dict, lr=1e-2, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10
+        self,
+        param_dict,
+        lr=1e-2,
+        weight_decay=0.0,
+        initial_accumulator_value=0.0,
+        eps=1e-10,
+        on_nonfinite="raise",
     ):
         super().__init__(
-            param_dict, rules.RowWiseAdagrad(initial_accumulator_value, eps, weight_decay), lr
+            param_dict,
+            rules.RowWiseAdagrad(initial_accumulator_value, eps, weight_decay),
+            lr,
+            on_nonfinite,
         )
 
 
@@ -106,7 +136,11 @@ class SparseFtrl(SparseOptimizer):
         l1=0.0,
         l2=0.0,
         beta=0.0,
+        on_nonfinite="raise",
     ):
         super().__init__(
-            param_dict, rules.Ftrl(learning_rate_power, initial_accumulator_value, l1, l2, beta), lr
+            param_dict,
+            rules.Ftrl(learning_rate_power, initial_accumulator_value, l1, l2, beta),
+            lr,
+            on_nonfinite,
         )

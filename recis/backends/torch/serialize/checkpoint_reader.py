@@ -1,7 +1,9 @@
 """``CheckpointReader``: lists and reads the tensors of a checkpoint (RecIS API).
 
 Sparse tensors are named ``<table>/<field>`` (see :mod:`recis.checkpoint`); dense tensors
-and, when the checkpoint has a ``model.pt``, the dense model's state-dict entries keep their names.
+and the dense model's state-dict entries (of a trainer's checkpoint) keep their names. Nothing is
+unpickled: the ``model.pt`` of checkpoints of older versions is read only with
+``allow_pickle=True``.
 
 >>> import tempfile, torch
 >>> from recis.serialize import Saver
@@ -17,18 +19,22 @@ from __future__ import annotations
 
 import torch
 
-from recis.backends.torch.serialize.tensors import to_torch, torch_dtype
+from recis.backends.torch.serialize.tensors import TENSORS, to_torch, torch_dtype
 from recis.checkpoint import Checkpoint
+from recis.checkpoint.state_tree import read_state, state_file_names
 
-MODEL_FILE = "model.pt"
+MODEL = "model"  # the dense model's state (JSON and safetensors)
+MODEL_FILE = "model.pt"  # the same, pickled, in checkpoints of older versions
 
 
 class CheckpointReader:
     """Reads the checkpoint at ``path`` (a checkpoint directory, or a run directory: its newest
-    checkpoint). Every file is checked against its sha256 before it is read."""
+    checkpoint). Every file is checked against its sha256 before it is read; ``allow_pickle``
+    also reads the pickled ``model.pt`` of older versions (only for trusted checkpoints)."""
 
-    def __init__(self, path) -> None:
+    def __init__(self, path, allow_pickle: bool = False) -> None:
         self.checkpoint = Checkpoint(path)
+        self.allow_pickle = allow_pickle
         self._model: dict[str, torch.Tensor] | None = None
 
     def tensor_names(self) -> list[str]:
@@ -60,9 +66,11 @@ class CheckpointReader:
 
     def _model_state(self) -> dict[str, torch.Tensor]:
         if self._model is None:
-            self._model = {}
-            if MODEL_FILE in self.checkpoint.index["files"]:
+            state, files = {}, self.checkpoint.index["files"]
+            if state_file_names(MODEL)[0] in files:
+                state = read_state(self.checkpoint, MODEL, TENSORS)
+            elif MODEL_FILE in files and self.allow_pickle:
                 path = self.checkpoint.file(MODEL_FILE)
                 state = torch.load(path, map_location="cpu", weights_only=True)
-                self._model = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+            self._model = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
         return self._model

@@ -71,7 +71,9 @@ class Loader:
 
     def default_load_info(self) -> LoadInfo:
         """{logical table: {checkpoint table to load it from: [fields]}}: every table from the
-        one of the same name, with its embedding and every slot."""
+        one of the same name, with its embedding and every slot (none without tables)."""
+        if not self.tables:
+            return {}
         plan = plan_load(self.checkpoint, self.tables, strict=self.strict)
         return {name: {source.table: list(source.fields)} for name, source in plan.items()}
 

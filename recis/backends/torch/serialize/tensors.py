@@ -11,6 +11,8 @@ import ml_dtypes
 import numpy as np
 import torch
 
+from recis.checkpoint.state_tree import Codec
+
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     """A NumPy copy of ``tensor`` (bfloat16 becomes ``ml_dtypes.bfloat16``)."""
@@ -36,3 +38,9 @@ def torch_dtype(name: str) -> torch.dtype:
     if name == "bfloat16":
         return torch.bfloat16
     return torch.from_numpy(np.empty(0, np.dtype(name))).dtype
+
+
+TENSORS = Codec(
+    lambda value: isinstance(value, torch.Tensor), to_numpy, lambda a: to_torch(a.copy())
+)
+"""How torch tensors are kept in state trees (:mod:`recis.checkpoint.state_tree`)."""
