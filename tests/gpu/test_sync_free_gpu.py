@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recis.core.cuda.host_mirror import DeferredErrors, HostMirror, raise_deferred_errors
-from recis.core.cuda.row_allocator import DeviceRowAllocator
+from recis.core.cuda.row_allocator import DeviceRowAllocator, allocate_ranked
 from recis.core.cuda.segment import row_groups
 from recis.core.cuda.sort import stable_argsort
 from recis.core.dedupe import first_occurrences
@@ -43,6 +43,23 @@ def test_deferred_errors_raise_what_the_device_found_and_only_that(cp):
     for _ in range(5):  # more reports than slots: the oldest are waited for
         errors.report(cp.zeros(1, np.int64), lambda n: ValueError("never"))
     errors.raise_found(wait=True)
+
+
+def test_the_allocation_kernels_equal_their_numpy_reference(cp):
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        high_water = int(rng.integers(0, 1000))
+        free = rng.permutation(high_water)[: int(rng.integers(0, min(high_water, 40) + 1))]
+        count = int(rng.integers(0, 60))
+        n = count + int(rng.integers(0, 10))
+        device = DeviceRowAllocator()
+        device.load_state({"high_water": np.array(high_water), "free": free})
+        got = cp.asnumpy(device.allocate_ranked(cp.asarray(count), n))
+        state = np.array([high_water, free.size, 0])
+        expected = allocate_ranked(np, state, free.copy(), np.array([count]), n)
+        np.testing.assert_array_equal(got, expected)
+        assert (device.high_water, device.num_free) == tuple(state[:2].tolist())
+        assert (device.high_water_bound(), device.live_bound()) == (state[0], state[0] - state[1])
 
 
 def test_device_rows_are_the_host_allocators_and_its_bounds_hold(cp):
