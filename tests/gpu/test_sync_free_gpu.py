@@ -11,7 +11,7 @@ import pytest
 from recis.core.cuda.host_mirror import DeferredErrors, HostMirror, raise_deferred_errors
 from recis.core.cuda.row_allocator import DeviceRowAllocator, allocate_ranked
 from recis.core.cuda.segment import row_groups
-from recis.core.cuda.sort import stable_argsort
+from recis.core.cuda.sort import group_by_key, group_by_key_reference, stable_argsort
 from recis.core.dedupe import first_occurrences
 from recis.core.errors import NonFiniteGradientError
 from recis.core.id_map import IdMap
@@ -159,6 +159,18 @@ def test_radix_argsort_is_numpys_stable_argsort(cp, n, bound):
     keys[rng.random(n) < 0.5] = keys[0]  # a hot key
     got = stable_argsort(cp.asarray(keys), bound)
     np.testing.assert_array_equal(cp.asnumpy(got), np.argsort(keys, kind="stable"))
+
+
+@pytest.mark.parametrize("n, num_keys", [(0, 3), (1, 1), (5000, 7), (200_000, 50_000)])
+def test_grouping_by_key_is_its_numpy_twin(cp, n, num_keys):
+    rng = np.random.default_rng(n)
+    keys = rng.integers(-2, num_keys + 2, n)  # some out of range
+    keys[rng.random(n) < 0.3] = 0  # a hot key: a long group
+    order, begin, end = (cp.asnumpy(a) for a in group_by_key(cp.asarray(keys), num_keys))
+    want_order, want_begin, want_end = group_by_key_reference(keys, num_keys)
+    np.testing.assert_array_equal(begin, want_begin)
+    np.testing.assert_array_equal(end, want_end)
+    np.testing.assert_array_equal(order[: want_order.size], want_order)
 
 
 def test_row_groups_on_the_gpu_are_the_cpus(cp):
