@@ -6,7 +6,6 @@
 // streams[tags[i]], and a tag outside [0, num_streams) makes its row NaN (the host cannot check
 // tags without waiting for the device).
 #include "random.cuh"
-#include "row_blocks.cuh"
 
 using recis_rows::first_item;
 using recis_rows::item_stride;
@@ -32,7 +31,7 @@ struct Streams {
   }
 };
 
-// Calls value(key, element) for every element and stores it rounded to float32.
+// Calls value(key, element) (a float32) for every element and stores it.
 template <class Value>
 __device__ void fill_rows(const long long* ids, long long dim, Streams tables, float* out,
                           long long total, Value value) {
@@ -44,7 +43,7 @@ __device__ void fill_rows(const long long* ids, long long dim, Streams tables, f
       out[t] = __int_as_float(0x7FC00000);
       continue;
     }
-    out[t] = recis_rows::to_float(value(recis_random::row_key(stream, ids[i]), element));
+    out[t] = value(recis_random::row_key(stream, ids[i]), element);
   }
 }
 
@@ -57,8 +56,8 @@ __device__ void fill_rows(const long long* ids, long long dim, Streams tables, f
 
 #define RECIS_STREAMS Streams{streams, num_streams, tags, single_stream}
 
-// out = uniform(low, high) per element.
-extern "C" __global__ void fill_uniform(RECIS_TABLES, double low, double high) {
+// out = uniform(low, high) per element (parameters rounded to float32 by the caller).
+extern "C" __global__ void fill_uniform(RECIS_TABLES, float low, float high) {
   fill_rows(ids, dim, RECIS_STREAMS, out, total,
             [=](unsigned long long key, unsigned long long element) {
               return recis_random::uniform_value(key, element, low, high);
@@ -66,7 +65,7 @@ extern "C" __global__ void fill_uniform(RECIS_TABLES, double low, double high) {
 }
 
 // out = normal(mean, std) per element.
-extern "C" __global__ void fill_normal(RECIS_TABLES, double mean, double std) {
+extern "C" __global__ void fill_normal(RECIS_TABLES, float mean, float std) {
   fill_rows(ids, dim, RECIS_STREAMS, out, total,
             [=](unsigned long long key, unsigned long long element) {
               return recis_random::normal_value(key, element, 0, mean, std);
@@ -74,8 +73,8 @@ extern "C" __global__ void fill_normal(RECIS_TABLES, double mean, double std) {
 }
 
 // out = normal(mean, std) restricted to [a, b] per element.
-extern "C" __global__ void fill_truncated_normal(RECIS_TABLES, double mean, double std, double a,
-                                                 double b) {
+extern "C" __global__ void fill_truncated_normal(RECIS_TABLES, float mean, float std, float a,
+                                                 float b) {
   fill_rows(ids, dim, RECIS_STREAMS, out, total,
             [=](unsigned long long key, unsigned long long element) {
               return recis_random::truncated_normal_value(key, element, mean, std, a, b);

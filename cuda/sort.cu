@@ -52,3 +52,48 @@ RECIS_KERNEL radix_scatter(i64 n, const unsigned char* digits, const i64* order,
     out[starts[digit * tiles + i / TILE] + rank] = order[i];
   }
 }
+
+// Grouping of small keys (row indices in [0, num_rows)) by counting instead of sorting: every
+// item of each key, in item order, between begin[key] and end[key] of `order`. Items whose key is
+// out of range are left out. Three kernels around an inclusive prefix sum of the counts:
+//   group_slots  slot[i] = the item's place among its key's items (atomics: any order); counts
+//                zeroed first
+//   (end = inclusive prefix sum of counts)
+//   group_place  order[end[k] - counts[k] + slot[i]] = i, and begin[k] = end[k] - counts[k]
+//   group_sort   each key's items sorted by item number (a shell sort per key), so the order is
+//                the CPU's stable one whatever order the atomics took
+RECIS_KERNEL group_slots(const i64* keys, i64 n, i64 num_keys, i64* counts, i64* slot) {
+  RECIS_FOR_EACH_ITEM(i, n) {
+    const i64 k = keys[i];
+    slot[i] = (0 <= k && k < num_keys)
+                  ? static_cast<i64>(atomicAdd(reinterpret_cast<u64*>(&counts[k]), 1ULL))
+                  : -1;
+  }
+}
+
+RECIS_KERNEL group_place(const i64* keys, const i64* slot, i64 n, i64 num_keys,
+                         const i64* counts, const i64* end, i64* order, i64* begin) {
+  RECIS_FOR_EACH_ITEM(t, n > num_keys ? n : num_keys) {
+    if (t < n && slot[t] >= 0) {
+      const i64 k = keys[t];
+      order[end[k] - counts[k] + slot[t]] = t;
+    }
+    if (t < num_keys) begin[t] = end[t] - counts[t];
+  }
+}
+
+RECIS_KERNEL group_sort(i64* order, const i64* begin, const i64* end, i64 num_keys) {
+  const i64 gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};  // Ciura's gaps
+  RECIS_FOR_EACH_ITEM(k, num_keys) {
+    i64* items = order + begin[k];
+    const i64 size = end[k] - begin[k];
+    for (i64 gap : gaps) {
+      for (i64 i = gap; i < size; ++i) {
+        const i64 item = items[i];
+        i64 j = i;
+        for (; j >= gap && items[j - gap] > item; j -= gap) items[j] = items[j - gap];
+        items[j] = item;
+      }
+    }
+  }
+}

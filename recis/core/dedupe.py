@@ -29,7 +29,7 @@ from recis.core.kernels import dedupe as kernels
 from recis.core.kernels.id_map import MAX_TAG, region_count
 
 
-def first_occurrences(keys: np.ndarray, tags=None, padded: bool = False):
+def first_occurrences(keys: np.ndarray, tags=None, padded: bool = False, *, tags_checked=False):
     """Positions of the first occurrence of each distinct (key, tag), in order, and for every
     position the index of its pair among them.
 
@@ -37,13 +37,15 @@ def first_occurrences(keys: np.ndarray, tags=None, padded: bool = False):
     pairs being 0; the inverse never points at them (so :func:`occurrence_counts`
     gives them count 0). On the GPU this is what
     keeps the call from waiting for the device: otherwise the number of pairs is read back.
+    ``tags_checked`` says the caller made the tags and knows them to lie in range (see
+    :func:`tag_vector`).
 
     >>> first_occurrences(np.array([5, 6, 5]), padded=True)[0].tolist()
     [0, 1, 0]
     """
     keys = int64_vector(keys, "keys")
     xp = array_module(keys)
-    tag_array, stride = tag_vector(tags, keys.size, xp)
+    tag_array, stride = tag_vector(tags, keys.size, xp, checked=tags_checked)
     capacity = scratch_capacity(keys.size)
     scratch = xp.zeros((capacity, 2), np.int64)
     on_cpu = xp is np
@@ -99,13 +101,17 @@ def scratch_capacity(n: int) -> int:
     return 1 << max(4, (2 * max(n, 1) - 1).bit_length())
 
 
-def tag_vector(tags, size: int, xp: ModuleType | None = None) -> tuple[np.ndarray, int]:
+def tag_vector(
+    tags, size: int, xp: ModuleType | None = None, checked: bool = False
+) -> tuple[np.ndarray, int]:
     """Tags as (int64 array, stride): a scalar or None becomes one value read with stride 0.
 
     ``xp`` is the array module of the keys (default: that of ``tags``); per-key tags must live
     there too. CuPy tags are checked without waiting for the device: tags out of range act as
     tag 0, and the error is raised by a later call
-    (:func:`recis.core.cuda.host_mirror.raise_deferred_errors`).
+    (:func:`recis.core.cuda.host_mirror.raise_deferred_errors`). ``checked`` per-key tags are
+    taken as they are: their maker guarantees the range (a table's planner, or this check done
+    before), which saves the check's device work.
     """
     if tags is None or np.ndim(tags) == 0:
         tag_array = np.array([0 if tags is None else tags], np.int64)
@@ -118,7 +124,7 @@ def tag_vector(tags, size: int, xp: ModuleType | None = None) -> tuple[np.ndarra
         raise TypeError(f"tags must be a {xp.__name__} array like the keys")
     if tag_array.size != size:
         raise ValueError(f"tags must have one entry per key ({size}), got {tag_array.size}")
-    return _check_tag_range(tag_array), 1
+    return (tag_array if checked else _check_tag_range(tag_array)), 1
 
 
 def _check_tag_range(tag_array):

@@ -153,7 +153,7 @@ class IdMap:
             "rows_free": self.rows.num_free,
         }
 
-    def _keys_and_tags(self, keys, tags) -> tuple[np.ndarray, np.ndarray, int]:
+    def _keys_and_tags(self, keys, tags, checked=False) -> tuple[np.ndarray, np.ndarray, int]:
         """``keys`` and ``tags`` as int64 arrays (and the tag stride) on this map's device."""
         keys = int64_vector(keys, "keys")
         if array_module(keys) is not self._xp:
@@ -161,7 +161,7 @@ class IdMap:
                 f"IdMap {self.name!r} is on {self.device}: keys must be a "
                 f"{self._xp.__name__} array, got {type(keys).__module__}.{type(keys).__name__}"
             )
-        return (keys, *tag_vector(tags, keys.size, self._xp))
+        return (keys, *tag_vector(tags, keys.size, self._xp, checked))
 
     def find(self, keys: np.ndarray, tags=None) -> np.ndarray:
         """Rows of ``keys`` (-1 where a key is missing); never inserts."""
@@ -170,13 +170,14 @@ class IdMap:
         self._kernels.find(self._slots, self._shift, keys, tag_array, stride, out)
         return out
 
-    def find_or_insert(self, keys: np.ndarray, tags=None) -> Inserted:
+    def find_or_insert(self, keys: np.ndarray, tags=None, *, tags_checked=False) -> Inserted:
         """Rows of ``keys``, inserting missing keys with fresh or reused rows.
 
         New keys get rows in order of first occurrence in ``keys``. Raises
         :class:`TableFullError` (inserting nothing) if ``max_size`` would be exceeded.
+        ``tags_checked``: see :func:`recis.core.dedupe.tag_vector`.
         """
-        keys, tag_array, stride = self._keys_and_tags(keys, tags)
+        keys, tag_array, stride = self._keys_and_tags(keys, tags, tags_checked)
         most = self.rows.live_bound() + keys.size  # if every key is new
         if self._xp is not np and not self._fits(most) and self._fits_max_size(most):
             self.reserve(most)  # grow on the device rather than wait for the exact size

@@ -155,10 +155,11 @@ class EmbeddingTable:
         """Rows of ``ids`` (of logical tables ``tags``); -1 for ids the table does not hold."""
         return self.ids.find(self._here(ids, "ids"), self._here(tags, "tags"))
 
-    def find_or_insert(self, ids: np.ndarray, tags=None) -> Inserted:
-        """Rows of ``ids``, creating and initialising rows for new ids."""
+    def find_or_insert(self, ids: np.ndarray, tags=None, *, tags_checked=False) -> Inserted:
+        """Rows of ``ids``, creating and initialising rows for new ids (``tags_checked``: see
+        :func:`recis.core.dedupe.tag_vector`)."""
         ids, tags = int64_vector(self._here(ids, "ids"), "ids"), self._here(tags, "tags")
-        inserted = self.ids.find_or_insert(ids, tags)
+        inserted = self.ids.find_or_insert(ids, tags, tags_checked=tags_checked)
         if inserted.new_rows.size:
             new = inserted.new_positions
             self._initialise(ids[new], _take(tags, new), inserted.new_rows)
@@ -187,6 +188,7 @@ class EmbeddingTable:
         counts=None,
         train: bool = True,
         admission: Admission | None = None,
+        tags_checked: bool = False,
     ) -> Lookup:
         """Rows and float32 values of distinct ``ids`` (each seen ``counts`` times, default 1).
 
@@ -196,7 +198,8 @@ class EmbeddingTable:
         Other lookups never insert. Without admission and eviction policies, training lookups
         also take padded batches (as :attr:`sync_free` tables are given): ids of count 0 are
         padding, repeating an id of the batch, and get row -1. On the GPU the stats' counts are
-        then 0-d device arrays.
+        then 0-d device arrays. ``tags_checked``: the tags are known to lie in range (see
+        :func:`recis.core.dedupe.tag_vector`).
         """
         xp = self.xp
         ids = int64_vector(self._here(ids, "ids"), "ids")
@@ -206,7 +209,7 @@ class EmbeddingTable:
         admission = self._placed(admission) if admission is not None else self.admission
         stats = LookupStats()
         if train and isinstance(admission, AdmitAll) and self.eviction is None:
-            inserted = self.find_or_insert(ids, tags)  # nothing to decide: one probe per id
+            inserted = self.find_or_insert(ids, tags, tags_checked=tags_checked)  # one probe each
             rows = xp.where(counts > 0, inserted.rows, -1) if counted else inserted.rows
             stats.new = stats.admitted = inserted.count
         elif train:

@@ -69,15 +69,16 @@ class DistinctKeys:
     index: np.ndarray
 
 
-def distinct_keys(ids, tags=None, padded: bool = False) -> DistinctKeys:
+def distinct_keys(ids, tags=None, padded: bool = False, tags_checked=False) -> DistinctKeys:
     """The distinct (id, tag) pairs of ``ids`` with their counts and each id's index, padded
     to one entry per id (with counts 0) for tables whose steps never wait for the GPU.
+    ``tags_checked``: see :func:`recis.core.dedupe.tag_vector`.
 
     >>> keys = distinct_keys(np.array([7, 9, 7]))
     >>> keys.ids.tolist(), keys.counts.tolist(), keys.index.tolist()
     ([7, 9], [2, 1], [0, 1, 0])
     """
-    first, index = first_occurrences(ids, tags, padded)
+    first, index = first_occurrences(ids, tags, padded, tags_checked=tags_checked)
     counts = occurrence_counts(index, first.size)
     distinct_tags = tags if tags is None or np.ndim(tags) == 0 else tags[first]
     return DistinctKeys(ids[first], distinct_tags, counts, index)
@@ -119,7 +120,7 @@ def find_rows(
 
 
 def _find_here(table, keys: DistinctKeys, train: bool, by_id: bool, stats) -> FoundRows:
-    found = table.lookup(keys.ids, keys.tags, keys.counts, train)
+    found = table.lookup(keys.ids, keys.tags, keys.counts, train, tags_checked=True)  # deduped
     stats[table.name] = found.stats
     scale = None
     if by_id:
@@ -257,8 +258,8 @@ class Embedder:
         requests = {f: _pad(f, r, batch_size) for f, r in requests.items()}
         comm = self.communicator
         tables = list(self.tables.values())
-        keys = [
-            distinct_keys(*group.lookup_keys(requests), comm is None and table.sync_free)
+        keys = [  # the planner's tags lie in range
+            distinct_keys(*group.lookup_keys(requests), comm is None and table.sync_free, True)
             for group, table in zip(self._groups, tables, strict=True)
         ]
         by_id = [self.options[g.features[0]].grad_reduce_by == "id" for g in self._groups]

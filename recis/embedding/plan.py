@@ -137,10 +137,10 @@ def _device_evenly_spaced(xp, device: int, segments: int, k: int):
     return xp.asarray(_evenly_spaced(np, segments, k))
 
 
-@functools.lru_cache(maxsize=256)
-def _device_constant(xp, device: int, values: tuple[int, ...]):
-    """``values`` as an int64 array on the GPU, copied there once (nothing writes it)."""
-    return xp.asarray(np.array(values, np.int64))
+@functools.lru_cache(maxsize=64)
+def _device_tags(xp, device: int, values: tuple[int, ...], sizes: tuple[int, ...]):
+    """``values[f]`` repeated ``sizes[f]`` times, as int64 on the GPU."""
+    return xp.asarray(np.repeat(np.array(values, np.int64), sizes))
 
 
 def _merged_offsets(xp, requests: list[Request]):
@@ -187,11 +187,10 @@ class TableGroup:
         values = np.array([self.tags[f] for f in self.features], np.int64)
         if xp is np or len(parts) == 1:
             return xp.concatenate(parts), xp.asarray(np.repeat(values, sizes))
-        # on the GPU, one pass for all features: each id's feature from the features' starts
+        # on the GPU, the tags of a shape are made once and reused (nothing writes them)
         device = xp.cuda.runtime.getDevice()
-        starts = _device_constant(xp, device, tuple(np.cumsum(sizes[:-1]).tolist()))
-        feature = xp.searchsorted(starts, xp.arange(sum(sizes), dtype=np.int64), side="right")
-        return xp.concatenate(parts), _device_constant(xp, device, tuple(values.tolist()))[feature]
+        tags = _device_tags(xp, device, tuple(values.tolist()), tuple(sizes))
+        return xp.concatenate(parts), tags
 
 
 def plan_tables(options: dict) -> list[TableGroup]:

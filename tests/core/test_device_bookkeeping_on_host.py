@@ -14,7 +14,7 @@ import pytest
 
 from recis.core.cuda import host_mirror, loader
 from recis.core.cuda.host_mirror import DeferredErrors, HostMirror
-from recis.core.cuda.row_allocator import DeviceRowAllocator
+from recis.core.cuda.row_allocator import DeviceRowAllocator, allocate_ranked
 from recis.core.row_allocator import RowAllocator
 
 
@@ -46,8 +46,18 @@ class StandInDevice:
         return np.asarray(array)
 
     def launch(self, kernel: str, n: int, args: tuple) -> None:
-        assert kernel == "publish_to_host" and n == 1
-        values, count, address = args
+        if kernel == "allocate_ranked_rows":  # its results are read at once: run it now
+            state, free, _, count, size, rows = args
+            rows[...] = allocate_ranked(np, state.copy(), free, count, int(size))
+            return
+        if kernel == "allocate_ranked_commit":  # updates the state now, publishes it later
+            state, count, requested, address = args
+            allocate_ranked(np, state, np.empty(0, np.int64), count, 0)
+            state[2] = requested
+            values, count = state, np.int64(3)
+        else:
+            assert kernel == "publish_to_host" and n == 1
+            values, count, address = args
         assert values.dtype == np.int64 and type(count) is np.int64 and type(address) is np.uint64
         snapshot = values.copy()  # what the device holds when the kernel runs, in stream order
         self.queue.append(lambda: ctypes.memmove(int(address), snapshot.ctypes.data, 8 * count))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from recis.core.cuda.host_mirror import DeferredErrors, HostMirror, raise_deferred_errors
-from recis.core.cuda.row_allocator import DeviceRowAllocator
+from recis.core.cuda.row_allocator import DeviceRowAllocator, allocate_ranked
 from recis.core.cuda.segment import row_groups
-from recis.core.cuda.sort import stable_argsort
+from recis.core.cuda.sort import group_by_key, group_by_key_reference, stable_argsort
 from recis.core.dedupe import first_occurrences
 from recis.core.errors import NonFiniteGradientError
 from recis.core.id_map import IdMap
@@ -43,6 +43,23 @@ def test_deferred_errors_raise_what_the_device_found_and_only_that(cp):
     for _ in range(5):  # more reports than slots: the oldest are waited for
         errors.report(cp.zeros(1, np.int64), lambda n: ValueError("never"))
     errors.raise_found(wait=True)
+
+
+def test_the_allocation_kernels_equal_their_numpy_reference(cp):
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        high_water = int(rng.integers(0, 1000))
+        free = rng.permutation(high_water)[: int(rng.integers(0, min(high_water, 40) + 1))]
+        count = int(rng.integers(0, 60))
+        n = count + int(rng.integers(0, 10))
+        device = DeviceRowAllocator()
+        device.load_state({"high_water": np.array(high_water), "free": free})
+        got = cp.asnumpy(device.allocate_ranked(cp.asarray(count), n))
+        state = np.array([high_water, free.size, 0])
+        expected = allocate_ranked(np, state, free.copy(), np.array([count]), n)
+        np.testing.assert_array_equal(got, expected)
+        assert (device.high_water, device.num_free) == tuple(state[:2].tolist())
+        assert (device.high_water_bound(), device.live_bound()) == (state[0], state[0] - state[1])
 
 
 def test_device_rows_are_the_host_allocators_and_its_bounds_hold(cp):
@@ -142,6 +159,18 @@ def test_radix_argsort_is_numpys_stable_argsort(cp, n, bound):
     keys[rng.random(n) < 0.5] = keys[0]  # a hot key
     got = stable_argsort(cp.asarray(keys), bound)
     np.testing.assert_array_equal(cp.asnumpy(got), np.argsort(keys, kind="stable"))
+
+
+@pytest.mark.parametrize("n, num_keys", [(0, 3), (1, 1), (5000, 7), (200_000, 50_000)])
+def test_grouping_by_key_is_its_numpy_twin(cp, n, num_keys):
+    rng = np.random.default_rng(n)
+    keys = rng.integers(-2, num_keys + 2, n)  # some out of range
+    keys[rng.random(n) < 0.3] = 0  # a hot key: a long group
+    order, begin, end = (cp.asnumpy(a) for a in group_by_key(cp.asarray(keys), num_keys))
+    want_order, want_begin, want_end = group_by_key_reference(keys, num_keys)
+    np.testing.assert_array_equal(begin, want_begin)
+    np.testing.assert_array_equal(end, want_end)
+    np.testing.assert_array_equal(order[: want_order.size], want_order)
 
 
 def test_row_groups_on_the_gpu_are_the_cpus(cp):

@@ -47,6 +47,10 @@ class HostMirror:
         self.values[:] = 0
         self._address = int(self._memory.ptr)  # the same address on the device (unified)
 
+    def address(self, start: int = 0) -> np.uint64:
+        """The device address of ``self.values[start]``, for kernels that publish themselves."""
+        return np.uint64(self._address + 8 * start)
+
     def publish(self, values, start: int = 0) -> None:
         """Queue the copy of the device int64 array ``values`` to ``self.values[start:]``."""
         count = values.size

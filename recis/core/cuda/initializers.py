@@ -3,8 +3,8 @@
 Same signatures as the CPU kernels: ``ids`` (CuPy int64), ``streams`` (the per-table streams, a
 NumPy uint64 array), ``tags`` and ``tag_stride`` (a stride of 0: every id belongs to table
 ``tags[0]``, with ``tags`` a NumPy array; a stride of 1: ``tags`` is a CuPy int64 array, one tag per
-id) and the float32 CuPy output ``out[n, dim]``. The integer bits equal the CPU's bit for bit and
-the float32 values equal them or their neighbour (``cuda/initializers.cu``).
+id) and the float32 CuPy output ``out[n, dim]``. The values equal the CPU's bit for bit
+(``cuda/initializers.cu``); the parameters are rounded to float32 here, as the CPU kernels do.
 
 A tag that names no table (checking would wait for the device) makes its id's row NaN.
 
@@ -29,19 +29,19 @@ def fill_constant(value: float, out) -> None:
 
 def fill_uniform(ids, streams, tags, tag_stride: int, low: float, high: float, out) -> None:
     """Row ``i`` of ``out`` gets uniform(low, high) values for ``ids[i]``."""
-    _fill("fill_uniform", ids, streams, tags, tag_stride, out, np.float64(low), np.float64(high))
+    _fill("fill_uniform", ids, streams, tags, tag_stride, out, np.float32(low), np.float32(high))
 
 
 def fill_normal(ids, streams, tags, tag_stride: int, mean: float, std: float, out) -> None:
     """Row ``i`` of ``out`` gets normal(mean, std) values for ``ids[i]``."""
-    _fill("fill_normal", ids, streams, tags, tag_stride, out, np.float64(mean), np.float64(std))
+    _fill("fill_normal", ids, streams, tags, tag_stride, out, np.float32(mean), np.float32(std))
 
 
 def fill_truncated_normal(
     ids, streams, tags, tag_stride: int, mean: float, std: float, a: float, b: float, out
 ) -> None:
     """Row ``i`` of ``out`` gets normal(mean, std) values within [a, b] for ``ids[i]``."""
-    bounds = (np.float64(mean), np.float64(std), np.float64(a), np.float64(b))
+    bounds = (np.float32(mean), np.float32(std), np.float32(a), np.float32(b))
     _fill("fill_truncated_normal", ids, streams, tags, tag_stride, out, *bounds)
 
 

@@ -28,13 +28,14 @@ from recis.core.cuda import loader
 from recis.core.cuda.host_mirror import HostMirror
 
 HIGH_WATER, FREE, REQUESTED = range(3)
+SOURCE = "row_allocator.cu"
 
 
 def allocate_ranked(xp: ModuleType, state, free, count, n: int):
     """Rows for the ``count`` (a 0-d or one-element array) new ids of ranks ``0 .. count - 1``,
     as an int64 array of ``n >= count`` entries, -1 past ``count``; ``state`` (high-water mark,
     number of free rows, ...) and ``free`` (released rows) are updated in place, on their
-    device."""
+    device. The NumPy reference of :meth:`DeviceRowAllocator.allocate_ranked`'s kernels."""
     rank = xp.arange(n, dtype=np.int64)
     high_water, free_count = state[HIGH_WATER : HIGH_WATER + 1], state[FREE : FREE + 1]
     count = count.reshape(-1)[:1].astype(np.int64)
@@ -77,11 +78,17 @@ class DeviceRowAllocator:
 
     def allocate_ranked(self, count, n: int):
         """Rows for ``count`` (a 0-d device array, at most ``n``) new ids, ``n`` long
-        with -1 past ``count`` (:func:`allocate_ranked`); never waits."""
-        rows = allocate_ranked(self._cupy, self._state, self._free, count, n)
+        with -1 past ``count`` (:func:`allocate_ranked`, in the two kernels of
+        ``cuda/row_allocator.cu``, the second also publishing the state); never waits."""
+        cupy = self._cupy
+        count = cupy.ascontiguousarray(count.reshape(-1)[:1], np.int64)
+        rows = cupy.empty(n, np.int64)
+        free = self._free
+        args = (self._state, free, np.int64(free.size), count, np.int64(n), rows)
+        loader.launch(loader.kernel(SOURCE, "allocate_ranked_rows"), n, args)
         self._requested += n
-        self._state[REQUESTED : REQUESTED + 1].fill(self._requested)
-        self._mirror.publish(self._state)
+        commit = (self._state, count, np.int64(self._requested), self._mirror.address())
+        loader.launch(loader.kernel(SOURCE, "allocate_ranked_commit"), 1, commit)
         return rows
 
     def allocate(self, count: int):

@@ -19,7 +19,7 @@ import numpy as np
 
 from recis.core.arrays import array_module
 from recis.core.cuda import loader
-from recis.core.cuda.sort import stable_argsort
+from recis.core.cuda.sort import group_by_key, stable_argsort
 from recis.core.dedupe import first_occurrences, occurrence_counts
 
 SOURCE = "segment.cu"
@@ -59,8 +59,9 @@ def segment_reduce_backward(
 ):
     """``recis.core.segment.segment_reduce_backward`` for CuPy ``grad_out``: [num_rows, D].
 
-    Every id gets its source gradient row and scale, ids are sorted by row (stably, so each row
-    keeps id order), and each row sums its contributions in that order.
+    Every id gets its source gradient row and scale, ids are grouped by row (each row keeping id
+    order, :func:`~recis.core.cuda.sort.group_by_key`), and each row sums its contributions in
+    that order.
     """
     cupy = loader.require_cupy("segment_reduce_backward on the GPU")
     index, offsets, weights = _check_segments(cupy, index, offsets, weights)
@@ -75,12 +76,9 @@ def segment_reduce_backward(
     args = (offsets, np.int64(num_segments), np.int64(index.size), weights, normalize)
     args += (np.int64(tile_len or 0), np.int64(group), source, scale, np.int64(total))
     _run("segment_sources", total, args)
-    in_range = (index >= 0) & (index < num_rows)
-    order = stable_argsort(cupy.where(in_range, index, num_rows), num_rows + 1)  # others last
-    counts = occurrence_counts(index, num_rows)  # out-of-range ids are not counted
-    end = cupy.cumsum(counts)
+    order, begin, end = group_by_key(index, num_rows)  # out-of-range ids are left out
     values = grad_out.reshape(-1, dim)
-    return _accumulate(cupy, order, end - counts, end, (source, scale), values, 1)
+    return _accumulate(cupy, order, begin, end, (source, scale), values, 1)
 
 
 def sum_by_row(rows, values, divisor: int):

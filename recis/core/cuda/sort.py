@@ -52,6 +52,38 @@ def stable_argsort(keys, key_bound: int):
     return order
 
 
+def group_by_key(keys, num_keys: int):
+    """Items grouped by key without a sort (``cuda/sort.cu``'s ``group_*`` kernels): ``order``
+    holds, for each key ``k`` in ``[0, num_keys)``, its items in increasing order between
+    ``begin[k]`` and ``end[k]``; items whose key is out of range are left out (``order`` past
+    ``end[-1]`` is unspecified). Never waits; :func:`group_by_key_reference` is its NumPy twin."""
+    xp = _xp()
+    keys = xp.ascontiguousarray(keys, np.int64)
+    n, size = np.int64(keys.size), np.int64(num_keys)
+    counts = xp.zeros(num_keys, np.int64)
+    slot = xp.empty(keys.size, np.int64)
+    _launch(_kernel("group_slots"), keys.size, (keys, n, size, counts, slot))
+    end = xp.cumsum(counts)
+    order, begin = xp.empty(keys.size, np.int64), xp.empty(num_keys, np.int64)
+    args = (keys, slot, n, size, counts, end, order, begin)
+    _launch(_kernel("group_place"), max(keys.size, num_keys), args)
+    _launch(_kernel("group_sort"), num_keys, (order, begin, end, size))
+    return order, begin, end
+
+
+def group_by_key_reference(keys: np.ndarray, num_keys: int):
+    """NumPy twin of :func:`group_by_key` (``order`` cut to ``end[-1]`` items).
+
+    >>> [a.tolist() for a in group_by_key_reference(np.array([2, 0, 9, 2, -1, 0]), 3)]
+    [[1, 5, 0, 3], [0, 2, 2], [2, 2, 4]]
+    """
+    inside = np.flatnonzero((keys >= 0) & (keys < num_keys))
+    order = inside[np.argsort(keys[inside], kind="stable")]
+    end = np.cumsum(np.bincount(keys[inside], minlength=num_keys)).astype(np.int64)
+    begin = np.concatenate([[0], end[:-1]]).astype(np.int64)
+    return order, begin, end
+
+
 def _xp():
     return loader.require_cupy("sorting on the GPU")
 
