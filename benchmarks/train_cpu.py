@@ -16,10 +16,12 @@ All use Adagrad for the embeddings because fbgemm's CPU kernels offer no Adam. T
 (FM interactions + MLP, ``torch.optim.Adam``) is identical. Two variants: ``deepfm``
 (MLP 400-400-400, embedding tables) and ``sparse_heavy`` (MLP 64-16, an embedding and a bias
 table per feature; bias rows are 4 wide in every system, as fbgemm needs dims divisible by 4, and
-their sum is the bias). Prints one JSON object with samples/s per system and the ratios
-(``jax_vs_recis``: the JAX backend against the torch backend).
+their sum is the bias). Each system runs once per round in a fresh process, ``--rounds``
+times with the order rotated; the JSON object reports each system's median samples/s, their
+``spread`` (slowest and fastest round) and the ratios of medians (``jax_vs_recis``: the JAX
+backend against the torch backend).
 
-    python benchmarks/train_cpu.py [--steps 20] [--warmup 3] [--variants deepfm sparse_heavy]
+    python benchmarks/train_cpu.py [--steps 20] [--warmup 3] [--rounds 3] [--variants deepfm]
 
 TorchRec on CPU needs ``torchrec==1.8.0`` and ``fbgemm-gpu-cpu==1.8.0`` (``make bench-deps``).
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -324,11 +327,23 @@ def measure_in_subprocess(system: str, variant: str, args) -> float:
     return float(output.strip().splitlines()[-1])
 
 
+def measure_rounds(variant: str, args) -> dict[str, list[float]]:
+    """samples/s of every system in ``args.rounds`` rounds, each system once per round and the
+    order rotated between rounds, so that slow phases of a shared machine hit all alike."""
+    runs: dict[str, list[float]] = {name: [] for name in args.systems}
+    for round_index in range(args.rounds):
+        shift = round_index % len(args.systems)
+        for name in args.systems[shift:] + args.systems[:shift]:
+            runs[name].append(measure_in_subprocess(name, variant, args))
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=4096)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     parser.add_argument("--measure", nargs=2, metavar=("SYSTEM", "VARIANT"), help=argparse.SUPPRESS)
@@ -341,6 +356,7 @@ def main() -> None:
         "unit": "samples/s",
         "batch_size": args.batch_size,
         "steps": args.steps,
+        "rounds": args.rounds,
         "machine": {
             "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
@@ -349,12 +365,14 @@ def main() -> None:
         "results": {},
     }
     for variant in args.variants:
-        result = {name: measure_in_subprocess(name, variant, args) for name in args.systems}
+        runs = measure_rounds(variant, args)
+        result = {name: statistics.median(values) for name, values in runs.items()}
         for peer in ("embedding_bag", "torchrec"):
             if "recis" in result and peer in result:
                 result[f"recis_vs_{peer}"] = result["recis"] / result[peer]
         if "jax" in result and "recis" in result:
             result["jax_vs_recis"] = result["jax"] / result["recis"]
+        result["spread"] = {name: [min(v), max(v)] for name, v in runs.items()}
         report["results"][variant] = result
     print(json.dumps(report, indent=2))
 
