@@ -107,6 +107,7 @@ class EmbeddingTable:
         self.store = RowStore(dim, dtype, block_rows, name, device=device)
         self.grads = GradientBuffer(dim)
         self.stats_total = LookupStats()
+        self.last_stats = LookupStats()  # of the last lookup
         _LIVE.add(self)
         if eviction is not None:
             self.store.add_slot(eviction.slot, (), np.int64, eviction.slot_fill)
@@ -226,6 +227,7 @@ class EmbeddingTable:
             refused = xp.flatnonzero(rows < 0)
             values[refused] = self.initial_values(ids[refused], _take(tags, refused))
         self.stats_total += stats
+        self.last_stats = stats
         return Lookup(rows, values, stats)
 
     def _insert_admitted(self, ids, tags, counts, rows, admission) -> LookupStats:

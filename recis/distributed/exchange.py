@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recis.core.dedupe import first_occurrences
-from recis.core.policies import LookupStats
 from recis.core.table import EmbeddingTable
 from recis.distributed.communicator import Communicator
 from recis.distributed.sharding import group_by_owner, owners
@@ -55,7 +54,6 @@ class ShardedTable:
     pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
         default_factory=list
     )
-    last_stats: LookupStats = field(default_factory=LookupStats)
 
     def __post_init__(self) -> None:
         if self.table.device != "cpu" and self.comm.world_size > 1:
@@ -185,7 +183,6 @@ def _serve(request: LookupRequest, keys: np.ndarray, train: bool) -> np.ndarray:
     first, inverse = first_occurrences(ids, tags)
     total = np.bincount(inverse, weights=counts, minlength=first.size).astype(np.int64)
     found = shard.table.lookup(ids[first], tags[first], total, train)
-    shard.last_stats = found.stats
     dim = found.values.shape[1]
     out = np.empty((ids.size, dim + request.with_counts), np.float32)
     out[:, :dim] = found.values[inverse]

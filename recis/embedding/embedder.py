@@ -44,7 +44,6 @@ from functools import partial
 import numpy as np
 
 from recis.core.dedupe import first_occurrences, occurrence_counts
-from recis.core.policies import LookupStats
 from recis.core.segment import segment_reduce, segment_reduce_backward
 from recis.core.table import EmbeddingTable
 from recis.core.threads import beside_framework
@@ -100,28 +99,24 @@ def find_rows(
     train: bool,
     by_id: list[bool],
     comm: Communicator | None,
-    stats: dict[str, LookupStats],
 ) -> list[FoundRows]:
     """Each table's rows of its distinct ids: in this process, or (``comm`` given) on their
-    owner ranks, all tables in one exchange. ``by_id[i]`` asks for per-id gradient averaging;
-    ``stats`` receives each table's lookup counts."""
+    owner ranks, all tables in one exchange. ``by_id[i]`` asks for per-id gradient averaging.
+    The lookup's counts are then each table's ``last_stats`` (its owner's part, if sharded)."""
     if comm is None:
         found = zip(tables, keys, by_id, strict=True)
-        return [_find_here(table, k, train, b, stats) for table, k, b in found]
+        return [_find_here(table, k, train, b) for table, k, b in found]
     shards = [shard_of(table, comm) for table in tables]
     requests = [
         LookupRequest(shard, k.ids, _tag_array(k.tags, k.ids), k.counts, train and b)
         for shard, k, b in zip(shards, keys, by_id, strict=True)
     ]
     replies = exchange.lookup(requests, train)
-    for shard in shards:
-        stats[shard.name] = shard.last_stats
     return [_sharded_found(s, r) for s, r in zip(shards, replies, strict=True)]
 
 
-def _find_here(table, keys: DistinctKeys, train: bool, by_id: bool, stats) -> FoundRows:
+def _find_here(table, keys: DistinctKeys, train: bool, by_id: bool) -> FoundRows:
     found = table.lookup(keys.ids, keys.tags, keys.counts, train, tags_checked=True)  # deduped
-    stats[table.name] = found.stats
     scale = None
     if by_id:
         scale = 1.0 / table.xp.asarray(keys.counts, np.float32).clip(1)  # padding: count 0
@@ -215,7 +210,6 @@ class Embedder:
         for group in self._groups:
             option = self.options[group.features[0]]
             self.tables[group.name] = make_table(option, group.name, group.children)
-        self.last_stats = {name: LookupStats() for name in self.tables}
         self._communicator = communicator
 
     @property
@@ -263,7 +257,7 @@ class Embedder:
             for group, table in zip(self._groups, tables, strict=True)
         ]
         by_id = [self.options[g.features[0]].grad_reduce_by == "id" for g in self._groups]
-        found = find_rows(tables, keys, train, by_id, comm, self.last_stats)
+        found = find_rows(tables, keys, train, by_id, comm)
         activations: dict = {}
         lookups = [
             self._combine(group, requests, group_keys, group_found, activations)
@@ -321,7 +315,7 @@ class Embedder:
 
     def lookup_stats(self) -> dict[str, dict[str, int]]:
         """Per physical table: ids new, admitted, refused and evicted by the last lookup."""
-        return {name: stats.as_dict() for name, stats in self.last_stats.items()}
+        return {name: table.last_stats.as_dict() for name, table in self.tables.items()}
 
 
 def _option_table(option, name: str, children: list[str]) -> EmbeddingTable:

@@ -122,5 +122,4 @@ class DynamicEmbedding(nn.Module):
         (out,) = embed(
             self.embedder, {option.shared_name: request}, train=train, trigger=self._trigger
         ).values()
-        table.last_stats = self.embedder.last_stats[table.name]
         return autocast_output(out)

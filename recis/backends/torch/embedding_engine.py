@@ -64,8 +64,6 @@ class EmbeddingEngine(nn.Module):
         train = self.training and torch.is_grad_enabled()
         out = embed(self.embedder, requests, train=train, trigger=self._trigger)
         out = {feature: autocast_output(value) for feature, value in out.items()}
-        for table in self.tables.values():
-            table.last_stats = self.embedder.last_stats[table.name]
         for key, value in batch.items():
             if key not in self.options:
                 out[key] = value.to_dense() if isinstance(value, RaggedTensor) else value

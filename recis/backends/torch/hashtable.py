@@ -108,7 +108,6 @@ class HashTable(nn.Module):
         self.name = name
         self.dtype = dtype
         self.grad_reduce_by = grad_reduce_by
-        self.last_stats = LookupStats()
         self._trigger = torch.zeros((), requires_grad=True)  # makes autograd call our backward
         _TABLES.add(self)
 
@@ -120,6 +119,12 @@ class HashTable(nn.Module):
         if comm is None:
             return None
         return shard_of(self.table, comm)
+
+    @property
+    def last_stats(self) -> LookupStats:
+        """Ids new, admitted, refused and evicted by the last lookup (of this rank's shard, when
+        the table is sharded over ranks)."""
+        return self.table.last_stats
 
     @property
     def dim(self) -> int:
@@ -153,10 +158,8 @@ class HashTable(nn.Module):
             tags = as_engine(torch.as_tensor(tags).reshape(-1).to(self.device), "tags")
         keys = distinct_keys(flat, tags, self.sync_free)
         train = self.training and torch.is_grad_enabled()
-        stats = {}
         by_id = [self.grad_reduce_by == "id"]
-        (found,) = find_rows([self.table], [keys], train, by_id, default_communicator(), stats)
-        self.last_stats = stats[self.name]
+        (found,) = find_rows([self.table], [keys], train, by_id, default_communicator())
         values = rows_tensor(found, train=train, trigger=self._trigger)
         return values[as_tensor(keys.index)].reshape(*ids.shape, self.dim)
 
