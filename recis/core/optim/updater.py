@@ -3,7 +3,8 @@
 Gradients arrive as (rows, grads) pairs per table, possibly with repeated rows and over several
 micro-steps. At each optimizer step the updater sums the gradients of each row, divides by the
 number of accumulated micro-steps, checks them for NaN/inf, and runs the rule on exactly those
-rows and their slots (lazy: other rows do not change). For a table whose rows live on the GPU
+rows and their slots (lazy: other rows do not change). On the CPU the built-in rules update the
+rows where they are stored (:mod:`recis.core.optim.in_place`). For a table whose rows live on the GPU
 (a ``"cuda"`` row store, CuPy gradients), gradients are summed, the rows and slots gathered, the
 rule applied (one fused CUDA kernel, :mod:`recis.core.cuda.optim`) and the results scattered, all
 on the device, and nothing waits for it: rows with non-finite gradients are left out on the
@@ -32,6 +33,7 @@ import numpy as np
 from recis.core import arrays as interop
 from recis.core.cuda.host_mirror import deferred_errors, raise_deferred_errors
 from recis.core.errors import NonFiniteGradientError
+from recis.core.optim.in_place import update_by_copies, update_in_place
 from recis.core.optim.rule import Rule
 from recis.core.table import EmbeddingTable
 
@@ -125,14 +127,10 @@ class SparseUpdater:
         self._updated_elsewhere.clear()
 
     def _apply(self, table: EmbeddingTable, lr: float, rows, grads) -> None:
-        plan = table.store.plan(rows, distinct=True)
-        params = table.store.gather(plan, dtype=np.float32)
-        slots = {name: table.store.gather(plan, name) for name in self.rule.slots(table.dim)}
         self.steps[table.name] += 1
-        params, slots = self.rule.update(params, grads, slots, self.steps[table.name], lr)
-        table.store.scatter(plan, params)
-        for name, values in slots.items():
-            table.store.scatter(plan, values, name)
+        step = self.steps[table.name]
+        if not update_in_place(self.rule, table.store, rows, grads, step, lr):
+            update_by_copies(self.rule, table.store, rows, grads, step, lr)
 
     def _summed_gradients(self, table: EmbeddingTable) -> tuple[np.ndarray, np.ndarray]:
         unique_rows, grads = table.grads.summed(self.accumulation_steps)
