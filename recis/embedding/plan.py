@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +53,7 @@ def dense_request(ids: np.ndarray, weights: np.ndarray | None = None) -> Request
     xp = array_module(ids)
     ids2 = ids.reshape(-1, 1) if ids.ndim == 1 else ids
     prefix, k = tuple(ids2.shape[:-1]), ids2.shape[-1]
-    offsets = _evenly_spaced(xp, int(np.prod(prefix)), k)
+    offsets = _evenly_spaced(xp, math.prod(prefix), k)
     flat_weights = (
         None if weights is None else xp.ascontiguousarray(weights, np.float32).reshape(-1)
     )
@@ -121,20 +122,24 @@ def merge_requests(requests: list[Request]) -> Request:
 
 
 def _evenly_spaced(xp, segments: int, k: int):
-    """Offsets of ``segments`` segments of ``k`` ids each; on the GPU made once per shape and
-    reused (nothing writes offsets), so a step of fixed-size batches launches nothing for them."""
+    """Offsets of ``segments`` segments of ``k`` ids each, made once per shape and reused
+    (read-only: nothing writes offsets), so a step of fixed-size batches does no work for them
+    (on the GPU: launches nothing)."""
     if xp is np:
-        return (
-            np.arange(0, (segments + 1) * k, k, dtype=np.int64)
-            if k
-            else np.zeros(segments + 1, np.int64)
-        )
+        return _host_evenly_spaced(segments, k)
     return _device_evenly_spaced(xp, xp.cuda.runtime.getDevice(), segments, k)
 
 
 @functools.lru_cache(maxsize=256)
+def _host_evenly_spaced(segments: int, k: int) -> np.ndarray:
+    offsets = np.arange(segments + 1, dtype=np.int64) * k
+    offsets.flags.writeable = False
+    return offsets
+
+
+@functools.lru_cache(maxsize=256)
 def _device_evenly_spaced(xp, device: int, segments: int, k: int):
-    return xp.asarray(_evenly_spaced(np, segments, k))
+    return xp.asarray(_host_evenly_spaced(segments, k))
 
 
 @functools.lru_cache(maxsize=64)

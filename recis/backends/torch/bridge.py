@@ -31,7 +31,13 @@ from recis.core.threads import framework_kernel_threads, kernel_threads
 
 def as_engine(tensor: torch.Tensor, name: str):
     """The engine array (NumPy or CuPy) viewing ``tensor`` (detached, made contiguous first)."""
-    return interop.as_engine_array(tensor.detach().contiguous(), name)
+    tensor = tensor.detach().contiguous()
+    if tensor.device.type == "cpu" and tensor.dtype in _NUMPY_VIEWABLE:
+        return tensor.numpy()  # the same view as over DLPack, without its per-call cost
+    return interop.as_engine_array(tensor, name)
+
+
+_NUMPY_VIEWABLE = frozenset((torch.int32, torch.int64, torch.float32, torch.float64))
 
 
 def as_tensor(array) -> torch.Tensor:

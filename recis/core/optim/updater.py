@@ -2,14 +2,14 @@
 
 Gradients arrive as (rows, grads) pairs per table, possibly with repeated rows and over several
 micro-steps. At each optimizer step the updater sums the gradients of each row, divides by the
-number of accumulated micro-steps, checks them for NaN/inf, and runs the rule on exactly those
-rows and their slots (lazy: other rows do not change). On the CPU the built-in rules update the
-rows where they are stored (:mod:`recis.core.optim.in_place`). For a table whose rows live on the GPU
-(a ``"cuda"`` row store, CuPy gradients), gradients are summed, the rows and slots gathered, the
-rule applied (one fused CUDA kernel, :mod:`recis.core.cuda.optim`) and the results scattered, all
-on the device, and nothing waits for it: rows with non-finite gradients are left out on the
-device, and under ``on_nonfinite="raise"`` the whole table's update is (its step count still
-advances, unlike on the CPU, which raises before counting); the error is then raised by a later
+number of accumulated micro-steps, checks them for NaN/inf, and runs the rule on exactly those rows
+and their slots (lazy: other rows do not change). On the CPU the built-in rules update the rows
+where they are stored (:mod:`recis.core.optim.in_place`). For a table whose rows live on the GPU (a
+``"cuda"`` row store, CuPy gradients), gradients are summed, the rows and slots gathered, the rule
+applied (one fused CUDA kernel, :mod:`recis.core.cuda.optim`) and the results scattered, all on the
+device, and nothing waits for it: rows with non-finite gradients are left out on the device, and
+under ``on_nonfinite="raise"`` the whole table's update is (its step count still advances, unlike
+on the CPU, which raises before counting); the error is then raised by a later
 :meth:`SparseUpdater.step` (or :meth:`SparseUpdater.state_dict`), once the host sees it.
 
 >>> import numpy as np
@@ -135,6 +135,8 @@ class SparseUpdater:
     def _summed_gradients(self, table: EmbeddingTable) -> tuple[np.ndarray, np.ndarray]:
         unique_rows, grads = table.grads.summed(self.accumulation_steps)
         xp = interop.namespace(grads)
+        if xp is np and np.isfinite(grads).all():  # the common case, in one flat pass
+            return unique_rows, grads
         finite = xp.isfinite(grads).all(axis=1)
         if xp is not np:
             return self._finite_rows_on_gpu(table, unique_rows, finite), grads
