@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import hashlib
 import math
 import numbers
@@ -56,6 +57,14 @@ _CONSTANT_GAINS = {
 }
 NONLINEARITIES = frozenset((*_CONSTANT_GAINS, "leaky_relu"))
 FAN_MODES = ("fan_in", "fan_out")
+
+
+@functools.lru_cache(maxsize=1024)
+def _streams(seed: int, names: tuple[str, ...]) -> np.ndarray:
+    """The random stream of each table of ``names`` under ``seed`` (read-only, made once)."""
+    streams = np.array([kernels.stream_reference(seed, table_hash(n)) for n in names], np.uint64)
+    streams.flags.writeable = False
+    return streams
 
 
 def table_hash(name: str) -> int:
@@ -116,9 +125,7 @@ class Initializer(abc.ABC):
         dim = self._check_dim(dim)
         seed = self._check_seed(seed)
         names = [table] if tags is None else list(table)
-        streams = np.array(
-            [kernels.stream_reference(seed, table_hash(n)) for n in names], np.uint64
-        )
+        streams = _streams(seed, tuple(names))
         if tags is None:
             tags, stride = np.zeros(1, np.int64), 0
         else:
