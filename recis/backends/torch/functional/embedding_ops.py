@@ -193,8 +193,8 @@ def ids_partition(ids: torch.Tensor, max_partition_num: int, world_size: int):
 
     An id's slice is ``id & 65535``; rank ``r`` owns the ``r``-th of ``world_size`` contiguous
     slice ranges (the first ``65536 % world_size`` ranges one slice longer). Returns the
-    distinct ids sorted by slice (ascending ids within a slice), the number of ids per rank and,
-    per input id, its position in the distinct ids.
+    distinct ids sorted by slice (ids sharing a slice in ``torch.argsort``'s order), the
+    number of ids per rank and, per input id, its position in the distinct ids.
 
     >>> ids = torch.tensor([65537, 3, 40000, 3])
     >>> [t.tolist() for t in ids_partition(ids, 65536, 2)]
@@ -204,7 +204,7 @@ def ids_partition(ids: torch.Tensor, max_partition_num: int, world_size: int):
         raise ValueError(f"ids_partition: max_partition_num must be {SLICE_SIZE}")
     unique, inverse = torch.unique(ids, return_inverse=True)
     slices = unique & (SLICE_SIZE - 1)
-    order = torch.sort(slices, stable=True).indices
+    order = torch.argsort(slices)  # ties in torch's order, as RecIS's reference has them
     size, extra = divmod(SLICE_SIZE, world_size)
     bounds = torch.tensor(
         [size + (rank < extra) for rank in range(world_size)], device=ids.device
