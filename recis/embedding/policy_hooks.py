@@ -86,3 +86,13 @@ class FilterHook(_Hook):
 
     def build(self) -> Eviction:
         return self._build(_FILTERS, "filter hook")
+
+
+def admission_names() -> list[str]:
+    """The names ``AdmitHook`` knows."""
+    return sorted(_ADMISSIONS)
+
+
+def filter_names() -> list[str]:
+    """The names ``FilterHook`` knows."""
+    return sorted(_FILTERS)

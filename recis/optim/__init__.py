@@ -12,6 +12,8 @@ from recis.backends.torch.optim.sparse_optimizers import (
     SparseSGD,
 )
 
+SparseRowWiseAdagrad = SparseRowwiseAdagrad
+
 __all__ = [
     "AdamWTF",
     "SparseAdagrad",
@@ -20,6 +22,7 @@ __all__ = [
     "SparseAdamWTF",
     "SparseFtrl",
     "SparseOptimizer",
+    "SparseRowWiseAdagrad",
     "SparseRowwiseAdagrad",
     "SparseSGD",
 ]

@@ -51,14 +51,43 @@ def fused_id_multi_hash(
     ``labels`` name the columns in error messages (default ``columns[i]``).
     """
     check_count("num_buckets", num_buckets, len(columns))
+    params = [multi_hash_parameters(b) for b in num_buckets]
+    multipliers, primes, buckets = ([p[j] for p in params] for j in range(3))
+    return fused_multi_hash_with(columns, multipliers, primes, buckets, labels)
+
+
+def fused_multi_hash_with(
+    columns: Sequence[Column],
+    multipliers: Sequence[np.ndarray],
+    primes: Sequence[np.ndarray],
+    buckets: Sequence[np.ndarray],
+    labels: Sequence[str] | None = None,
+) -> list[list[Column]]:
+    """The multi-hash of every column with its own parameters (RecIS ``fused_multi_hash``).
+
+    Column ``f`` gets one output per entry ``k`` of its 1-D int64 ``multipliers[f]``,
+    ``primes[f]`` and ``buckets[f]`` (equal lengths, positive primes and buckets):
+    ``((id · multipliers[f][k]) mod primes[f][k]) mod buckets[f][k]``, in one kernel call per
+    device.
+
+    >>> one = np.array([1], np.int64)
+    >>> [h.tolist() for h in fused_multi_hash_with([np.array([5, 6])], [one * 3], [one * 7],
+    ...                                           [one * 4])[0]]
+    [[1, 0]]
+    """
     labels = labels_for(len(columns), labels)
+    for name, params in (("multipliers", multipliers), ("primes", primes), ("buckets", buckets)):
+        check_count(name, params, len(columns))
     values = [
         require_dtype(flat_values(c, label), np.int64, label)
         for c, label in zip(columns, labels, strict=True)
     ]
     if not values:
         return []
-    params = [multi_hash_parameters(b) for b in num_buckets]
+    params = [
+        _checked_parameters(m, p, b, label)
+        for m, p, b, label in zip(multipliers, primes, buckets, labels, strict=True)
+    ]
     padded = [_padded([p[j] for p in params]) for j in range(3)]  # multipliers, primes, buckets
     namespaces = [namespace_of(v) for v in values]
     outs = [
@@ -75,6 +104,17 @@ def fused_id_multi_hash(
             [outs[i] for i in group],
         )
     return [[with_values(c, row) for row in o] for c, o in zip(columns, outs, strict=True)]
+
+
+def _checked_parameters(multipliers, primes, buckets, label: str) -> tuple[np.ndarray, ...]:
+    rows = [np.asarray(p) for p in (multipliers, primes, buckets)]
+    if any(r.ndim != 1 or r.dtype != np.int64 for r in rows):
+        raise TypeError(f"{label}: multipliers, primes and buckets must be 1-D int64 arrays")
+    if len({len(r) for r in rows}) != 1 or not len(rows[0]):
+        raise ValueError(f"{label}: multipliers, primes and buckets need one equal, nonzero length")
+    if np.any(rows[1] <= 0) or np.any(rows[2] <= 0):
+        raise ValueError(f"{label}: primes and buckets must be positive")
+    return tuple(rows)
 
 
 def multi_hash_parameters(num_buckets: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -133,8 +173,8 @@ def _passes_round(n: int, d: int, s: int, a: int) -> bool:
 
 
 def _padded(rows: list[np.ndarray]) -> np.ndarray:
-    """Rows of up to four entries as an int64 [F, 4] array padded with ones."""
-    out = np.ones((len(rows), MAX_HASHES), np.int64)
+    """Rows of parameters as an int64 [F, widest row] array padded with ones."""
+    out = np.ones((len(rows), max(len(row) for row in rows)), np.int64)
     for f, row in enumerate(rows):
         out[f, : len(row)] = row
     return out

@@ -7,11 +7,19 @@ from recis.backends.torch.hashtable import (
     storage_dtype,
     table_device,
 )
+from recis.backends.torch.hashtable_state import is_hashtable, split_sparse_dense_state_dict
+from recis.distributed.slices import Slice, gen_slice
+from recis.embedding.hook_factory import HashtableHookFactory
 
 __all__ = [
     "HashTable",
+    "HashtableHookFactory",
+    "Slice",
     "filter_out_sparse_param",
+    "gen_slice",
+    "is_hashtable",
     "live_hashtables",
+    "split_sparse_dense_state_dict",
     "storage_dtype",
     "table_device",
 ]

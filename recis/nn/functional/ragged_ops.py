@@ -1,0 +1,27 @@
+"""RecIS's import path for :mod:`recis.backends.torch.functional.ragged_ops`."""
+
+from recis.backends.torch.functional.ragged_ops import (
+    RaggedTile,
+    _fused_ragged_cutoff_3D,
+    check_para,
+    dense_to_ragged,
+    feature_cross_ragged,
+    fused_ragged_cutoff_2D,
+    fused_ragged_cutoff_3D,
+    ragged_tile,
+    ragged_to_dense,
+    ragged_to_sparse,
+)
+
+__all__ = [
+    "RaggedTile",
+    "_fused_ragged_cutoff_3D",
+    "check_para",
+    "dense_to_ragged",
+    "feature_cross_ragged",
+    "fused_ragged_cutoff_2D",
+    "fused_ragged_cutoff_3D",
+    "ragged_tile",
+    "ragged_to_dense",
+    "ragged_to_sparse",
+]

@@ -1,0 +1,5 @@
+"""RecIS's import path for :mod:`recis.backends.torch.optim.sparse_optimizers`."""
+
+from recis.backends.torch.optim.sparse_optimizers import SparseAdagrad
+
+__all__ = ["SparseAdagrad"]
