@@ -86,17 +86,18 @@ def mask_key_index(keys, mask, out_position, out_size):
 
 
 def _scatter_fake(out_ids, ids, positions):
-    return out_ids
+    return torch.empty_like(out_ids)
 
 
-@recis_op("scatter_ids_with_mask(Tensor(a!) _0, Tensor _1, Tensor _2) -> Tensor(a!)", _scatter_fake)
+@recis_op("scatter_ids_with_mask(Tensor(a!) _0, Tensor _1, Tensor _2) -> Tensor", _scatter_fake)
 def scatter_ids_with_mask(out_ids, ids, positions):
-    """``out_ids[positions[i]] = ids[i]`` in place; returns ``out_ids``.
+    """``out_ids[positions[i]] = ids[i]`` in place; returns a copy of ``out_ids`` (RecIS returns
+    ``out_ids`` itself, but an op that returns an input cannot run under ``torch.compile``).
 
     >>> out = torch.zeros(4, dtype=torch.int64)
     >>> torch.ops.recis.scatter_ids_with_mask(out, torch.tensor([8, 9]), torch.tensor([3, 0]))
     tensor([9, 0, 0, 8])
     """
     if ids.numel() and out_ids.numel():
-        out_ids.reshape(-1)[positions.reshape(-1)] = ids.reshape(-1)
-    return out_ids
+        out_ids.view(-1)[positions.reshape(-1)] = ids.reshape(-1)
+    return out_ids.clone()

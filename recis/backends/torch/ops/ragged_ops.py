@@ -46,7 +46,7 @@ def dense_to_ragged(data, check_invalid, invalid_value):
             end = rows * width + 1
             offsets.append(torch.arange(0, end, width, dtype=torch.int32, device=data.device))
             rows = rows * width
-        return data.contiguous().reshape(-1), offsets
+        return data.reshape(-1).clone(), offsets  # a copy: an op may not return a view
     if data.dim() != 2:
         raise ValueError(f"recis.dense_to_ragged: check_invalid needs 2-D data, got {data.dim()}-D")
     present = data != invalid_value.reshape(-1)[0].to(data.device)
