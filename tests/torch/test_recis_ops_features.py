@@ -11,7 +11,7 @@ from recis.core.string_hash import murmur_pair
 def partition_reference(ids, parts):
     unique, inverse = torch.unique(ids, return_inverse=True)
     slices = torch.fmod(unique, 65536).abs()
-    order = sorted(range(len(unique)), key=lambda i: (int(slices[i]), int(unique[i])))
+    order = torch.argsort(slices).tolist()  # ties in torch's order, as RecIS
     size, extra = divmod(65536, parts)
     bounds = [0]
     for p in range(parts):
@@ -27,6 +27,9 @@ def test_ids_partition_groups_distinct_ids_by_slice_range():
     unique, counts, reverse = torch.ops.recis.ids_partition(ids, 7)
     want_unique, want_counts, want_reverse = partition_reference(ids, 7)
     assert unique.tolist() == want_unique.tolist()
+    assert torch.equal(
+        torch.sort(torch.fmod(unique, 65536).abs()).values, torch.fmod(unique, 65536).abs()
+    )
     assert counts.tolist() == want_counts and reverse.tolist() == want_reverse
     assert torch.equal(unique[reverse], ids)
 

@@ -27,7 +27,7 @@ def _partition_fake(ids, num_parts):
 def ids_partition(ids, num_parts):
     """Distinct ``ids`` grouped by owner: an id's slice is ``|id mod 65536|``, and the 65536
     slices are split into ``num_parts`` contiguous ranges (the first ``65536 % num_parts`` one
-    larger). Returns the distinct ids ordered by slice (ties in id order), how many fall in each
+    larger). Returns the distinct ids ordered by slice, how many fall in each
     part, and each input id's position among them.
     """
     if num_parts <= 0:
@@ -36,7 +36,7 @@ def ids_partition(ids, num_parts):
         )
     unique, inverse = torch.unique(ids.reshape(-1), sorted=True, return_inverse=True)
     slices = torch.fmod(unique, SLICES).abs()
-    order = torch.argsort(slices, stable=True)
+    order = torch.argsort(slices)  # RecIS's (unstable) sort, for the same order of ties
     size, extra = divmod(SLICES, num_parts)
     part_sizes = torch.full((num_parts,), size, dtype=torch.int64, device=ids.device)
     part_sizes[:extra] += 1
