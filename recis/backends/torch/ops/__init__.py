@@ -1,0 +1,12 @@
+"""RecIS's custom ops as ``torch.ops.recis.*``, over the engine.
+
+Importing this package registers them with ``torch.library``: the schemas of RecIS's C++ ops
+(see :mod:`.registry`), one kernel per op for every device, a fake kernel each (so the ops trace
+under ``torch.compile``) and a backward where the op is differentiable (``gather``,
+``segment_reduce_forward``). ``import recis`` imports it when torch is already loaded, and every
+torch module of RecIS imports it.
+"""
+
+from recis.backends.torch.ops import blocks, features, id_slots, ragged_ops, segments
+
+__all__ = ["blocks", "features", "id_slots", "ragged_ops", "segments"]
