@@ -115,6 +115,26 @@ def find_rows(
     return [_sharded_found(s, r) for s, r in zip(shards, replies, strict=True)]
 
 
+def _fused_lookup(table, ids_and_tags, by_id: bool) -> tuple[DistinctKeys, FoundRows] | None:
+    """The training lookup of a GPU table in a few kernels
+    (:func:`recis.core.cuda.lookup.train_lookup`): distinct ids indexed by position, and the
+    rows found; None where it does not apply."""
+    if table.xp is np or not table.sync_free:
+        return None
+    from recis.core.cuda.lookup import train_lookup
+
+    ids, tags = ids_and_tags
+    found = train_lookup(table, ids, tags)
+    if found is None:
+        return None
+    keys = DistinctKeys(ids, tags, found.counts, found.index)
+    scale = None
+    if by_id:
+        scale = 1.0 / table.xp.asarray(found.counts, np.float32).clip(1)  # padding: count 0
+    record = partial(table.grads.add, found.rows, distinct=True)
+    return keys, FoundRows(found.values, record, scale)
+
+
 def _find_here(table, keys: DistinctKeys, train: bool, by_id: bool) -> FoundRows:
     found = table.lookup(keys.ids, keys.tags, keys.counts, train, tags_checked=True)  # deduped
     scale = None
@@ -252,12 +272,22 @@ class Embedder:
         requests = {f: _pad(f, r, batch_size) for f, r in requests.items()}
         comm = self.communicator
         tables = list(self.tables.values())
-        keys = [  # the planner's tags lie in range
-            distinct_keys(*group.lookup_keys(requests), comm is None and table.sync_free, True)
-            for group, table in zip(self._groups, tables, strict=True)
-        ]
         by_id = [self.options[g.features[0]].grad_reduce_by == "id" for g in self._groups]
-        found = find_rows(tables, keys, train, by_id, comm)
+        fused = [
+            _fused_lookup(table, group.lookup_keys(requests), b) if train and comm is None else None
+            for group, table, b in zip(self._groups, tables, by_id, strict=True)
+        ]
+        rest = [k for k, pair in enumerate(fused) if pair is None]
+        keys = [  # the planner's tags lie in range
+            distinct_keys(
+                *self._groups[k].lookup_keys(requests), comm is None and tables[k].sync_free, True
+            )
+            for k in rest
+        ]
+        found = find_rows([tables[k] for k in rest], keys, train, [by_id[k] for k in rest], comm)
+        for k, group_keys, group_found in zip(rest, keys, found, strict=True):
+            fused[k] = (group_keys, group_found)
+        keys, found = [pair[0] for pair in fused], [pair[1] for pair in fused]
         activations: dict = {}
         lookups = [
             self._combine(group, requests, group_keys, group_found, activations)
