@@ -311,7 +311,7 @@ class Embedder:
         for features in group.runs(self.options):
             option = self.options[features[0]]
             layout = layout_run(features, requests, option.embedding_dim, option.tile_len)
-            stop = start + layout.merged.ids.size
+            stop = start + layout.num_ids
             run = _Run(layout, keys.index[start:stop], option)
             merged = layout.merged
             combined = segment_reduce(
