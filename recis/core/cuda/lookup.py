@@ -61,6 +61,7 @@ def train_lookup(table, ids, tags=None) -> PositionLookup | None:
     if state is None or not _room_for(table.ids, ids.size):
         return None
     cupy = loader.require_cupy("a GPU lookup")
+    ids = cupy.ascontiguousarray(ids, np.int64)
     n, store, id_map = ids.size, table.store, table.ids
     tag_array, stride = tag_vector(tags, n, cupy, checked=True)
     scratch = state.scratch_for(n)
