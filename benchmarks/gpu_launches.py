@@ -7,7 +7,8 @@ standing in for CuPy: lookups of one id per feature and row, the combiners' back
 gradient of ones, the optimizer step. The stand-in counts every device operation of the measured
 step: the engine's kernels (``cuda/*.cu``), CuPy's own work (element-wise operations,
 reductions, copies and fills, each one kernel or memset on a GPU) and copies between host and
-device; a few warm-up steps come first. On a GPU, ``train_gpu.py`` reports the kernels of a step
+device; a few warm-up steps come first. The launches per merged table are also given per stage
+(lookup with combine, backward, optimizer). On a GPU, ``train_gpu.py`` reports the kernels of a step
 of the whole model from the profiler. Prints one JSON object.
 
     python benchmarks/gpu_launches.py [--batch_size 4096] [--warmup 2]
@@ -16,6 +17,7 @@ of the whole model from the profiler. Prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -45,14 +47,28 @@ def options():
     return out
 
 
-def step(cupy, embedder, optimizer, batch: dict, grads: dict | None = None) -> dict:
+STAGES = ("lookup", "backward", "optimizer")
+
+
+def step(cupy, embedder, optimizer, batch: dict, grads: dict | None = None, stages=None) -> dict:
     """Lookups, the backward of ``grads`` (the activations' gradients, default ones), the
-    optimizer step; returns the gradients."""
-    out, context = embedder.lookup(batch)
+    optimizer step; returns the gradients. ``stages`` (a dict) gets each stage's device
+    operations, counted by the stand-in."""
+    counted = stages is not None
+
+    def stage(name: str):
+        return cupy.counting() if counted else contextlib.nullcontext()
+
+    with stage("lookup") as lookup:
+        out, context = embedder.lookup(batch)
     if grads is None:
         grads = {name: cupy.ones(value.shape, value.dtype) for name, value in out.items()}
-    embedder.apply_gradients(context, grads)
-    optimizer.step()
+    with stage("backward") as backward:
+        embedder.apply_gradients(context, grads)
+    with stage("optimizer") as update:
+        optimizer.step()
+    if counted:
+        stages.update(zip(STAGES, (lookup, backward, update), strict=True))
     return grads
 
 
@@ -77,9 +93,14 @@ def measure(batch_size: int, warmup: int) -> dict:
     for _ in range(max(warmup, 1)):
         grads = step(cupy, embedder, optimizer, batch())
     inputs = batch()
+    stages: dict = {}
     with cupy.counting() as device, loader.counting_launches() as ours:
-        step(cupy, embedder, optimizer, inputs, grads)
+        step(cupy, embedder, optimizer, inputs, grads, stages)
     merged = len({id(table) for table in embedder.tables.values()})
+    launches = {  # kernels and CuPy operations; copies are not launches
+        name: sum(t for (kind, _), t in counts.items() if kind != "copy") / merged
+        for name, counts in stages.items()
+    }
     kinds = Counter()
     for (kind, _), times in device.items():
         kinds[kind] += times
@@ -91,6 +112,7 @@ def measure(batch_size: int, warmup: int) -> dict:
         "cupy_operations_per_step": kinds["cupy"],
         "host_device_copies_per_step": kinds["copy"],
         "kernels_per_merged_table": (kinds["kernel"] + kinds["cupy"]) / merged,
+        "kernels_per_merged_table_by_stage": launches,
         "engine_kernels_by_name": dict(ours.most_common()),
         "cupy_operations_by_name": dict(cupy_ops.most_common()),
     }

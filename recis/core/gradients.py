@@ -80,6 +80,13 @@ class GradientBuffer:
             summed /= np.float32(divisor)
         return unique_rows, summed
 
+    def summed_on_device(self):
+        """:meth:`summed` of CuPy pieces without the division (``divisor`` 1), and without a
+        copy when one distinct piece was recorded: the arrays are only to be read."""
+        if self._distinct and len(self._rows) == 1:
+            return self._rows[0], self._grads[0]
+        return self._summed_on_gpu(1)
+
     def _summed_on_gpu(self, divisor: int):
         """:meth:`summed` of CuPy pieces, rows of -1 kept in place of dropped ones."""
         cupy = self._xp

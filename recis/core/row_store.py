@@ -140,11 +140,12 @@ class RowStore:
         for _ in range(self.num_blocks if name != EMBEDDING else 0):
             self._ops.append(self._blocks[name], field, self.block_rows)
 
-    def ensure_rows(self, num_rows: int) -> None:
-        """Add blocks until rows ``[0, num_rows)`` exist."""
+    def ensure_rows(self, num_rows: int, fill: bool = True) -> None:
+        """Add blocks until rows ``[0, num_rows)`` exist; ``fill=False`` leaves new blocks
+        unset, for a caller that writes every field of every row it hands out."""
         while self.capacity < num_rows:
             for name, field in self._fields.items():
-                self._ops.append(self._blocks[name], field, self.block_rows)
+                self._ops.append(self._blocks[name], field, self.block_rows, fill)
 
     def plan(self, rows, distinct: bool = False):
         """Prepare ``rows`` once for several gathers/scatters (on the CPU: bucketed by block).
@@ -221,9 +222,10 @@ class HostRows:
         return List.empty_list(_block_type(field))
 
     @staticmethod
-    def append(blocks: List, field: Field, block_rows: int) -> None:
+    def append(blocks: List, field: Field, block_rows: int, fill: bool = True) -> None:
         block = interop.empty((block_rows, field.width), field.dtype)
-        block[...] = field.fill
+        if fill:
+            block[...] = field.fill
         blocks.append(block.view(field.storage_dtype))
 
     @staticmethod

@@ -115,6 +115,28 @@ def find_rows(
     return [_sharded_found(s, r) for s, r in zip(shards, replies, strict=True)]
 
 
+def _fused_lookup(
+    table, group: TableGroup, requests, by_id: bool
+) -> tuple[DistinctKeys, FoundRows] | None:
+    """The training lookup of a GPU table's ids in a few kernels
+    (:func:`recis.core.cuda.lookup.train_lookup`): distinct ids indexed by position, and the
+    rows found; None where it does not apply."""
+    if table.xp is np or not table.sync_free:
+        return None
+    from recis.core.cuda.lookup import train_lookup
+
+    ids, tags = group.lookup_keys(requests)
+    found = train_lookup(table, ids, tags)
+    if found is None:
+        return None
+    keys = DistinctKeys(ids, tags, found.counts, found.index)
+    scale = None
+    if by_id:
+        scale = 1.0 / table.xp.asarray(found.counts, np.float32).clip(1)  # padding: count 0
+    record = partial(table.grads.add, found.rows, distinct=True)
+    return keys, FoundRows(found.values, record, scale)
+
+
 def _find_here(table, keys: DistinctKeys, train: bool, by_id: bool) -> FoundRows:
     found = table.lookup(keys.ids, keys.tags, keys.counts, train, tags_checked=True)  # deduped
     scale = None
@@ -250,20 +272,35 @@ class Embedder:
         num_samples = _common_batch_size(requests)
         batch_size = num_samples if batch_size is None else batch_size
         requests = {f: _pad(f, r, batch_size) for f, r in requests.items()}
-        comm = self.communicator
-        tables = list(self.tables.values())
-        keys = [  # the planner's tags lie in range
-            distinct_keys(*group.lookup_keys(requests), comm is None and table.sync_free, True)
-            for group, table in zip(self._groups, tables, strict=True)
-        ]
-        by_id = [self.options[g.features[0]].grad_reduce_by == "id" for g in self._groups]
-        found = find_rows(tables, keys, train, by_id, comm)
+        keys, found = self._find(requests, train)
         activations: dict = {}
         lookups = [
             self._combine(group, requests, group_keys, group_found, activations)
             for group, group_keys, group_found in zip(self._groups, keys, found, strict=True)
         ]
         return activations, LookupContext(lookups, num_samples, batch_size, train)
+
+    def _find(self, requests, train: bool) -> tuple[list[DistinctKeys], list[FoundRows]]:
+        """Each table's distinct keys and rows: GPU tables of a training lookup in one process
+        through the fused lookup where it applies, the others through :func:`find_rows`."""
+        comm = self.communicator
+        tables = list(self.tables.values())
+        by_id = [self.options[g.features[0]].grad_reduce_by == "id" for g in self._groups]
+        pairs = [
+            _fused_lookup(table, group, requests, b) if train and comm is None else None
+            for group, table, b in zip(self._groups, tables, by_id, strict=True)
+        ]
+        rest = [k for k, pair in enumerate(pairs) if pair is None]
+        keys = [  # the planner's tags lie in range
+            distinct_keys(
+                *self._groups[k].lookup_keys(requests), comm is None and tables[k].sync_free, True
+            )
+            for k in rest
+        ]
+        found = find_rows([tables[k] for k in rest], keys, train, [by_id[k] for k in rest], comm)
+        for k, pair in zip(rest, zip(keys, found, strict=True), strict=True):
+            pairs[k] = pair
+        return [pair[0] for pair in pairs], [pair[1] for pair in pairs]
 
     def _requests(self, batch: Mapping) -> dict[str, Request]:
         requests = {}
@@ -281,7 +318,7 @@ class Embedder:
         for features in group.runs(self.options):
             option = self.options[features[0]]
             layout = layout_run(features, requests, option.embedding_dim, option.tile_len)
-            stop = start + layout.merged.ids.size
+            stop = start + layout.num_ids
             run = _Run(layout, keys.index[start:stop], option)
             merged = layout.merged
             combined = segment_reduce(

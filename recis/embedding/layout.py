@@ -28,6 +28,7 @@ import numpy as np
 from recis.core import arrays as interop
 from recis.core.arrays import array_module
 from recis.core.ragged import Ragged
+from recis.embedding import plan
 from recis.embedding.plan import (
     Request,
     dense_request,
@@ -72,11 +73,13 @@ def pad_request(request: Request, batch_size: int) -> Request:
 @dataclass
 class RunLayout:
     """Features combined by one call: the ``merged`` request, each feature's segments
-    ``slices[f] = (start, stop)`` of the output and its output shape ``shapes[f]``."""
+    ``slices[f] = (start, stop)`` of the output and its output shape ``shapes[f]``, and the
+    ``num_ids`` of the features (on the GPU ``merged.ids`` is None: the lookup has them)."""
 
     merged: Request
     slices: dict[str, tuple[int, int]]
     shapes: dict[str, tuple[int, ...]]
+    num_ids: int = 0
 
     def split(self, out: np.ndarray) -> dict[str, np.ndarray]:
         """Each feature's view of the combined output ``out``."""
@@ -133,11 +136,13 @@ def layout_run(
         shapes[feature] = output_shape(request, dim, tile_len)
         parts.append(request)
         start += request.num_segments
-    return RunLayout(merge_requests(parts), slices, shapes)
+    merged = merge_requests(parts, with_ids=xp is np)
+    return RunLayout(merged, slices, shapes, sum(part.ids.size for part in parts))
 
 
 def _empty_segments(count: int, xp=np) -> Request:
-    return Request(xp.empty(0, np.int64), xp.zeros(count + 1, np.int64), None, (count,), False)
+    ids = xp.empty(0, np.int64)
+    return Request(ids, plan._evenly_spaced(xp, count, 0), None, (count,), False)
 
 
 def _part(parts: dict, feature: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -98,10 +98,12 @@ def output_shape(request: Request, dim: int, tile_len: int | None = None) -> tup
     return (*request.prefix, tile_len, dim)
 
 
-def merge_requests(requests: list[Request]) -> Request:
+def merge_requests(requests: list[Request], with_ids: bool = True) -> Request:
     """Concatenate requests: ids, shifted offsets and weights (ones where a request has none).
 
     Requests on the GPU make a GPU request (host parts, such as empty padding, are copied).
+    ``with_ids=False`` leaves the merged ``ids`` out (None), for callers that need only the
+    segments.
     """
     if len(requests) == 1:
         single = requests[0]
@@ -117,8 +119,8 @@ def merge_requests(requests: list[Request]) -> Request:
             ]
         )
     segments = sum(r.num_segments for r in requests)
-    ids = xp.concatenate([xp.asarray(r.ids) for r in requests])
-    return Request(ids, offsets.astype(np.int64), weights, (segments,), False)
+    ids = xp.concatenate([xp.asarray(r.ids) for r in requests]) if with_ids else None
+    return Request(ids, offsets.astype(np.int64, copy=xp is np), weights, (segments,), False)
 
 
 def _evenly_spaced(xp, segments: int, k: int):
@@ -156,10 +158,33 @@ def _merged_offsets(xp, requests: list[Request]):
     if xp is np:
         shifted = [np.asarray(r.offsets[1:]) + s for r, s in zip(requests, starts, strict=True)]
         return np.concatenate([np.zeros(1, np.int64), *shifted])
+    device = xp.cuda.runtime.getDevice()
+    spacings = tuple(_spacing(xp, device, r) for r in requests)
+    if None not in spacings:  # every request evenly spaced: the merged offsets are too
+        return _device_merged_spacings(xp, device, spacings)
     counts = tuple(r.num_segments for r in requests)
-    shifts = _device_shifts(xp, xp.cuda.runtime.getDevice(), tuple(starts.tolist()), counts)
+    shifts = _device_shifts(xp, device, tuple(starts.tolist()), counts)
     pieces = [xp.zeros(1, np.int64)] + [xp.asarray(r.offsets[1:]) for r in requests]
     return xp.concatenate(pieces) + shifts
+
+
+def _spacing(xp, device: int, request: Request) -> tuple[int, int] | None:
+    """(segments, k) of a GPU request whose offsets are the cached evenly spaced ones of
+    :func:`_evenly_spaced` (``k`` ids per segment), else None."""
+    segments = request.num_segments
+    k = request.ids.size // segments if segments else 0
+    if request.offsets is _device_evenly_spaced(xp, device, segments, k):
+        return segments, k
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _device_merged_spacings(xp, device: int, spacings: tuple[tuple[int, int], ...]):
+    """The merged offsets of evenly spaced requests (``(segments, k)`` each), made once."""
+    pieces = [np.zeros(1, np.int64)]
+    for segments, k in spacings:
+        pieces.append(pieces[-1][-1] + _evenly_spaced(np, segments, k)[1:])
+    return xp.asarray(np.concatenate(pieces))
 
 
 @functools.lru_cache(maxsize=256)

@@ -53,3 +53,22 @@ def test_a_steps_device_work_does_not_grow_with_the_features_of_a_table(cp):
     few, many = step_counts(cp, 2), step_counts(cp, 12)
     assert few[0] > 0
     assert many == few
+
+
+def test_the_deepfm_step_launches_at_most_20_kernels_per_merged_table(cp):
+    if not hasattr(cp, "counting"):
+        pytest.skip("counting CuPy's own operations needs the host stand-in (--cupy-standin)")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    try:
+        import gpu_launches
+    finally:
+        sys.path.pop(0)
+    report = gpu_launches.measure(batch_size=256, warmup=2)
+    assert report["merged_tables"] == 2
+    assert report["kernels_per_merged_table"] <= 20
+    assert sum(report["kernels_per_merged_table_by_stage"].values()) == pytest.approx(
+        report["kernels_per_merged_table"]
+    )

@@ -202,3 +202,95 @@ def test_every_built_in_rule_has_a_fused_kernel():
     built_in = {SGD, Adagrad, RowWiseAdagrad, Adam, AdamW, AdamWTF, Ftrl}
     assert set(optim._UPDATES) == built_in
     assert all(issubclass(rule, Rule) for rule in built_in)
+
+
+def blocks_and_arrays(cp, rule, dim: int, rows: int):
+    """A GPU row store holding random rows and slots (block_rows 16: several blocks), and the
+    same values as NumPy arrays."""
+    rng = np.random.default_rng(dim)
+    params = rng.uniform(-1, 1, (rows, dim)).astype(np.float32)
+    slots = {
+        name: np.abs(rng.normal(0, 0.3, (rows, *spec.shape))).astype(np.float32)
+        for name, spec in rule.slots(dim).items()
+    }
+    store = RowStore(dim, np.float32, 16, "t", "cuda")
+    for name, spec in rule.slots(dim).items():
+        store.add_slot(name, spec.shape, spec.dtype, spec.init)
+    store.ensure_rows(rows)
+    everything = cp.arange(rows)
+    store.scatter(everything, cp.asarray(params))
+    for name, value in slots.items():
+        store.scatter(everything, cp.asarray(value), name)
+    return store, params, slots
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("rule", RULES, ids=repr)
+@pytest.mark.parametrize("dim", [1, 8, 33])
+@pytest.mark.parametrize("divisor", [1, 3])
+def test_updates_in_place_in_the_blocks_equal_the_cpu_rule(cp, rule, dim, divisor):
+    from recis.core.cuda import optim
+
+    rows = 40
+    store, params, slots = blocks_and_arrays(cp, rule, dim, rows)
+    assert optim.updates_in_blocks(rule, store)
+    counts = optim.NonfiniteCounts()
+    rng = np.random.default_rng(7)
+    for step in range(1, 4):
+        touched = rng.permutation(rows)[:25]
+        touched[::6] = -1  # no row: left alone
+        grads = rng.normal(0, 0.5, (touched.size, dim)).astype(np.float32)
+        kept = touched >= 0
+        lr = 0.05 * step
+        expected, expected_slots = rule.update(
+            params[touched[kept]], grads[kept] / np.float32(divisor),
+            pick(slots, touched[kept]), step, lr,
+        )  # fmt: skip
+        params[touched[kept]] = expected
+        for name, value in expected_slots.items():
+            slots[name][touched[kept]] = value
+        optim.update_in_blocks(
+            rule, store, cp.asarray(touched), cp.asarray(grads), divisor, step, lr, counts, None
+        )
+    everything = cp.arange(rows)
+    exact = not (isinstance(rule, Ftrl) and rule.learning_rate_power != -0.5)
+    check = np.testing.assert_array_equal if exact else np.testing.assert_allclose
+    check(cp.asnumpy(store.gather(everything)), params)
+    for name, value in slots.items():
+        check(cp.asnumpy(store.gather(everything, name)), value)
+    assert int(counts.skipped[0]) == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("rule", [SGD(), RowWiseAdagrad(), Adam(amsgrad=True)], ids=repr)
+def test_updates_in_place_skip_or_refuse_non_finite_gradients(cp, rule):
+    from recis.core.cuda import optim
+    from recis.core.cuda.host_mirror import HostMirror
+
+    store, params, slots = blocks_and_arrays(cp, rule, 4, 10)
+    counts = optim.NonfiniteCounts()
+    touched = np.array([3, 5, 7, -1])
+    grads = np.ones((4, 4), np.float32)
+    grads[1, 2], grads[3, 0] = np.nan, np.inf  # row 5, and a gradient without a row
+    expected, _ = rule.update(params[[3, 7]], grads[[0, 2]], pick(slots, [3, 7]), 1, 0.1)
+    args = (cp.asarray(touched), cp.asarray(grads), 1, 1, 0.1, counts)
+    optim.update_in_blocks(rule, store, *args, None)  # skip: rows 3 and 7 change
+    got = cp.asnumpy(store.gather(cp.arange(10)))
+    np.testing.assert_array_equal(got[[3, 7]], expected)
+    np.testing.assert_array_equal(got[5], params[5])
+    assert int(counts.skipped[0]) == 1
+    mirror = HostMirror(2)
+    optim.update_in_blocks(rule, store, *args, mirror.address())  # raise: nothing changes
+    np.testing.assert_array_equal(cp.asnumpy(store.gather(cp.arange(10))), got)
+    assert mirror.values.tolist() == [1, 1]  # one bad row, reported
+    assert cp.asnumpy(counts.counters).tolist() == [0, 1] and counts.parity == 0  # used in turn
+    optim.update_in_blocks(rule, store, cp.asarray(touched[[0, 2]]), cp.asarray(grads[[0, 2]]),
+                           1, 2, 0.1, counts, mirror.address())  # fmt: skip
+    assert mirror.values.tolist() == [0, 1]  # the next update counts afresh
+    assert not np.array_equal(cp.asnumpy(store.gather(cp.arange(10)))[3], got[3])
+
+
+def test_every_built_in_rule_updates_in_place():
+    from recis.core.cuda import optim
+
+    assert set(optim._BLOCK_UPDATES) == set(optim._UPDATES)

@@ -85,14 +85,24 @@ class DeferredErrors:
         cupy = loader.require_cupy("reporting errors found on the GPU")
         pair = cupy.ones(2, np.int64)
         pair[:1] = bad.reshape(-1)[:1]
+        self._mirror.publish(pair, self._claim(make_error))
+
+    def reserve(self, make_error: Callable[[int], Exception]) -> np.uint64:
+        """The device address of a report for a kernel to write itself: the count of bad
+        items, then (once the count is visible to the host) 1. A later :meth:`raise_found`
+        raises ``make_error(count)`` if the count is not zero. Launches nothing."""
+        return self._mirror.address(self._claim(make_error))
+
+    def _claim(self, make_error: Callable[[int], Exception]) -> int:
+        """The first mirror value of a free report slot, now pending (waiting for the device
+        while every slot is in flight)."""
         while True:
             with self._lock:
                 if self._free:
                     slot = self._free.pop()
                     self._mirror.values[2 * slot + 1] = 0
-                    self._mirror.publish(pair, 2 * slot)
                     self._pending.append((slot, make_error))
-                    return
+                    return 2 * slot
             self.raise_found(wait=True)  # every slot is in flight: wait for them
 
     def raise_found(self, wait: bool = False) -> None:

@@ -147,3 +147,121 @@ _UPDATES = {
     AdamWTF: _adamw_tf,
     Ftrl: _ftrl,
 }
+
+
+class NonfiniteCounts:
+    """Device counters of one table's in-place updates (:func:`update_in_blocks`): the
+    non-finite rows of the last two updates (``counters``, used in turn, see ``cuda/optim.cu``)
+    and the rows skipped so far (``skipped``)."""
+
+    def __init__(self) -> None:
+        cupy = loader.require_cupy("sparse optimizer updates on the GPU")
+        self.counters = cupy.zeros(2, np.int64)
+        self.parity = 0
+        self.skipped = cupy.zeros(1, np.int64)
+
+
+def updates_in_blocks(rule, store) -> bool:
+    """Whether :func:`update_in_blocks` can run ``rule`` on ``store``: a rule type with a fused
+    kernel, and float32 rows and slots."""
+    if type(rule) not in _BLOCK_UPDATES:
+        return False
+    fields = store.fields
+    names = ["embedding", *rule.slots(store.dim)]
+    return all(fields[name].dtype == np.float32 for name in names)
+
+
+def update_in_blocks(rule, store, rows, grads, divisor: int, step: int, lr: float, counts, host):
+    """Apply ``rule`` to ``rows`` of ``store`` in place, in one pass over the row store's blocks
+    (two with ``host``): ``grads[u]`` is the summed gradient of ``rows[u]`` (-1: none), divided by
+    ``divisor`` in the pass; ``counts`` is the table's :class:`NonfiniteCounts`. With ``host``
+    (the device address of a :class:`~recis.core.cuda.host_mirror.DeferredErrors` report) a
+    non-finite gradient leaves every row as it was and its count is reported there; without,
+    such rows are skipped and counted in ``counts.skipped``. Nothing waits for the device.
+
+    The caller checks :func:`updates_in_blocks` first. ``rule.update`` over gathered rows gives
+    the same values (``tests/gpu/test_optim_gpu.py``).
+    """
+    kernel, slot_names, scalars_, per_row = _BLOCK_UPDATES[type(rule)](rule, step, lr)
+    rows = rows.reshape(-1)
+    n, dim = rows.size, store.dim
+    if per_row and divisor != 1:  # row-wise Adagrad reads the gradients twice: divide first
+        grads, divisor = grads / np.float32(divisor), 1
+    parity = np.int64(counts.parity)
+    if host is not None:
+        args = (rows, np.int64(n), grads, np.int64(dim), counts.counters, parity)
+        loader.launch(loader.kernel(SOURCE, "count_nonfinite_rows"), n, args)
+    args = (rows, np.int64(n), grads, np.int64(dim), np.int32(divisor != 1), np.float32(divisor))
+    args += (counts.counters, parity, np.int32(host is not None), counts.skipped)
+    args += (NULL if host is None else host, *_fields(store, ["embedding", *slot_names]))
+    total = n if per_row else n * dim
+    launch = loader.kernel(SOURCE, kernel)
+    loader.launch(launch, max(total, 1), (*args, *scalars_, np.int64(total)))
+    counts.parity ^= 1
+
+
+def _fields(store, names: list) -> tuple:
+    """Block arguments of the named fields of ``store``; a name of None gives null blocks."""
+    from recis.core.cuda.row_store import block_arguments
+
+    out: tuple = ()
+    for name in names:
+        out += (
+            (NULL, np.int64(0), np.int64(0))
+            if name is None
+            else block_arguments(store.blocks(name))
+        )
+    return out
+
+
+def _sgd_blocks(rule, step, lr):
+    return "sgd_update_blocks", [], (*_decay(rule.weight_decay), np.float32(lr)), False
+
+
+def _adagrad_blocks(rule, step, lr):
+    clr = lr / (1 + (step - 1) * rule.lr_decay)
+    scalars_ = (*_decay(rule.weight_decay), np.float32(clr), np.float32(rule.eps))
+    return "adagrad_update_blocks", ["sum"], scalars_, False
+
+
+def _rowwise_adagrad_blocks(rule, step, lr):
+    scalars_ = (*_decay(rule.weight_decay), np.float32(lr), np.float32(rule.eps))
+    return "rowwise_adagrad_update_blocks", ["sum"], scalars_, True
+
+
+def _adam_blocks(rule, step, lr):
+    if isinstance(rule, AdamW):
+        decay = (np.int32(0), np.float32(0), np.int32(1), np.float32(1 - lr * rule.weight_decay))
+    else:
+        decay = (*_decay(rule.weight_decay), np.int32(0), np.float32(1))
+    s = scalars(rule, step, lr)
+    factors = (s["one_minus_beta1"], s["beta2"], s["one_minus_beta2"], s["step_size"])
+    factors += (s["bias_correction2_sqrt"], s["eps"])
+    slot_names = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq" if rule.amsgrad else None]
+    return "adam_update_blocks", slot_names, (*decay, *factors), False
+
+
+def _adamw_tf_blocks(rule, step, lr):
+    s = scalars(rule, step, lr)
+    factors = (s["decay_factor"], s["one_minus_beta1"], s["beta2"], s["one_minus_beta2"])
+    factors += (s["alpha"], s["eps"])
+    return "adamw_tf_update_blocks", ["exp_avg", "exp_avg_sq"], factors, False
+
+
+def _ftrl_blocks(rule, step, lr):
+    rule.check_lr(lr)
+    power = -rule.learning_rate_power
+    exponent = (np.int32(power == 0.5), np.float64(np.float32(power)))
+    factors = (np.float32(lr), np.float32(rule.l1), np.float32(2 * rule.l2 + rule.beta / lr))
+    return "ftrl_update_blocks", ["accumulator", "linear"], (*exponent, *factors), False
+
+
+_BLOCK_UPDATES = {
+    SGD: _sgd_blocks,
+    Adagrad: _adagrad_blocks,
+    RowWiseAdagrad: _rowwise_adagrad_blocks,
+    Adam: _adam_blocks,
+    AdamW: _adam_blocks,
+    AdamWTF: _adamw_tf_blocks,
+    Ftrl: _ftrl_blocks,
+}

@@ -72,6 +72,7 @@ class DeviceRowAllocator:
         device has finished with the old state (no publication of it is in flight)."""
         self._cupy.cuda.Device().synchronize()
         self._state = self._cupy.asarray(np.array([high_water, free_count, 0], np.int64))
+        self._spare = self._cupy.empty(3, np.int64)  # the next state of allocate_in_kernel
         self._free = free
         self._requested = 0  # rows asked for since this load: the bounds' slack
         self._mirror.values[:] = [high_water, free_count, 0]
@@ -90,6 +91,17 @@ class DeviceRowAllocator:
         commit = (self._state, count, np.int64(self._requested), self._mirror.address())
         loader.launch(loader.kernel(SOURCE, "allocate_ranked_commit"), 1, commit)
         return rows
+
+    def allocate_in_kernel(self, n: int) -> tuple:
+        """Arguments of a kernel that allocates rows for at most ``n`` new ids itself, as
+        ``allocate_ranked_rows`` does, and writes the next state as ``allocate_ranked_commit``
+        does, but to a second buffer: ``(state, next_state, free, free_size, requested,
+        host)``. The allocator goes on from ``next_state``; never waits."""
+        self._requested += n
+        state, self._state, self._spare = self._state, self._spare, self._state
+        free = self._free
+        return (state, self._state, free, np.int64(free.size), np.int64(self._requested),
+                self._mirror.address())  # fmt: skip
 
     def allocate(self, count: int):
         """``count`` rows (a CuPy array), as :meth:`RowAllocator.allocate`."""

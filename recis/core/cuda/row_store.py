@@ -87,10 +87,11 @@ class DeviceRows:
         return DeviceBlocks()
 
     @staticmethod
-    def append(blocks: DeviceBlocks, field, block_rows: int) -> None:
+    def append(blocks: DeviceBlocks, field, block_rows: int, fill: bool = True) -> None:
         cupy = loader.require_cupy("a row store on the GPU")
         block = cupy.empty((block_rows, field.width), field.storage_dtype)
-        block.fill(field.fill_bits)
+        if fill:
+            block.fill(field.fill_bits)
         blocks.append(block)
 
     @staticmethod

@@ -5,12 +5,13 @@ micro-steps. At each optimizer step the updater sums the gradients of each row, 
 number of accumulated micro-steps, checks them for NaN/inf, and runs the rule on exactly those rows
 and their slots (lazy: other rows do not change). On the CPU the built-in rules update the rows
 where they are stored (:mod:`recis.core.optim.in_place`). For a table whose rows live on the GPU (a
-``"cuda"`` row store, CuPy gradients), gradients are summed, the rows and slots gathered, the rule
-applied (one fused CUDA kernel, :mod:`recis.core.cuda.optim`) and the results scattered, all on the
-device, and nothing waits for it: rows with non-finite gradients are left out on the device, and
-under ``on_nonfinite="raise"`` the whole table's update is (its step count still advances, unlike
-on the CPU, which raises before counting); the error is then raised by a later
-:meth:`SparseUpdater.step` (or :meth:`SparseUpdater.state_dict`), once the host sees it.
+``"cuda"`` row store, CuPy gradients), gradients are summed on the device and the rule runs in
+place on the row store's blocks, checking the gradients itself (one fused CUDA kernel per rule,
+:func:`recis.core.cuda.optim.update_in_blocks`; rows or slots other than float32 are gathered,
+updated and scattered instead), and nothing waits for the device: rows with non-finite gradients
+are left out there, and under ``on_nonfinite="raise"`` the whole table's update is (its step count
+still advances, unlike on the CPU, which raises before counting); the error is then raised by a
+later :meth:`SparseUpdater.step` (or :meth:`SparseUpdater.state_dict`), once the host sees it.
 
 >>> import numpy as np
 >>> from recis.core.optim import SGD
@@ -31,6 +32,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from recis.core import arrays as interop
+from recis.core.cuda import optim as cuda_optim
 from recis.core.cuda.host_mirror import deferred_errors, raise_deferred_errors
 from recis.core.errors import NonFiniteGradientError
 from recis.core.optim.in_place import update_by_copies, update_in_place
@@ -69,6 +71,7 @@ class SparseUpdater:
         self.steps: dict[str, int] = {}
         self._skipped_rows: dict[str, int] = {}
         self._skipped_on_gpu: dict[str, object] = {}  # device counts not yet added in
+        self._device_counts: dict[str, cuda_optim.NonfiniteCounts] = {}  # in-place updates
         self.micro_step = 0
         self._updated_elsewhere: set[str] = set()
         for table in tables:
@@ -127,19 +130,21 @@ class SparseUpdater:
         self._updated_elsewhere.clear()
 
     def _apply(self, table: EmbeddingTable, lr: float, rows, grads) -> None:
+        if table.store.device != "cpu":
+            return self._apply_on_gpu(table, lr, rows, grads)
         self.steps[table.name] += 1
         step = self.steps[table.name]
         if not update_in_place(self.rule, table.store, rows, grads, step, lr):
             update_by_copies(self.rule, table.store, rows, grads, step, lr)
 
     def _summed_gradients(self, table: EmbeddingTable) -> tuple[np.ndarray, np.ndarray]:
+        if table.store.device != "cpu":
+            return table.grads.summed_on_device()  # divided and checked by _apply_on_gpu
         unique_rows, grads = table.grads.summed(self.accumulation_steps)
         xp = interop.namespace(grads)
         if xp is np and np.isfinite(grads).all():  # the common case, in one flat pass
             return unique_rows, grads
         finite = xp.isfinite(grads).all(axis=1)
-        if xp is not np:
-            return self._finite_rows_on_gpu(table, unique_rows, finite), grads
         if bool(finite.all()):
             return unique_rows, grads
         if self.on_nonfinite == "raise":
@@ -150,14 +155,30 @@ class SparseUpdater:
         self._skipped_rows[table.name] += int((~finite).sum())
         return unique_rows[finite], grads[finite]
 
-    def _finite_rows_on_gpu(self, table: EmbeddingTable, rows, finite):
-        """``rows`` with -1 for those not to update, decided on the device (module docstring)."""
-        xp = interop.namespace(rows)
-        bad = ~finite & (rows >= 0)
-        count = bad.sum()
-        if self.on_nonfinite == "skip":
-            self._skipped_on_gpu[table.name] = self._skipped_on_gpu.get(table.name, 0) + count
-            return xp.where(bad, -1, rows)
+    def _apply_on_gpu(self, table: EmbeddingTable, lr: float, rows, grads) -> None:
+        """:meth:`_apply` of a GPU table: ``grads`` summed per row, not yet divided by the
+        accumulation steps nor checked (see the module docstring)."""
+        store, divisor = table.store, self.accumulation_steps
+        if not cuda_optim.updates_in_blocks(self.rule, store):
+            grads = grads / np.float32(divisor)
+            rows = self._finite_rows_on_gpu(
+                table, rows, interop.namespace(grads).isfinite(grads).all(axis=1)
+            )
+            self.steps[table.name] += 1
+            update_by_copies(self.rule, store, rows, grads, self.steps[table.name], lr)
+            return
+        counts = self._device_counts.get(table.name)
+        if counts is None:
+            counts = self._device_counts[table.name] = cuda_optim.NonfiniteCounts()
+        host = None
+        if self.on_nonfinite == "raise":
+            host = deferred_errors().reserve(self._nonfinite_error(table))
+        self.steps[table.name] += 1
+        step = self.steps[table.name]
+        cuda_optim.update_in_blocks(self.rule, store, rows, grads, divisor, step, lr, counts, host)
+
+    def _nonfinite_error(self, table: EmbeddingTable):
+        """The error of ``table``'s next update, from the count of its non-finite rows."""
         name, update = table.name, self.steps[table.name] + 1
 
         def error(count: int) -> NonFiniteGradientError:
@@ -167,7 +188,17 @@ class SparseUpdater:
                 f"such rows)"
             )
 
-        deferred_errors().report(count, error)
+        return error
+
+    def _finite_rows_on_gpu(self, table: EmbeddingTable, rows, finite):
+        """``rows`` with -1 for those not to update, decided on the device (module docstring)."""
+        xp = interop.namespace(rows)
+        bad = ~finite & (rows >= 0)
+        count = bad.sum()
+        if self.on_nonfinite == "skip":
+            self._skipped_on_gpu[table.name] = self._skipped_on_gpu.get(table.name, 0) + count
+            return xp.where(bad, -1, rows)
+        deferred_errors().report(count, self._nonfinite_error(table))
         return xp.where(count == 0, rows, -1)
 
     @property
@@ -176,6 +207,9 @@ class SparseUpdater:
         for name, count in self._skipped_on_gpu.items():
             self._skipped_rows[name] += int(count)
         self._skipped_on_gpu.clear()
+        for name, counts in self._device_counts.items():
+            self._skipped_rows[name] += int(counts.skipped[0])
+            counts.skipped.fill(0)
         return dict(self._skipped_rows)
 
     def state_dict(self) -> dict:
@@ -195,5 +229,7 @@ class SparseUpdater:
             raise KeyError(f"state holds tables this optimizer does not update: {sorted(missing)}")
         self.steps.update(state["steps"])
         self._skipped_on_gpu.clear()
+        for counts in self._device_counts.values():
+            counts.skipped.fill(0)
         self._skipped_rows.update(state["skipped_rows"])
         self.micro_step = int(state["micro_step"])
