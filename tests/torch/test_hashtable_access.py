@@ -100,10 +100,12 @@ def test_read_only_admit_hook_inserts_nothing_and_reads_zeros():
     assert table(torch.tensor([2])).tolist() == [[4.0, 4.0]]  # the default admits again
 
 
-def test_admit_hook_must_be_a_hook():
-    table = HashTable([-1, 2], name="not_a_hook")
-    with pytest.raises(TypeError, match=r"not_a_hook.*admit_hook"):
-        table(torch.tensor([1]), torch.tensor([0]))
+def test_a_second_argument_that_is_no_hook_is_taken_as_tags():
+    table = HashTable([-1, 2], name="pair_tags", coalesced=True, children=["a", "b"])
+    table(torch.tensor([1]), torch.tensor([1]))
+    assert table.ids("b").tolist() == [1] and table.ids("a").tolist() == []
+    with pytest.raises(TypeError, match=r"pair_tags.*admit_hook"):
+        table(torch.tensor([1]), torch.tensor([0]), tags=torch.tensor([0]))
 
 
 def test_implementation_object_inserts_and_looks_up():

@@ -156,18 +156,18 @@ class HashTable(TableAccess, nn.Module):
         """Rows of ``ids`` (any shape; moved to the table's device) as a float32 tensor
         ``ids.shape + (dim,)``; ``tags`` (one per id, or one for all) name logical tables.
         ``admit_hook`` decides, for this lookup, which new ids get rows (e.g.
-        ``AdmitHook("ReadOnly")``: none; they read zeros and get no update).
+        ``AdmitHook("ReadOnly")``: none; they read zeros and get no update); anything else in
+        its place is taken as ``tags``.
 
         Under torch.distributed with several ranks this is a collective (the table is sharded
         over the ranks).
         """
+        if admit_hook is not None and not isinstance(admit_hook, AdmitHook):
+            if tags is not None:
+                raise TypeError(f"HashTable {self.name!r}: admit_hook must be an AdmitHook")
+            admit_hook, tags = None, admit_hook  # tags given in second place, as before
         if admit_hook is None:
             return self._lookup(ids, tags)
-        if not isinstance(admit_hook, AdmitHook):
-            raise TypeError(
-                f"HashTable {self.name!r}: admit_hook must be an AdmitHook, got "
-                f"{type(admit_hook).__name__} (tags go by keyword: tags=...)"
-            )
         with self._admitting(admit_hook):
             return self._lookup(ids, tags)
 

@@ -186,3 +186,9 @@ class HashtableImpl:
 
     def reset(self) -> None:
         self._table.reset()
+
+
+def as_hashtable(table):
+    """The HashTable behind ``table``: a HashTable, or its :class:`HashtableImpl` (what RecIS's
+    ``state_dict`` holds for a table)."""
+    return table._table if isinstance(table, HashtableImpl) else table
