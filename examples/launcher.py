@@ -147,6 +147,7 @@ def training_arguments(arguments_class):
     return arguments_class(
         output_dir=FLAGS.output_dir,
         train_steps=FLAGS.steps,
+        exact_steps=True,  # --steps counts steps in total
         eval_steps=FLAGS.eval_steps,
         log_steps=FLAGS.log_steps,
         save_steps=FLAGS.save_steps,

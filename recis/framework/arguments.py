@@ -18,10 +18,13 @@ ON_NONFINITE = ("raise", "skip")
 class TrainingArguments:
     """Options of a trainer (RecIS's fields, plus ``mixed_precision`` and ``seed``).
 
-    ``train_steps`` limits the steps of ``train()`` (None: ``train_epoch`` passes over the
-    data); ``save_steps`` ≤ 0 saves only at the end; ``model_bank`` lists warm-start entries
-    (see :mod:`recis.framework.model_bank`). A step whose loss or gradients hold NaN or
-    infinity is never applied: ``on_nonfinite="raise"`` raises
+    ``train()`` runs ``train_epoch`` epochs, as RecIS's trainer does: each ends at the end of
+    the data or after ``train_steps`` steps (None: no cap), and the next starts again from the
+    beginning of the data. ``exact_steps=True`` makes ``train_steps`` instead the global step
+    to train up to, over as many passes over the data as it takes (``train_epoch`` then
+    applies only when ``train_steps`` is None). ``save_steps`` ≤ 0 saves only at the end;
+    ``model_bank`` lists warm-start entries (see :mod:`recis.framework.model_bank`). A step
+    whose loss or gradients hold NaN or infinity is never applied: ``on_nonfinite="raise"`` raises
     :class:`~recis.core.errors.NonFiniteGradientError`, ``"skip"`` drops the step and counts it
     (with fp16 loss scaling such a step is an overflow: skipped, and the scale lowered).
     ``allow_pickle`` lets :meth:`train` resume from checkpoints of older versions, whose ``.pt``
@@ -34,6 +37,7 @@ class TrainingArguments:
     log_steps: int = 100
     train_steps: int | None = None
     train_epoch: int = 1
+    exact_steps: bool = False
     eval_steps: int | None = None
     save_steps: int = 1000
     max_to_keep: int = 5

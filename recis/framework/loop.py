@@ -7,8 +7,11 @@ A subclass builds ``args`` (:class:`~recis.framework.arguments.TrainingArguments
 :meth:`prepare_training`, :meth:`evaluation` (the context evaluation runs in) and
 :meth:`evaluate_batch` (one batch → its loss, without training).
 
-Each *step* consumes one batch. The step limit is checked before a batch is taken, so the data
-position saved with a checkpoint is exactly after the last batch trained on.
+Each *step* consumes one batch. ``train()`` runs epochs as RecIS does: ``args.train_epoch`` of
+them, each ending at the end of the data or after ``args.train_steps`` steps, when the dataset is
+reset (``reset()``) so that the next epoch reads from the start; with ``args.exact_steps``,
+``train_steps`` is the global step to reach. The step limit is checked before a batch is taken,
+so the data position saved with a checkpoint is exactly after the last batch trained on.
 
 With several ranks (``communicator`` set by the subclass), every step first agrees that every rank
 has a batch — an epoch ends for all ranks when the first one runs out, so nobody waits forever in a
@@ -44,6 +47,7 @@ class TrainingLoop(abc.ABC):
         """Set up the loop's own state; call once the checkpoint manager exists."""
         self.checkpoint_manager.register_for_checkpointing("trainer", self)
         self.epoch = 0
+        self.epoch_steps = 0  # steps of the current epoch
         self.skipped_steps = 0  # steps dropped for non-finite values (on_nonfinite="skip")
         self._restored = False
 
@@ -101,11 +105,15 @@ class TrainingLoop(abc.ABC):
             )
 
     def train(self, train_steps: int | None = None) -> None:
-        """Train until the global step reaches ``train_steps`` (default ``args.train_steps``),
-        or for ``args.train_epoch`` passes over the data; then save a checkpoint (when a step
-        was trained). Data that yields no batch is warned about."""
+        """Train ``args.train_epoch`` epochs of at most ``train_steps`` steps each (default
+        ``args.train_steps``), as RecIS; with ``args.exact_steps``, until the global step
+        reaches ``train_steps``. Then save a checkpoint (when a step was trained). Data that
+        yields no batch is warned about."""
         with self._failures_reported():
-            self._train(train_steps)
+            if self.args.exact_steps:
+                self._train(train_steps)
+            else:
+                self._train_epochs(train_steps)
 
     @contextlib.contextmanager
     def _failures_reported(self):
@@ -120,11 +128,7 @@ class TrainingLoop(abc.ABC):
     def _train(self, train_steps: int | None) -> None:
         self.restore()
         limit = train_steps if train_steps is not None else self.args.train_steps
-        for hook in self.hooks:
-            if limit is not None and hasattr(hook, "set_total_steps"):
-                hook.set_total_steps(limit)
-        self.call_hooks("before_train")
-        self.prepare_training()
+        self._start_training(limit)
         first_step = self.global_step
         epochs_left = self.args.train_epoch
         while self.global_step < limit if limit is not None else epochs_left > 0:
@@ -133,15 +137,46 @@ class TrainingLoop(abc.ABC):
             if not completed:
                 break  # the step limit was reached inside the epoch
             self.call_hooks("after_epoch", self.epoch)
-            self.epoch += 1
+            self.epoch, self.epoch_steps = self.epoch + 1, 0
             epochs_left -= 1
             if not steps:
                 self._warn_no_batch(limit)
                 break
+        self._finish_training(first_step)
+
+    def _train_epochs(self, train_steps: int | None) -> None:
+        """RecIS's loop: ``args.train_epoch`` epochs (counting restored ones), each capped at
+        ``train_steps`` steps."""
+        self.restore()
+        cap = train_steps if train_steps is not None else self.args.train_steps
+        self._start_training(None if cap is None else cap * self.args.train_epoch)
+        first_step = self.global_step
+        while self.epoch < self.args.train_epoch:
+            self.call_hooks("before_epoch", self.epoch)
+            limit = None if cap is None else self.global_step + cap - self.epoch_steps
+            steps, data_ended = self._train_epoch(limit)
+            if data_ended and not steps:
+                self._warn_no_batch(cap)
+                break
+            self.call_hooks("after_epoch", self.epoch)
+            self.epoch, self.epoch_steps = self.epoch + 1, 0
+            if not data_ended and hasattr(self.train_dataset, "reset"):
+                self.train_dataset.reset()
+        self._finish_training(first_step)
+
+    def _start_training(self, total_steps: int | None) -> None:
+        for hook in self.hooks:
+            if total_steps is not None and hasattr(hook, "set_total_steps"):
+                hook.set_total_steps(total_steps)
+        self.call_hooks("before_train")
+        self.prepare_training()
+
+    def _finish_training(self, first_step: int) -> None:
+        """Save unless the last step's checkpoint was just written; call the end hooks."""
         manager = self.checkpoint_manager
         trained = self.global_step > first_step
         if trained and manager.directory.latest() != manager.directory.path(self.global_step):
-            manager.save()  # unless the last step's checkpoint was just written
+            manager.save()
         self.call_hooks("after_train")
         self.call_hooks("end")
 
@@ -165,6 +200,7 @@ class TrainingLoop(abc.ABC):
             if not self.step_loss_is_global:
                 metrics["loss"] = self._mean_over_ranks(metrics["loss"])
             metrics["epoch"] = self.epoch
+            self.epoch_steps += 1
             self.checkpoint_manager.step()
             self.call_hooks("after_step", metrics, self.global_step)
             steps += 1
@@ -197,7 +233,8 @@ class TrainingLoop(abc.ABC):
             target = None if train_steps is None else self.global_step + train_steps
             if target is None:
                 self.args.train_epoch = 1
-            self.train(target)
+            with self._failures_reported():
+                self._train(target)
             results.append(self.evaluate(eval_steps))
         return results
 
@@ -237,10 +274,15 @@ class TrainingLoop(abc.ABC):
 
     def state_dict(self) -> dict:
         """The loop's own progress (the epoch, steps skipped), saved with each checkpoint."""
-        return {"epoch": self.epoch, "skipped_steps": self.skipped_steps}
+        return {
+            "epoch": self.epoch,
+            "epoch_steps": self.epoch_steps,
+            "skipped_steps": self.skipped_steps,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch = int(state["epoch"])
+        self.epoch_steps = int(state.get("epoch_steps", 0))
         self.skipped_steps = int(state.get("skipped_steps", 0))
 
     def call_hooks(self, name: str, *args) -> None:

@@ -10,7 +10,8 @@ Layouts, for a leaf under ``d`` list levels (``list``, ``large_list``, ``fixed_s
   ``weights`` are the second field.
 - strings or binary (as a leaf or as the struct's id): hashed while reading into int64 ids
   (``hash_type`` ``"farm"`` or ``"murmur"``; with ``hash_bucket > 0`` the unsigned hash modulo the
-  bucket, with ``hash_bucket == 0`` the hash with its sign bit cleared, as RecIS returns it), or
+  bucket, with ``hash_bucket == 0`` the hash with its sign bit cleared, as RecIS returns it; a
+  bucket without a hash type is unused, as in RecIS, and logged once), or
   kept as int8 bytes (``trans_int8``) under one more offset level that marks string boundaries,
   or, for a scalar column, passed through as an object array.
 
@@ -28,6 +29,7 @@ error. Floating values are cast to the dataset's ``dtype``; weights are float32.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -39,6 +41,8 @@ from recis.core.ragged import Ragged
 from recis.core.string_hash import HASH_TYPES, clear_sign_bit, hash_strings
 from recis.io.errors import ColumnError
 from recis.io.row_ops import Column
+
+logger = logging.getLogger("recis.io")
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,11 @@ class ColumnSpec:
             raise ValueError(f"{name}: hash_type must be one of {HASH_TYPES}, got {hash_type!r}")
         if isinstance(hash_bucket, bool) or not isinstance(hash_bucket, Integral):
             raise ValueError(f"{name}: hash_bucket must be an integer, got {hash_bucket!r}")
-        if hash_bucket < 0 or (hash_bucket and hash_type is None):
-            raise ValueError(f"{name}: hash_bucket must be >= 0 and needs a hash_type")
+        if hash_bucket < 0:
+            raise ValueError(f"{name}: hash_bucket must be >= 0, got {hash_bucket}")
+        if hash_bucket and hash_type is None:
+            logger.info("%s: hash_bucket=%d is unused without a hash_type", name, hash_bucket)
+            hash_bucket = 0
         if hash_type is not None and trans_int8:
             raise ValueError(f"{name}: choose either hash_type or trans_int8")
         return cls(name, hash_type, int(hash_bucket), bool(trans_int8))

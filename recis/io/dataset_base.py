@@ -218,6 +218,13 @@ class DatasetBase:
         if io_state:
             self.load_state_dict(io_state)
 
+    def reset(self) -> None:
+        """Make the next iteration start a new pass from the beginning of the data (RecIS's
+        ``reset``), also when the current pass stopped part way; closes a running iterator."""
+        self.close()
+        if self._cursor != Cursor(epoch=self._cursor.epoch):
+            self._cursor = Cursor(epoch=self._cursor.epoch + 1)
+
     def close(self) -> None:
         """Stop the running iterator, if any, and release its threads."""
         live = self._live() if self._live is not None else None

@@ -2,6 +2,7 @@
 
 from recis.backends.torch.initializers import (
     ConstantInitializer,
+    Initializer,
     KaimingNormalInitializer,
     KaimingUniformInitializer,
     NormalInitializer,
@@ -13,6 +14,7 @@ from recis.backends.torch.initializers import (
 
 __all__ = [
     "ConstantInitializer",
+    "Initializer",
     "KaimingNormalInitializer",
     "KaimingUniformInitializer",
     "NormalInitializer",

@@ -52,7 +52,7 @@ class Tables(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         weights = torch.linspace(-1.0, 1.0, 4)
         users = self.user(batch["user"])
-        items = self.merged(batch["item"], batch["tags"])
+        items = self.merged(batch["item"], tags=batch["tags"])
         return (users**2).sum() + (items * weights).sum()
 
 
@@ -106,7 +106,7 @@ def loaded(path, communicator=None) -> dict[str, dict[str, np.ndarray]]:
 def train_save_load(rank: int, world_size: int, save_path: str, load_path: str) -> dict:
     """Train and save on these ranks; load what was saved, and ``load_path``, into fresh tables."""
     model, _ = trained(rank, world_size)
-    Saver(save_path, hashtables=filter_out_sparse_param(model)).save()
+    Saver(rank, world_size, path=save_path, hashtables=filter_out_sparse_param(model)).save()
     return {
         "saved": shard_states(model),
         "reloaded": loaded(save_path),

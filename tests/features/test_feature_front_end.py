@@ -122,14 +122,27 @@ def test_truncate_3d_pads_sequences_to_seq_len():
 
 def test_truncate_check_length_and_truncate_false():
     x = ragged_tensor([[1, 2, 3]])
-    with pytest.raises(ValueError, match="more than seq_len=2"):
+    with pytest.raises(AssertionError, match="length 3 is more than seq_len=2"):
         SequenceTruncate(2)(x)
+    with pytest.raises(AssertionError, match="length 4 is more than seq_len=2"):
+        SequenceTruncate(2)(RaggedTensor(x.values(), x.offsets(), dense_shape=[1, 4]))
     assert SequenceTruncate(2, check_length=False, truncate=False)(x) is x
     assert SequenceTruncate(3, truncate=False)(x) is x
     engine_result = SequenceTruncate(2, check_length=False)(
         Ragged(np.array([1, 2, 3]), np.array([0, 3]))
     )
     assert engine_result.values.tolist() == [2, 3]
+
+
+def test_truncate_2d_on_two_levels_cuts_the_inner_lists():
+    values = torch.arange(1, 8)
+    x = RaggedTensor(values, [torch.tensor([0, 2, 3]), torch.tensor([0, 3, 4, 7])])
+    result = SequenceTruncate(2, check_length=False)(x)
+    assert rows_of(result) == [[2, 3], [4], [6, 7]] and result.dense_shape == (-1, 2)
+    right = SequenceTruncate(2, check_length=False, truncate_side="right")(x)
+    assert rows_of(right) == [[1, 2], [4], [5, 6]]
+    with pytest.raises(AssertionError, match="length 2 is more than seq_len=1"):
+        SequenceTruncate(1)(x)  # RecIS checks shape[1]: the sequences' lengths
 
 
 def test_constructors_reject_bad_arguments():

@@ -41,7 +41,7 @@ def main() -> None:
     model, dense, sparse = build()
     trainer = Trainer(
         model,
-        TrainingArguments(output_dir=args.output, save_steps=3, log_steps=1000),
+        TrainingArguments(output_dir=args.output, save_steps=3, log_steps=1000, exact_steps=True),
         train_dataset=dataset(args.data),
         dense_optimizers=(dense, None),
         sparse_optimizer=sparse,

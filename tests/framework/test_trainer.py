@@ -31,6 +31,8 @@ class Recorder(Hook):
 
 
 def _trainer(data_dir, output_dir, **kwargs):
+    """A trainer whose ``train(n)`` trains up to global step n, unless ``exact_steps=False``."""
+    kwargs.setdefault("exact_steps", True)
     model, dense, sparse = build()
     args = TrainingArguments(output_dir=str(output_dir), log_steps=1000, **kwargs)
     train = dataset(data_dir)
@@ -55,6 +57,40 @@ def test_train_runs_exactly_the_requested_steps_across_epochs_and_calls_every_ho
     last = recorder.metrics[-1]
     assert {"loss", "auc", "epoch", "batch_size"} <= set(last) and last["epoch"] == 1
     assert (tmp_path / "ckpt_40").is_dir()  # the final save
+
+
+BATCHES_PER_EPOCH = 2000 // 64 + 1  # the last batch is partial
+
+
+@pytest.mark.parametrize(
+    ("train_steps", "train_epoch", "steps"),
+    [(10, 2, 20), (None, 2, 2 * BATCHES_PER_EPOCH), (40, 2, 2 * BATCHES_PER_EPOCH)],
+)
+def test_recis_epochs_end_at_the_data_end_or_after_train_steps(
+    data_dir, tmp_path, train_steps, train_epoch, steps
+):
+    trainer, _ = _trainer(
+        data_dir, tmp_path, save_steps=0, train_steps=train_steps, train_epoch=train_epoch,
+        exact_steps=False,
+    )  # fmt: skip
+    recorder = Recorder()
+    trainer.add_hooks([recorder])
+    trainer.train()
+    assert trainer.global_step == steps and trainer.epoch == train_epoch
+    epochs = [metrics["epoch"] for metrics in recorder.metrics]
+    assert epochs == [0] * (steps // 2) + [1] * (steps // 2)
+    assert recorder.calls.count("after_epoch") == 2
+    assert trainer.train_dataset.state_dict()["epoch"] == 2  # each epoch read from the start
+
+
+def test_a_resumed_recis_epoch_counts_the_steps_it_already_ran(data_dir, tmp_path):
+    first, _ = _trainer(data_dir, tmp_path, save_steps=0, train_steps=6)
+    first.train()
+    second, _ = _trainer(
+        data_dir, tmp_path, save_steps=0, train_steps=10, train_epoch=2, exact_steps=False
+    )
+    second.train()
+    assert second.global_step == 20 and second.epoch == 2
 
 
 def test_one_epoch_without_a_step_limit(data_dir, tmp_path):

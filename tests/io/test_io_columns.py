@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -182,7 +184,6 @@ def test_unreadable_types_name_the_column(spec, type_, message):
     ("factory", "args", "message"),
     [
         (ColumnSpec.varlen, ("x", "sha1"), "hash_type must be one of"),
-        (ColumnSpec.varlen, ("x", None, 10), "needs a hash_type"),
         (ColumnSpec.varlen, ("x", "farm", -1), "hash_bucket must be >= 0"),
         (ColumnSpec.varlen, ("x", "farm", 0, True), "either hash_type or trans_int8"),
         (ColumnSpec.fixedlen, ("x", []), "default_value must be"),
@@ -193,6 +194,17 @@ def test_unreadable_types_name_the_column(spec, type_, message):
 def test_bad_declarations_are_rejected(factory, args, message):
     with pytest.raises(ValueError, match=message):
         factory(*args)
+
+
+def test_a_bucket_without_hash_type_is_unused_and_logged(caplog):
+    with caplog.at_level(logging.INFO, logger="recis.io"):
+        spec = ColumnSpec.varlen("ids", None, 100)
+    assert spec == ColumnSpec.varlen("ids")
+    assert [r.getMessage() for r in caplog.records] == [
+        "ids: hash_bucket=100 is unused without a hash_type"
+    ]
+    column = convert_column(spec, pa.array([[123456, 7]]), np.float32)
+    assert column.values.tolist() == [123456, 7]
 
 
 def test_type_signature_ignores_offset_width_and_field_names():

@@ -90,6 +90,7 @@ def build(data_dir: str, output_dir, accumulation: int = 1, **kwargs) -> Trainer
     sparse = SparseOptimizer(
         model.embedding, rules.Adagrad(), 0.05, accumulation_steps=accumulation
     )
+    kwargs.setdefault("exact_steps", True)  # train(n): up to global step n
     args = TrainingArguments(
         output_dir=str(output_dir), log_steps=1000, gradient_accumulation_steps=accumulation,
         **kwargs,

@@ -218,9 +218,8 @@ def test_checkpoint_layout(data_dir, tmp_path):
     metadata = checkpoint.metadata
     assert metadata["step"] == 3 and metadata["backend"] == "jax"
     assert metadata["io_state"]["dataset"] == trainer.train_dataset.state_dict()
-    assert metadata["objects"]["trainer"] == {"epoch": 0, "skipped_steps": 0} and metadata[
-        "buckets"
-    ] == [64]
+    assert metadata["objects"]["trainer"] == {"epoch": 0, "epoch_steps": 3, "skipped_steps": 0}
+    assert metadata["buckets"] == [64]
     assert metadata["sparse_optimizer"]["tables"]["steps"] == {"C1+2": 3}
     dense = checkpoint.index["dense"]
     assert {"params/hidden/kernel", "params/out/bias", "opt_state/0/count"} <= set(dense)

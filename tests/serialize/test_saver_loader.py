@@ -32,9 +32,9 @@ def dense_tensors() -> dict[str, torch.Tensor]:
 
 def test_saver_writes_tables_and_tensors_the_loader_restores(tmp_path, trained):
     saver = Saver(
-        tmp_path / "ckpt",
-        trained.tables(),
-        dense_tensors(),
+        path=tmp_path / "ckpt",
+        hashtables=trained.tables(),
+        tensors=dense_tensors(),
         parallel=4,
         max_file_bytes=512,
     )
@@ -52,7 +52,12 @@ def test_saver_writes_tables_and_tensors_the_loader_restores(tmp_path, trained):
 
 
 def test_every_file_opens_with_safetensors_for_torch(tmp_path, trained):
-    path = Saver(tmp_path / "ckpt", trained.tables(), dense_tensors(), max_file_bytes=400).save()
+    path = Saver(
+        path=tmp_path / "ckpt",
+        hashtables=trained.tables(),
+        tensors=dense_tensors(),
+        max_file_bytes=400,
+    ).save()
     found = {}
     for file in sorted(path.glob("*.safetensors")):
         found |= {f"{file.name}:{k}": v for k, v in load_file(file).items()}
@@ -69,7 +74,7 @@ def test_every_file_opens_with_safetensors_for_torch(tmp_path, trained):
 
 
 def test_filter_func_can_skip_slots_and_rename_tables(tmp_path, trained):
-    path = Saver(tmp_path / "ckpt", trained.tables()).save()
+    path = Saver(path=tmp_path / "ckpt", hashtables=trained.tables()).save()
     fresh = Run(tmp_path / "other", save_steps=0)
     loader = Loader(path, fresh.tables())
     info = loader.default_load_info()
@@ -89,7 +94,7 @@ def test_filter_func_can_skip_slots_and_rename_tables(tmp_path, trained):
 
 
 def test_loader_strictness(tmp_path, trained):
-    path = Saver(tmp_path / "ckpt", {"query": trained.tables()["query"]}).save()
+    path = Saver(path=tmp_path / "ckpt", hashtables={"query": trained.tables()["query"]}).save()
     fresh = Run(tmp_path / "other", save_steps=0)
     with pytest.raises(CheckpointError, match="has no table 'user'"):
         Loader(path, fresh.tables()).load()

@@ -101,8 +101,8 @@ def test_engine_merges_tables_shares_rows_and_passes_other_inputs_through():
     assert not torch.equal(out["a"], out["c"])  # same id, other logical table
     assert out["dense"].tolist() == [[1, 2]]
     assert engine.lookup_stats()["items+1"] == {"new": 2, "admitted": 2, "refused": 0, "evicted": 0}
-    with pytest.raises(KeyError, match="no feature 'c'"):
-        engine({"a": torch.tensor([[1]]), "b": torch.tensor([[1]]), "d": torch.tensor([[1]])})
+    out = engine({"a": torch.tensor([[1]]), "b": torch.tensor([[1]]), "d": torch.tensor([[1]])})
+    assert sorted(out) == ["a", "b", "d"]  # a missing feature is passed over, as in RecIS
 
 
 def test_conflicting_options_for_one_shared_name_are_an_error():

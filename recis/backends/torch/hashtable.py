@@ -31,8 +31,10 @@ from torch import nn
 from recis.backends.torch.autograd import rows_tensor
 from recis.backends.torch.bridge import as_engine, as_tensor, beside_torch, engine_device
 from recis.backends.torch.communicator import default_communicator
-from recis.backends.torch.initializers import ConstantInitializer
-from recis.core.policies import LookupStats
+from recis.backends.torch.hashtable_access import TableAccess
+from recis.backends.torch.initializers import ConstantInitializer, Initializer
+from recis.core.initializers import Initializer as CoreInitializer
+from recis.core.policies import Admission, LookupStats
 from recis.core.table import EmbeddingTable
 from recis.distributed.exchange import ShardedTable, shard_of
 from recis.embedding.embedder import distinct_keys, find_rows
@@ -46,7 +48,7 @@ def live_hashtables() -> list[HashTable]:
     return list(_TABLES)
 
 
-class HashTable(nn.Module):
+class HashTable(TableAccess, nn.Module):
     """A growable embedding table of rows ``embedding_shape[-1]`` wide (see module docstring).
 
     Args:
@@ -63,7 +65,8 @@ class HashTable(nn.Module):
         grad_reduce_by: ``"worker"`` sums the gradients of an id's occurrences; ``"id"`` averages
             them.
         filter_hook: eviction policy (:class:`~recis.nn.hashtable_hook.FilterHook`).
-        admit_hook: default admission policy (:class:`~recis.nn.hashtable_hook.AdmitHook`).
+        admit_hook: default admission policy (:class:`~recis.nn.hashtable_hook.AdmitHook`); a
+            lookup may name another (``table(ids, admit_hook=...)``).
         seed: seed of the per-id initial values (a ``generator`` given to the initializer wins).
         capacity: expected number of ids, to size the id map up front.
     """
@@ -90,6 +93,7 @@ class HashTable(nn.Module):
             raise ValueError(f"HashTable {name!r}: grad_reduce_by must be 'worker' or 'id'")
         self.device = table_device(device, name)
         initializer = initializer if initializer is not None else ConstantInitializer()
+        _build_for_table(initializer, [int(block_size), int(embedding_shape[-1])], dtype, name)
         seed = getattr(initializer, "seed", None) or seed
         with engine_device(self.device), _gpu_engine_needed(name, self.device):
             self.table = EmbeddingTable(
@@ -109,6 +113,7 @@ class HashTable(nn.Module):
         self.dtype = dtype
         self.grad_reduce_by = grad_reduce_by
         self._trigger = torch.zeros((), requires_grad=True)  # makes autograd call our backward
+        self._admissions: dict[str, Admission] = {}  # per-lookup admit hooks, built once each
         _TABLES.add(self)
 
     @property
@@ -145,14 +150,41 @@ class HashTable(nn.Module):
         whose lookups then take distinct ids padded with ids of count 0."""
         return self.shard is None and self.table.sync_free
 
-    @beside_torch
-    def forward(self, ids: torch.Tensor, tags=None) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, admit_hook: AdmitHook | None = None, tags=None
+    ) -> torch.Tensor:
         """Rows of ``ids`` (any shape; moved to the table's device) as a float32 tensor
         ``ids.shape + (dim,)``; ``tags`` (one per id, or one for all) name logical tables.
+        ``admit_hook`` decides, for this lookup, which new ids get rows (e.g.
+        ``AdmitHook("ReadOnly")``: none; they read zeros and get no update); anything else in
+        its place is taken as ``tags``.
 
         Under torch.distributed with several ranks this is a collective (the table is sharded
         over the ranks).
         """
+        if admit_hook is not None and not isinstance(admit_hook, AdmitHook):
+            if tags is not None:
+                raise TypeError(f"HashTable {self.name!r}: admit_hook must be an AdmitHook")
+            admit_hook, tags = None, admit_hook  # tags given in second place, as before
+        if admit_hook is None:
+            return self._lookup(ids, tags)
+        with self._admitting(admit_hook):
+            return self._lookup(ids, tags)
+
+    @contextmanager
+    def _admitting(self, admit_hook: AdmitHook) -> Iterator[None]:
+        """Let ``admit_hook``'s policy decide admissions inside the block."""
+        key = admit_hook.info()
+        if key not in self._admissions:
+            self._admissions[key] = self.table._placed(admit_hook.build())
+        default, self.table.admission = self.table.admission, self._admissions[key]
+        try:
+            yield
+        finally:
+            self.table.admission = default
+
+    @beside_torch
+    def _lookup(self, ids: torch.Tensor, tags) -> torch.Tensor:
         flat = as_engine(ids.reshape(-1).to(self.device), "ids")
         if tags is not None and np.ndim(tags) > 0:
             tags = as_engine(torch.as_tensor(tags).reshape(-1).to(self.device), "tags")
@@ -173,6 +205,20 @@ def filter_out_sparse_param(model: nn.Module) -> dict[str, HashTable]:
                 raise ValueError(f"two hash tables are named {module.name!r}")
             tables[module.name] = module
     return tables
+
+
+def _build_for_table(initializer, shape: list[int], dtype, name: str) -> None:
+    """Give a RecIS-protocol initializer the table's block shape and dtype and build it, as
+    RecIS's HashTable does (unless it was built already, e.g. for another table)."""
+    if not isinstance(initializer, CoreInitializer):
+        raise TypeError(
+            f"HashTable {name!r}: initializer must be one of recis.nn.initializers' classes, "
+            f"got {type(initializer).__name__}"
+        )
+    if isinstance(initializer, Initializer) and initializer.impl() is None:
+        initializer.set_shape(shape)
+        initializer.set_dtype(dtype)
+        initializer.build()
 
 
 @contextmanager

@@ -11,7 +11,7 @@ TypeError: feature 'price', op Mod(mod=10): column: expected int64 values, got f
 from __future__ import annotations
 
 # Built-in errors whose constructor takes one message; other errors propagate unchanged.
-WRAPPED_ERRORS = (TypeError, ValueError, KeyError, IndexError)
+WRAPPED_ERRORS = (TypeError, ValueError, KeyError, IndexError, AssertionError)
 
 
 def call_op(feature_name: str, op, x):

@@ -125,12 +125,16 @@ class FusedFeatureCrossOP(_FusedOP):
 
 
 class FusedCutoffOP(_FusedOP):
-    """All truncating :class:`SequenceTruncate` ops of a step in one engine call."""
+    """All truncating :class:`SequenceTruncate` ops of a step in one engine call; as RecIS's
+    fused path, it truncates without checking lengths (``check_length`` applies to an op
+    called on its own)."""
 
     @on_input_device
     def process(self, inputs: list) -> list:
-        prepared = [op.inputs(x) for op, x in zip(self._ops, inputs, strict=True)]
-        outputs = list(inputs)  # truncate=False passes the (length-checked) input through
+        prepared = [
+            op.inputs(x) if op.truncate else None for op, x in zip(self._ops, inputs, strict=True)
+        ]
+        outputs = list(inputs)  # truncate=False passes the input through
         chosen = [i for i, op in enumerate(self._ops) if op.truncate]
         ops = [self._ops[i] for i in chosen]
         results = engine.fused_sequence_truncate(
@@ -138,7 +142,7 @@ class FusedCutoffOP(_FusedOP):
             [op.seq_len for op in ops],
             [op.truncate_side for op in ops],
             [op.n_dims for op in ops],
-            [False] * len(ops),  # lengths were checked by op.inputs
+            [False] * len(ops),
         )
         for i, result in zip(chosen, results, strict=True):
             outputs[i] = prepared[i][1](result)

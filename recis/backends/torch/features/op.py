@@ -35,7 +35,7 @@ from recis.core.features.bucketize import as_boundaries
 from recis.core.features.hashing import check_hash_type
 from recis.core.features.mod import check_mod_value
 from recis.core.features.multi_hash import MULTIPLIERS, PRIME_SCALES, multi_hash_parameters
-from recis.core.features.truncate import Truncation, check_row_lengths, check_truncate_options
+from recis.core.features.truncate import Truncation, check_truncate_options
 from recis.core.ragged import Ragged
 
 
@@ -248,12 +248,24 @@ def cross_inputs(data):
 class SequenceTruncate(_OP):
     """Truncate sequences to ``seq_len`` (see :mod:`recis.core.features.truncate`).
 
-    ``n_dims=2`` keeps at most ``seq_len`` ids per row; ``n_dims=3`` keeps at most ``seq_len``
-    inner lists per sequence and pads with empty lists to exactly ``seq_len``. ``truncate_side``
-    ``"left"`` drops from the start. A ``RaggedTensor`` result has ``dense_shape[1] = seq_len``
-    and a ``pad_info``. ``check_length`` raises on a row longer than ``seq_len`` instead;
-    ``truncate=False`` only checks (when asked) and returns the input. ``dtype`` is kept for
-    RecIS compatibility and not enforced.
+    ``n_dims=2`` keeps at most ``seq_len`` ids per row (of the innermost level: a two-level
+    input becomes its inner lists, truncated, as in RecIS); ``n_dims=3`` keeps at most
+    ``seq_len`` inner lists per sequence and pads with empty lists to exactly ``seq_len``.
+    ``truncate_side`` ``"left"`` drops from the start. A ``RaggedTensor`` result has
+    ``dense_shape[1] = seq_len`` and a ``pad_info``. Called on its own, ``check_length`` raises
+    ``AssertionError`` when the input's ``shape[1]`` exceeds ``seq_len``, as RecIS's op does;
+    inside a :class:`~recis.features.FeatureEngine` (RecIS's fused path) it truncates without
+    checking. ``truncate=False`` only checks (when asked) and returns the input. ``dtype`` is
+    kept for RecIS compatibility and not enforced.
+
+    >>> from recis.ragged.tensor import RaggedTensor
+    >>> x = RaggedTensor(torch.arange(5), torch.tensor([0, 3, 5]))
+    >>> SequenceTruncate(2, check_length=False)(x).values().tolist()
+    [1, 2, 3, 4]
+    >>> SequenceTruncate(2)(x)
+    Traceback (most recent call last):
+    ...
+    AssertionError: sequence length 3 is more than seq_len=2 (check_length=True)
     """
 
     def __init__(
@@ -272,24 +284,35 @@ class SequenceTruncate(_OP):
 
     @on_input_device
     def forward(self, x):
-        column, back = self.inputs(x)
+        if self.check_length:
+            self._check_length(x)
         if not self.truncate:
             return x
+        column, back = self.inputs(x)
         truncated = engine.sequence_truncate(column, self.seq_len, self.truncate_side, self.n_dims)
         return back(truncated)
 
+    def _check_length(self, x) -> None:
+        """RecIS's check: the input's second dimension is at most ``seq_len``."""
+        length = x.shape[1] if isinstance(x, RaggedTensor) else split_ragged(x)[0].max_length(0)
+        if length > self.seq_len:
+            raise AssertionError(
+                f"sequence length {length} is more than seq_len={self.seq_len} (check_length=True)"
+            )
+
     def inputs(self, x):
-        """The engine column (length-checked when asked) and the function giving a result back."""
+        """The engine column to truncate and the function giving a result back."""
         column, back = split_ragged(x)
-        if self.check_length:
-            check_row_lengths(column, self.seq_len)
+        innermost = self.n_dims == 2 and len(column.offsets) > 1
+        if innermost:
+            column = Ragged(column.values, column.offsets[-1:], column.weights)
         if not isinstance(x, RaggedTensor):
             return column, lambda truncated: truncated.ragged
-        return column, lambda truncated: self._ragged_tensor(x, truncated, back)
-
-    def _ragged_tensor(self, x: RaggedTensor, truncated: Truncation, back) -> RaggedTensor:
-        dense_shape = list(x.dense_shape)
+        dense_shape = [-1, self.seq_len] if innermost else list(x.dense_shape)
         dense_shape[1] = self.seq_len
+        return column, lambda truncated: self._ragged_tensor(x, truncated, back, dense_shape)
+
+    def _ragged_tensor(self, x, truncated: Truncation, back, dense_shape) -> RaggedTensor:
         result = back(truncated.ragged, dense_shape)
         like = x.values()
         left = self.truncate_side == "left"

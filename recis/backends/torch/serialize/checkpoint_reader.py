@@ -7,7 +7,7 @@ unpickled: the ``model.pt`` of checkpoints of older versions is read only with
 
 >>> import tempfile, torch
 >>> from recis.serialize import Saver
->>> path = Saver(f"{tempfile.mkdtemp()}/ckpt", tensors={"w": torch.ones(2, 3)}).save()
+>>> path = Saver(path=f"{tempfile.mkdtemp()}/ckpt", tensors={"w": torch.ones(2, 3)}).save()
 >>> reader = CheckpointReader(path)
 >>> reader.tensor_names(), reader.tensor_shape("w"), reader.tensor_dtype("w")
 (['w'], [2, 3], torch.float32)

@@ -11,7 +11,7 @@ the ids it owns, whatever the number of ranks that saved the checkpoint.
 >>> from recis.serialize import Saver
 >>> table = HashTable([-1, 2], name="item")
 >>> values = table(torch.tensor([7, 9]))
->>> path = Saver(f"{tempfile.mkdtemp()}/ckpt", hashtables={"item": table}).save()
+>>> path = Saver(path=f"{tempfile.mkdtemp()}/ckpt", hashtables={"item": table}).save()
 >>> fresh = HashTable([-1, 2], name="item")
 >>> loader = Loader(path, hashtables={"item": fresh})
 >>> loader.default_load_info()
@@ -29,6 +29,7 @@ import torch
 
 from recis.backends.torch.communicator import default_communicator
 from recis.backends.torch.hashtable import HashTable
+from recis.backends.torch.hashtable_access import as_hashtable
 from recis.backends.torch.serialize.tensors import to_torch
 from recis.checkpoint import Checkpoint, CheckpointError, Source, load_tables, plan_load
 from recis.distributed.communicator import Communicator
@@ -37,10 +38,10 @@ LoadInfo = dict[str, dict[str, list[str]]]
 
 
 class Loader:
-    """Loads the checkpoint at ``path`` into ``hashtables`` and ``tensors`` (in place).
+    """Loads the checkpoint at ``checkpoint_path`` into ``hashtables`` and ``tensors`` (in place).
 
     Args:
-        path: a checkpoint directory, or a run directory (its newest checkpoint).
+        checkpoint_path: a checkpoint directory, or a run directory (its newest checkpoint).
         hashtables: {name: HashTable} to fill.
         tensors: {name: tensor} to overwrite with the saved dense tensors of the same names.
         parallel: threads checking the files' checksums.
@@ -53,7 +54,7 @@ class Loader:
 
     def __init__(
         self,
-        path,
+        checkpoint_path,
         hashtables: Mapping[str, HashTable] | None = None,
         tensors: Mapping[str, torch.Tensor] | None = None,
         parallel: int = 16,
@@ -61,8 +62,9 @@ class Loader:
         strict: bool = True,
         communicator: Communicator | None = None,
     ) -> None:
-        self.checkpoint = Checkpoint(path)
-        self.tables = {name: table.table for name, table in (hashtables or {}).items()}
+        self.checkpoint = Checkpoint(checkpoint_path)
+        tables = (hashtables or {}).items()
+        self.tables = {name: as_hashtable(table).table for name, table in tables}
         self.tensors = dict(tensors or {})
         self.parallel = parallel
         self.filter_func = filter_func
