@@ -189,10 +189,12 @@ def gen_segment_indices_by_offset(offsets: torch.Tensor, count: int | None = Non
 
 
 def ids_partition(ids: torch.Tensor, max_partition_num: int, world_size: int):
-    """Distinct ids grouped by owner rank, as RecIS shards them over ``world_size`` ranks.
+    """Distinct ids grouped by owner rank, as RecIS shards them over ``world_size`` ranks
+    (``torch.ops.recis.ids_partition``).
 
-    An id's slice is ``id & 65535``; rank ``r`` owns the ``r``-th of ``world_size`` contiguous
-    slice ranges (the first ``65536 % world_size`` ranges one slice longer). Returns the
+    An id's slice is ``|id mod 65536|`` (its low 16 bits when ``id >= 0``); rank ``r`` owns the
+    ``r``-th of ``world_size`` contiguous slice ranges (the first ``65536 % world_size`` ranges
+    one slice longer). Returns the
     distinct ids sorted by slice (ids sharing a slice in ``torch.argsort``'s order), the
     number of ids per rank and, per input id, its position in the distinct ids.
 
@@ -202,18 +204,7 @@ def ids_partition(ids: torch.Tensor, max_partition_num: int, world_size: int):
     """
     if max_partition_num != SLICE_SIZE:
         raise ValueError(f"ids_partition: max_partition_num must be {SLICE_SIZE}")
-    unique, inverse = torch.unique(ids, return_inverse=True)
-    slices = unique & (SLICE_SIZE - 1)
-    order = torch.argsort(slices)  # ties in torch's order, as RecIS's reference has them
-    size, extra = divmod(SLICE_SIZE, world_size)
-    bounds = torch.tensor(
-        [size + (rank < extra) for rank in range(world_size)], device=ids.device
-    ).cumsum(0)
-    ends = torch.searchsorted(slices[order], bounds)
-    segment_size = torch.diff(ends, prepend=ends.new_zeros(1))
-    position = torch.empty_like(order)
-    position[order] = torch.arange(order.numel(), device=ids.device)
-    return unique[order], segment_size, position[inverse]
+    return torch.ops.recis.ids_partition(ids, world_size)
 
 
 def ids_encode(ids_list: list[torch.Tensor], table_ids) -> torch.Tensor:
