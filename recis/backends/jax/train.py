@@ -133,9 +133,12 @@ class TrainStep:
         )  # fmt: skip
         self.params, self.state, self.opt_state, self.loss_scale, loss, grads, finite, aux = out
         applied = bool(finite)
-        if applied:
-            for embedder, context in zip(self.embedders, contexts, strict=True):
+        for embedder, context in zip(self.embedders, contexts, strict=True):
+            if applied:
                 embedder.apply_gradients(context, grads)
+            else:
+                embedder.discard(context)
+        if applied:
             self.sparse_optimizer.step()
         return StepOutput(loss, grads, applied, aux)
 
