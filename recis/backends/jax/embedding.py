@@ -96,7 +96,9 @@ class Embedder(embedder.Embedder):
         """Per physical table, a function building an empty table like it (its option's
         ``make_table``)."""
         return {
-            group.name: partial(self.options[group.features[0]].make_table, group.name, group.children)
+            group.name: partial(
+                self.options[group.features[0]].make_table, group.name, group.children
+            )
             for group in self._groups
         }
 

@@ -101,9 +101,9 @@ class SparseTable(nnx.Variable):
         """A copy of this variable; outside JAX transformations, of its table too."""
         out = super().copy(*args, **kwargs)
         handle = out.get_value()
-        if isinstance(handle, TableHandle) and handle == self.get_value():
-            if not under_transformation():
-                out.set_value(handle.copy())
+        shared = isinstance(handle, TableHandle) and handle == self.get_value()
+        if shared and not under_transformation():
+            out.set_value(handle.copy())
         return out
 
 
