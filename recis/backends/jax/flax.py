@@ -41,6 +41,7 @@ from recis.backends.jax.nnx_state import SparseTable, TableHandle
 from recis.backends.jax.optim import SparseOptimizer
 from recis.backends.jax.options import EmbeddingOption
 from recis.backends.jax.train import StepOutput, TrainStep
+from recis.core.padded import Padded
 from recis.core.ragged import Ragged
 from recis.core.table import EmbeddingTable
 
@@ -116,7 +117,7 @@ def activations(embedder: Embedder, batch: Mapping) -> dict[str, jax.Array]:
 
 
 def _is_ids(value) -> bool:
-    if isinstance(value, Ragged):
+    if isinstance(value, Ragged | Padded):
         return True
     dtype = getattr(value, "dtype", None)
     return dtype is not None and dtype.kind in "iu"
