@@ -28,7 +28,10 @@ def files(tmp_path_factory):
     rng = np.random.default_rng(0)
     for part, start in enumerate(range(0, ROWS, 100)):
         rows = np.arange(start, min(start + 100, ROWS))
-        ids = [list(range(r, r + int(n))) for r, n in zip(rows, rng.integers(0, 4, rows.size))]
+        ids = [
+            list(range(r, r + int(n)))
+            for r, n in zip(rows, rng.integers(0, 4, rows.size), strict=True)
+        ]
         table = pa.table({"row": rows, "ids": pa.array(ids, pa.list_(pa.int64()))})
         pq.write_table(table, str(directory / f"part-{part}.parquet"), row_group_size=37)
     return directory
