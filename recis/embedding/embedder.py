@@ -307,7 +307,9 @@ class Embedder:
         for feature, option in self.options.items():
             if feature not in batch:
                 raise KeyError(f"Embedder: the batch has no feature {feature!r}")
-            requests[feature] = feature_request(feature, batch[feature], option.use_weight)
+            requests[feature] = feature_request(
+                feature, batch[feature], option.use_weight, option.padding_id
+            )
         return requests
 
     def _combine(

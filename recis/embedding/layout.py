@@ -27,34 +27,61 @@ import numpy as np
 
 from recis.core import arrays as interop
 from recis.core.arrays import array_module
+from recis.core.padded import Padded
 from recis.core.ragged import Ragged
 from recis.embedding import plan
 from recis.embedding.plan import (
     Request,
     dense_request,
+    masked_request,
     merge_requests,
     output_shape,
     ragged_request,
 )
 
 
-def feature_request(name: str, value, use_weight: bool = True) -> Request:
-    """The :class:`Request` of feature ``name``'s input: dense integer ids, a Ragged, or a
-    :class:`Request` that a front end built itself."""
+def feature_request(
+    name: str, value, use_weight: bool = True, padding_id: int | None = None
+) -> Request:
+    """The :class:`Request` of feature ``name``'s input: dense integer ids, a Ragged, a
+    :class:`~recis.core.padded.Padded` (ids and a mask), or a :class:`Request` that a front end
+    built itself. Dense ids equal to ``padding_id`` (when given) are padding."""
     if isinstance(value, Request):
         return value
     if isinstance(value, Ragged):
         return ragged_request(name, value, use_weight)
+    if isinstance(value, Padded):
+        ids = _dense_ids(name, value.ids)
+        mask = _engine_array(name, value.mask)
+        if mask.dtype != np.bool_ or mask.shape != ids.shape:
+            raise ValueError(
+                f"feature {name!r}: the mask must be boolean and shaped like the ids "
+                f"{tuple(ids.shape)}, got {mask.dtype} {tuple(mask.shape)}"
+            )
+        keep = mask if padding_id is None else mask & (ids != padding_id)
+        return masked_request(ids, keep)
+    ids = _dense_ids(name, value)
+    if padding_id is not None:
+        return masked_request(ids, ids != padding_id)
+    return dense_request(ids)
+
+
+def _engine_array(name: str, value):
     if not hasattr(value, "__dlpack__"):
         raise TypeError(
-            f"feature {name!r}: expected an integer array or a Ragged, got {type(value).__name__}"
+            f"feature {name!r}: expected an integer array, a Ragged or a Padded, got "
+            f"{type(value).__name__}"
         )
     if isinstance(value, np.ndarray) or array_module(value) is not np:  # NumPy or CuPy
         value = array_module(value).ascontiguousarray(value)  # e.g. a column of a [B, F] array
-    ids = interop.as_engine_array(value, f"feature {name!r}")
+    return interop.as_engine_array(value, f"feature {name!r}")
+
+
+def _dense_ids(name: str, value):
+    ids = _engine_array(name, value)
     if ids.dtype.kind not in "iu" or ids.ndim == 0:
         raise TypeError(f"feature {name!r}: expected integer ids [B, ..., k], got {ids.dtype}")
-    return dense_request(ids)
+    return ids
 
 
 def pad_request(request: Request, batch_size: int) -> Request:

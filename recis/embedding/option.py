@@ -38,7 +38,9 @@ class EmbeddingOptionBase:
 
     ``admit_hook`` / ``filter_hook`` are :class:`~recis.embedding.policy_hooks.AdmitHook` /
     ``FilterHook`` (anything with ``build()`` and ``info()``). ``pg`` and ``max_partition_num``
-    are accepted for compatibility.
+    are accepted for compatibility. ``padding_id`` (default None: none) is the id that marks
+    padding in dense ids: such entries are left out of lookups, gradients and the combiner's
+    counts (see :mod:`recis.core.padded`).
     """
 
     embedding_dim: int = 16
@@ -61,6 +63,7 @@ class EmbeddingOptionBase:
     fp16_enabled: bool = False
     seed: int = 0
     capacity: int = 1024
+    padding_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.combiner not in COMBINERS:

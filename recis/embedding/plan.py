@@ -25,6 +25,7 @@ import numpy as np
 
 from recis.core import arrays as interop
 from recis.core.arrays import array_module
+from recis.core.padded import kept_ids
 from recis.core.ragged import Ragged
 
 
@@ -61,6 +62,24 @@ def dense_request(ids: np.ndarray, weights: np.ndarray | None = None) -> Request
         raise ValueError(f"{flat_weights.size} weights for {ids2.size} ids")
     flat = xp.ascontiguousarray(ids2.reshape(-1)).astype(np.int64, copy=False)
     return Request(flat, offsets, flat_weights, prefix, dense=True)
+
+
+def masked_request(ids, keep) -> Request:
+    """A request for dense ids ``[..., k]`` of which only those where ``keep`` (same shape) is
+    true take part: each segment holds its kept ids (padding is left out of lookups,
+    gradients and combiners' counts). NumPy or CuPy.
+
+    >>> request = masked_request(np.array([[3, -1], [5, 6]]), np.array([[1, 0], [1, 1]], bool))
+    >>> request.ids.tolist(), request.offsets.tolist(), request.prefix
+    ([3, 5, 6], [0, 1, 3], (2,))
+    """
+    xp = array_module(ids)
+    ids2 = ids.reshape(-1, 1) if ids.ndim == 1 else ids
+    keep2 = keep.reshape(ids2.shape)
+    prefix = tuple(ids2.shape[:-1])
+    counts = keep2.reshape(-1, ids2.shape[-1]).sum(axis=1, dtype=np.int64)
+    offsets = xp.concatenate([xp.zeros(1, np.int64), xp.cumsum(counts)])
+    return Request(kept_ids(ids2, keep2), offsets, None, prefix, dense=True)
 
 
 def ragged_request(name: str, value: Ragged, use_weight: bool = True) -> Request:

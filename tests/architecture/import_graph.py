@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "recis"
-FRAMEWORKS = frozenset({"torch", "jax", "jaxlib", "flax", "optax", "orbax"})
+FRAMEWORKS = frozenset({"torch", "jax", "jaxlib", "flax", "optax", "orbax", "grain"})
 
 
 @dataclass(frozen=True)

@@ -136,3 +136,20 @@ def test_bad_gradient_shape_names_the_table():
     updater = SparseUpdater(SGD(), [table])
     with pytest.raises(ValueError, match=r"'clicks': gradients must be \[1, 4\]"):
         updater.accumulate(table, np.array([0]), np.ones((1, 3)))
+
+
+def test_a_table_holding_the_rules_slots_keeps_them_and_unlike_slots_are_refused():
+    table = EmbeddingTable("t", dim=2)
+    rows = table.find_or_insert(np.array([4, 5])).rows
+    first = SparseUpdater(Adagrad(), [table])
+    table.grads.add(rows, np.ones((2, 2), np.float32))
+    first.step(lr=0.1)
+    slots = {name: table.gather(rows, name) for name in table.store.fields}
+    SparseUpdater(Adagrad(), [table])  # e.g. an optimizer over a copied table
+    for name, values in slots.items():
+        assert np.array_equal(table.gather(rows, name), values), name
+    assert slots["sum"][0, 0] > 0
+    other = EmbeddingTable("u", dim=2)
+    other.store.add_slot("sum", (2,), np.float64)
+    with pytest.raises(ValueError, match="table 'u' holds a slot 'sum' unlike Adagrad's"):
+        SparseUpdater(Adagrad(), [other])

@@ -26,6 +26,7 @@ from recis.backends.jax.flax import (  # noqa: E402
     linen_train_step,
     nnx_train_step,
 )
+from recis.backends.jax.misuse import TracedLookupError  # noqa: E402
 from recis.core.initializers import NormalInitializer  # noqa: E402
 from recis.core.ragged import Ragged  # noqa: E402
 
@@ -161,7 +162,7 @@ def test_layers_look_ids_up_eagerly_for_evaluation_but_not_under_jit():
     batch = _batch(rng, 4)
     assert model(batch).shape == (4,)
     assert all(len(t) == 0 for t in model.embedding.tables.values())  # evaluation: no inserts
-    with pytest.raises(TypeError, match="looked up outside jit"):
+    with pytest.raises(TracedLookupError, match="inside a JAX transformation"):
         nnx.jit(lambda m, b: m(b))(
             model, {k: batch[k] for k in ("user", "dense")} | {"tags": batch["user"]}
         )

@@ -6,6 +6,9 @@ returns gradients w.r.t. them; :meth:`Embedder.apply_gradients` and a :class:`Sp
 update the rows. :class:`TrainStep` (and :mod:`recis.backends.jax.flax` for Flax models) runs the
 whole step, with padded batch sizes and mixed precision.
 
+Variable-length features come as :class:`~recis.core.ragged.Ragged`, or as dense ids with a
+mask (:class:`Padded`) or with a ``padding_id`` declared in their ``EmbeddingOption``.
+
 64-bit ids given as JAX arrays need ``jax_enable_x64``; NumPy ids and
 :class:`~recis.core.ragged.Ragged` inputs always keep their 64 bits.
 """
@@ -16,6 +19,7 @@ from recis.backends.jax.optim import SparseOptimizer, rules
 from recis.backends.jax.options import EmbeddingOption
 from recis.backends.jax.precision import DynamicLossScale, Policy
 from recis.backends.jax.train import StepOutput, TrainStep
+from recis.core.padded import Padded
 
 __all__ = [
     "BatchBuckets",
@@ -23,6 +27,7 @@ __all__ = [
     "Embedder",
     "EmbeddingOption",
     "LookupContext",
+    "Padded",
     "Policy",
     "SparseOptimizer",
     "StepOutput",

@@ -11,6 +11,11 @@ arrays) enter the engine over DLPack, the activations leave as JAX GPU arrays, a
 return the same way. The DLPack stream protocol orders the engine's kernels (on CuPy's current
 stream) with JAX's work.
 
+Misuse is loud (:mod:`~recis.backends.jax.misuse`): a lookup inside a JAX transformation raises
+:class:`~recis.backends.jax.misuse.TracedLookupError`, and a training lookup whose gradients were
+not applied (nor :meth:`Embedder.discard` ed) before the next training lookup or the sparse
+optimizer's step raises :class:`~recis.backends.jax.misuse.UnappliedGradientsError`.
+
 >>> import numpy as np
 >>> embedder = Embedder({"item": EmbeddingOption(embedding_dim=4, shared_name="item")})
 >>> out, context = embedder.lookup({"item": np.array([[5, 6], [5, 5]])})
@@ -20,13 +25,16 @@ stream) with JAX's work.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 import jax
 
+from recis.backends.jax.misuse import check_not_traced, unapplied_error
+from recis.core.table import EmbeddingTable
 from recis.distributed.communicator import Communicator
 from recis.embedding import embedder
-from recis.embedding.embedder import LookupContext
+from recis.embedding.embedder import LookupContext, TableFactory
 from recis.embedding.option import EmbeddingOption
 
 __all__ = ["Embedder", "LookupContext"]
@@ -39,10 +47,15 @@ class Embedder(embedder.Embedder):
         options: each feature's :class:`~recis.embedding.option.EmbeddingOption`.
         communicator: the ranks to shard the tables over (default: the distributed world, read
             at each lookup); one of a single rank means no sharding.
+        make_table: builds each physical table (see the engine's Embedder), e.g. to reuse
+            existing ones.
     """
 
     def __init__(
-        self, options: Mapping[str, EmbeddingOption], communicator: Communicator | None = None
+        self,
+        options: Mapping[str, EmbeddingOption],
+        communicator: Communicator | None = None,
+        make_table: TableFactory | None = None,
     ) -> None:
         for feature, option in options.items():
             if not isinstance(option, EmbeddingOption):
@@ -50,12 +63,47 @@ class Embedder(embedder.Embedder):
                     f"feature {feature!r}: expected a recis.backends.jax EmbeddingOption, "
                     f"got {type(option).__name__}"
                 )
-        super().__init__(options, communicator)
+        super().__init__(options, communicator, make_table)
+        self._pending: LookupContext | None = None
 
     def lookup(
         self, batch: Mapping, *, train: bool = True, batch_size: int | None = None
     ) -> tuple[dict[str, jax.Array], LookupContext]:
         """Activations of every configured feature of ``batch`` as ``jax.Array`` s, and the
         context of the lookup (see :meth:`recis.embedding.embedder.Embedder.lookup`)."""
+        check_not_traced(self.features, batch)
+        if train:
+            self.check_applied("the next training lookup")
         values, context = super().lookup(batch, train=train, batch_size=batch_size)
+        if train:
+            self._pending = context
         return {f: jax.dlpack.from_dlpack(v) for f, v in values.items()}, context
+
+    def apply_gradients(
+        self, context: LookupContext, grads: Mapping, *, allow_missing: bool = False
+    ) -> None:
+        """See :meth:`recis.embedding.embedder.Embedder.apply_gradients`."""
+        super().apply_gradients(context, grads, allow_missing=allow_missing)
+        if context is self._pending:
+            self._pending = None
+
+    def discard(self, context: LookupContext) -> None:
+        """Give up ``context``'s gradients on purpose (e.g. a step skipped for overflow)."""
+        if context is self._pending:
+            self._pending = None
+
+    def table_makers(self) -> dict[str, Callable[[], EmbeddingTable]]:
+        """Per physical table, a function building an empty table like it (its option's
+        ``make_table``)."""
+        return {
+            group.name: partial(
+                self.options[group.features[0]].make_table, group.name, group.children
+            )
+            for group in self._groups
+        }
+
+    def check_applied(self, before: str) -> None:
+        """Raise :class:`~recis.backends.jax.misuse.UnappliedGradientsError` if the last
+        training lookup's gradients were neither applied nor discarded ``before`` now."""
+        if self._pending is not None:
+            raise unapplied_error(self.features, before)

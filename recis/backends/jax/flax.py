@@ -36,26 +36,65 @@ import jax
 import optax
 from flax import linen, nnx
 
-from recis.backends.jax.embedding import Embedder
+from recis.backends.jax.embedding import Embedder, LookupContext
+from recis.backends.jax.nnx_state import SparseTable, TableHandle
 from recis.backends.jax.optim import SparseOptimizer
 from recis.backends.jax.options import EmbeddingOption
 from recis.backends.jax.train import StepOutput, TrainStep
+from recis.core.padded import Padded
 from recis.core.ragged import Ragged
+from recis.core.table import EmbeddingTable
 
 
 class SparseEmbedding(nnx.Module):
-    """An NNX layer embedding the features of ``options`` (see the module docstring)."""
+    """An NNX layer embedding the features of ``options`` (see the module docstring).
+
+    Its engine tables are NNX state: one :class:`~recis.backends.jax.nnx_state.SparseTable`
+    per physical table in ``table_state``, so ``nnx.state``, ``nnx.split``/``merge``,
+    ``nnx.clone`` (which copies the tables) and ``nnx.display`` see them.
+    """
 
     def __init__(self, options: Mapping[str, EmbeddingOption]) -> None:
-        self.embedder = Embedder(options)
+        self.options = dict(options)
+        embedder = Embedder(self.options)
+        makers = embedder.table_makers()
+        self.table_state = nnx.data(
+            {n: SparseTable(TableHandle(t, makers[n])) for n, t in embedder.tables.items()}
+        )
+        self._embedder = embedder
 
     @property
-    def tables(self):
-        return self.embedder.tables
+    def features(self) -> list[str]:
+        return list(self.options)
+
+    @property
+    def tables(self) -> dict[str, EmbeddingTable]:
+        """The engine tables, by name."""
+        return {name: variable.table for name, variable in self.table_state.items()}
+
+    @property
+    def embedder(self) -> Embedder:
+        """The :class:`Embedder` over this layer's tables (rebuilt when the variables hold
+        other tables, e.g. in a clone)."""
+        tables = self.tables
+        if any(self._embedder.tables[n] is not t for n, t in tables.items()):
+            self._embedder = Embedder(self.options, make_table=lambda o, n, c: tables[n])
+        return self._embedder
+
+    def lookup(self, batch: Mapping, **kwargs) -> tuple[dict[str, jax.Array], LookupContext]:
+        """:meth:`Embedder.lookup` of ``batch`` (outside JAX transformations)."""
+        return self.embedder.lookup(batch, **kwargs)
+
+    def apply_gradients(self, context: LookupContext, grads: Mapping, **kwargs) -> None:
+        """:meth:`Embedder.apply_gradients`: the activations' gradients back to the tables."""
+        self.embedder.apply_gradients(context, grads, **kwargs)
 
     def __call__(self, batch: Mapping) -> dict[str, jax.Array]:
         """The activations of this layer's features in ``batch``."""
-        return activations(self.embedder, batch)
+        values = {f: batch[f] for f in self.features}
+        if not any(_is_ids(v) for v in values.values()):
+            return values
+        return self.lookup(values, train=False)[0]
 
 
 class SparseFeatures(linen.Module):
@@ -69,20 +108,16 @@ class SparseFeatures(linen.Module):
 
 def activations(embedder: Embedder, batch: Mapping) -> dict[str, jax.Array]:
     """``batch``'s activations of ``embedder``'s features; raw ids are looked up for evaluation
-    (outside ``jit`` only)."""
+    (outside JAX transformations only: inside one, the lookup raises
+    :class:`~recis.backends.jax.misuse.TracedLookupError`)."""
     values = {f: batch[f] for f in embedder.features}
     if not any(_is_ids(v) for v in values.values()):
         return values
-    if any(isinstance(v, jax.core.Tracer) for v in values.values()):
-        raise TypeError(
-            "sparse features must be looked up outside jit: pass a batch of activations "
-            "(a train step does this), or call the model eagerly on ids"
-        )
     return embedder.lookup(values, train=False)[0]
 
 
 def _is_ids(value) -> bool:
-    if isinstance(value, Ragged):
+    if isinstance(value, Ragged | Padded):
         return True
     dtype = getattr(value, "dtype", None)
     return dtype is not None and dtype.kind in "iu"

@@ -86,8 +86,12 @@ class SparseOptimizer:
         """Count a step; at each accumulation boundary update the rows that got gradients.
 
         With sharded tables this is a collective (every rank calls it at every step): the
-        gradients of rows owned by other ranks go to them first.
+        gradients of rows owned by other ranks go to them first. Raises
+        :class:`~recis.backends.jax.misuse.UnappliedGradientsError` if an embedder's last
+        training lookup still waits for its gradients.
         """
+        for embedder in self._embedders:
+            embedder.check_applied("the sparse optimizer's step")
         self.core.step(lr=self.current_learning_rate())
 
     def push_gradients(self) -> None:

@@ -48,6 +48,7 @@ from recis.backends.jax.buckets import BatchBuckets, pad_rows
 from recis.backends.jax.embedding import Embedder, LookupContext
 from recis.backends.jax.optim import SparseOptimizer
 from recis.backends.jax.precision import DynamicLossScale, Policy, all_finite
+from recis.core.padded import Padded
 from recis.core.ragged import Ragged
 from recis.distributed.communicator import Communicator
 from recis.distributed.world import default_communicator
@@ -133,9 +134,12 @@ class TrainStep:
         )  # fmt: skip
         self.params, self.state, self.opt_state, self.loss_scale, loss, grads, finite, aux = out
         applied = bool(finite)
-        if applied:
-            for embedder, context in zip(self.embedders, contexts, strict=True):
+        for embedder, context in zip(self.embedders, contexts, strict=True):
+            if applied:
                 embedder.apply_gradients(context, grads)
+            else:
+                embedder.discard(context)
+        if applied:
             self.sparse_optimizer.step()
         return StepOutput(loss, grads, applied, aux)
 
@@ -260,4 +264,6 @@ def _batch_size(batch: Mapping) -> int:
 def _rows(value) -> int:
     if isinstance(value, Ragged):
         return value.num_rows
+    if isinstance(value, Padded):
+        return value.shape[0]
     return int(np.shape(value)[0])
