@@ -4,5 +4,5 @@ import sys
 
 __version__ = "0.1.0"
 
-if "torch" in sys.modules:  # RecIS's torch.ops.recis.* (a script that imported torch first)
+if sys.modules.get("torch") is not None:  # RecIS's torch.ops.recis.* (a script that imported torch first)
     import recis.backends.torch.ops  # noqa: F401
