@@ -4,5 +4,6 @@ import sys
 
 __version__ = "0.1.0"
 
-if "torch" in sys.modules:  # RecIS's torch.ops.recis.* (a script that imported torch first)
+# RecIS's torch.ops.recis.*, for a script that imported torch first
+if sys.modules.get("torch") is not None:
     import recis.backends.torch.ops  # noqa: F401
