@@ -7,6 +7,12 @@ kernels inside :func:`kernel_threads` with :func:`framework_kernel_threads` thre
 (the dense model keeps the cores), or ``RECIS_ENGINE_THREADS`` from the environment. Used alone,
 the engine uses every core.
 
+Both pools are OpenMP pools, and an OpenMP thread that has finished its share keeps spinning for a
+while before it sleeps. Two pools on the same cores then take turns burning each other's time; on a
+busy machine a step gets several times slower. ``import recis`` therefore asks OpenMP pools that
+start later to sleep at once (``OMP_WAIT_POLICY=PASSIVE``), unless the environment already says
+otherwise. Pools started before (torch's, when torch is imported first) keep their policy.
+
 >>> with kernel_threads(1):
 ...     numba.get_num_threads()
 1
