@@ -1,17 +1,13 @@
-"""How many threads the engine's CPU kernels use.
+"""How many threads the engine's CPU kernels use, and how they wait.
 
-numba runs parallel kernels on its own OpenMP thread pool. When a framework runs its own pool on
-the same cores — torch does, for the dense model — the two pools spin-wait for each other and a
-training step gets several times slower. The framework front ends therefore run the engine's
-kernels inside :func:`kernel_threads` with :func:`framework_kernel_threads` threads: 1 by default
-(the dense model keeps the cores), or ``RECIS_ENGINE_THREADS`` from the environment. Used alone,
-the engine uses every core.
-
-Both pools are OpenMP pools, and an OpenMP thread that has finished its share keeps spinning for a
-while before it sleeps. Two pools on the same cores then take turns burning each other's time; on a
-busy machine a step gets several times slower. ``import recis`` therefore asks OpenMP pools that
-start later to sleep at once (``OMP_WAIT_POLICY=PASSIVE``), unless the environment already says
-otherwise. Pools started before (torch's, when torch is imported first) keep their policy.
+numba runs parallel kernels on its own OpenMP thread pool, beside a framework's pool on the same
+cores (torch's, for the dense model). An idle OpenMP thread keeps spinning for a while before it
+sleeps, so two pools burn each other's time and a step gets several times slower (worst on a busy
+machine). The engine therefore starts numba's pool with idle threads that sleep at once
+(:func:`start_kernel_pool`, run when the kernels are imported) unless ``OMP_WAIT_POLICY`` is set,
+leaving the environment, and so the framework's pool, as it was. The framework front ends run the
+engine's kernels inside :func:`kernel_threads` with :func:`framework_kernel_threads` threads:
+every core by default, or ``RECIS_ENGINE_THREADS``.
 
 >>> with kernel_threads(1):
 ...     numba.get_num_threads()
@@ -40,8 +36,20 @@ def kernel_threads(count: int) -> Iterator[None]:
 
 
 def framework_kernel_threads() -> int:
-    """Kernel threads beside a framework's own pool: ``RECIS_ENGINE_THREADS``, default 1."""
-    return int(os.environ.get("RECIS_ENGINE_THREADS", "1"))
+    """Kernel threads beside a framework's own pool: ``RECIS_ENGINE_THREADS``, default all."""
+    return int(os.environ.get("RECIS_ENGINE_THREADS", numba.config.NUMBA_NUM_THREADS))
+
+
+def start_kernel_pool() -> None:
+    """Start numba's thread pool with OpenMP threads that sleep as soon as they are idle, unless
+    ``OMP_WAIT_POLICY`` says otherwise; the environment is left as it was (module docstring)."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        numba.get_num_threads()  # starts the pool, whose OpenMP runtime reads the policy once
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
 
 
 def beside_framework(function):
