@@ -10,8 +10,8 @@
    input fields that no feature selects are passed through.
 
 Like the other torch front ends, ``forward`` runs the engine's kernels on
-``recis.core.threads.framework_kernel_threads()`` threads (1 unless ``RECIS_ENGINE_THREADS`` says
-otherwise), leaving the cores to torch.
+``recis.core.threads.framework_kernel_threads()`` threads (every core unless
+``RECIS_ENGINE_THREADS`` says otherwise), whose pool sleeps while torch computes.
 
 An op error names the feature and op (for a fused call, the ops are re-run one by one to find
 the failing feature).
