@@ -26,7 +26,7 @@ from recis.core.cuda import dedupe as cuda_kernels
 from recis.core.cuda import id_map as cuda_id_map
 from recis.core.cuda.host_mirror import deferred_errors
 from recis.core.kernels import dedupe as kernels
-from recis.core.kernels.id_map import MAX_TAG, region_count
+from recis.core.kernels.id_map import MAX_TAG
 
 
 def first_occurrences(keys: np.ndarray, tags=None, padded: bool = False, *, tags_checked=False):
@@ -52,7 +52,9 @@ def first_occurrences(keys: np.ndarray, tags=None, padded: bool = False, *, tags
     first = interop.empty(keys.size, np.int64, xp) if on_cpu else xp.zeros(keys.size, np.int64)
     inverse = interop.empty(keys.size, np.int64, xp)
     kernel = kernels.unique_inverse if on_cpu else cuda_kernels.unique_inverse
-    regions = (region_count if on_cpu else cuda_id_map.region_count)(capacity)
+    # One region on the CPU: threads filling interleaved positions of ``first`` and ``inverse``
+    # contend for their cache lines, which made two threads slower than one.
+    regions = 1 if on_cpu else cuda_id_map.region_count(capacity)
     shift = 65 - capacity.bit_length()
     count = kernel(keys, tag_array, stride, scratch, shift, regions, first, inverse)
     if not padded:
