@@ -132,6 +132,8 @@ class Saver:
         parts among ``sparse``, ``sparse_opt``, ``dense``, ``extra``, ``io_state``; an
         ``exclude`` entry that is a part drops it, any other is a pattern of names to skip.
         """
+        parts, patterns = parts_and_patterns(load_conf or {})
+        strict = bool((load_conf or {}).get("strict", True))
         if direct_path:
             if not ckpt_path:
                 return None
@@ -142,8 +144,6 @@ class Saver:
                 return None
         else:
             path = Path(ckpt_path or self.output_dir) / ckpt_id
-        parts, patterns = parts_and_patterns(load_conf or {})
-        strict = bool((load_conf or {}).get("strict", True))
         self.manager.load(Checkpoint(path), parts, patterns, strict)
         return path
 
