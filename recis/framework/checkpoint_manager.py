@@ -6,10 +6,13 @@ from recis.backends.torch.checkpoint import (
     RANK_FILE,
     CheckpointManager,
 )
+from recis.backends.torch.framework_saver import Saver, SaverCheckpointManager
 
 __all__ = [
     "EXTRA_FILE",
     "MODEL_FILE",
     "RANK_FILE",
     "CheckpointManager",
+    "Saver",
+    "SaverCheckpointManager",
 ]

@@ -126,10 +126,20 @@ class CheckpointManager(CheckpointManagerBase):
         allow_pickle: also load checkpoints of older versions, whose ``.pt`` files are
             unpickled (unpickling can run code: only for checkpoints from trusted places).
 
-    RecIS builds its manager as ``CheckpointManager(saver, save_interval)`` around a framework
-    ``Saver``; this one takes the objects to save directly (the ``Trainer`` builds it), and
-    :meth:`restore` returns whether a checkpoint was found (the step is :attr:`global_step`).
+    Built as RecIS's ``CheckpointManager(saver, save_interval)`` around a run-level ``Saver``
+    it is a :class:`~recis.backends.torch.framework_saver.SaverCheckpointManager` (RecIS's
+    methods, :meth:`restore` returning the step). Built from the objects to save (as the
+    ``Trainer`` does), :meth:`restore` returns whether a checkpoint was found (the step is
+    :attr:`global_step`).
     """
+
+    def __new__(cls, *args, **kwargs):
+        from recis.backends.torch.framework_saver import SaverCheckpointManager, is_saver
+
+        first = args[0] if args else kwargs.get("saver")
+        if cls is CheckpointManager and is_saver(first):
+            return super().__new__(SaverCheckpointManager)
+        return super().__new__(cls)
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ import torch
 
 from recis.backends.torch.bridge import as_tensor, beside_torch
 from recis.backends.torch.hashtable import HashTable
+from recis.backends.torch.optim.recis_state import recis_entries, recis_steps
 from recis.core.optim.rule import Rule
 from recis.embedding.sparse_optimizer import SparseOptimizerCore
 
@@ -35,6 +36,10 @@ class SparseOptimizer(torch.optim.Optimizer):
         lr: learning rate (``param_groups[0]["lr"]``, so schedulers can change it).
         on_nonfinite: ``"raise"`` (default) or ``"skip"`` rows with NaN/inf gradients.
     """
+
+    recis_prefix: str | None = None
+    """Prefix of RecIS's state entries (:mod:`~recis.backends.torch.optim.recis_state`), e.g.
+    ``"sparse_adamw_tf_"``; None where RecIS has none."""
 
     def __init__(
         self, param_dict: dict[str, HashTable], rule: Rule, lr: float, on_nonfinite="raise"
@@ -114,18 +119,36 @@ class SparseOptimizer(torch.optim.Optimizer):
 
     def state_dict(self) -> dict:
         """Learning rate, and the rule and per-table counters of
-        :meth:`SparseOptimizerCore.state_dict` (rows and slots live with the tables)."""
+        :meth:`SparseOptimizerCore.state_dict` (rows and slots live with the tables); for AdamW
+        and AdamWTF also RecIS's entries (:mod:`~recis.backends.torch.optim.recis_state`)."""
         groups = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
-        return {"param_groups": groups, **self.core.state_dict()}
+        state = {"param_groups": groups, **self.core.state_dict()}
+        if self.recis_prefix is not None:
+            state |= recis_entries(self.recis_prefix, self.rule, self._logical_steps())
+        return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore :meth:`state_dict`; without ``param_groups`` (a state the JAX front end
-        saved) the learning rate stays as configured."""
+        saved) the learning rate stays as configured. A state with only RecIS's entries
+        (``<prefix>step``...) sets the tables' update counts from them."""
+        if "rule" not in state_dict and self.recis_prefix is not None:
+            state_dict = {**state_dict, **self._state_from_recis(state_dict)}
         self.core.load_state_dict(state_dict)
         for group, saved in zip(
             self.param_groups, state_dict.get("param_groups", []), strict=False
         ):
             group.update(saved)
+
+    def _logical_steps(self) -> dict[str, int]:
+        steps = self.core.table_steps
+        return {name: steps.get(t.table.name, 0) for name, t in self.hashtables.items()}
+
+    def _state_from_recis(self, state_dict: dict) -> dict:
+        ours = self.core.state_dict()
+        steps = recis_steps(self.recis_prefix, state_dict, self.hashtables)
+        physical = {self.hashtables[name].table.name: n for name, n in steps.items()}
+        tables = ours["tables"]
+        return {**ours, "tables": {**tables, "steps": {**tables["steps"], **physical}}}
 
     @property
     def table_steps(self) -> dict[str, int]:

@@ -38,6 +38,8 @@ class SparseAdam(SparseOptimizer):
 class SparseAdamW(SparseOptimizer):
     """AdamW: decoupled decay ``w *= 1 - lr·weight_decay``, then Adam."""
 
+    recis_prefix = "sparse_adamw_"
+
     def __init__(
         self,
         param_dict,
@@ -57,6 +59,8 @@ class SparseAdamW(SparseOptimizer):
 class SparseAdamWTF(SparseOptimizer):
     """RecIS's TF-style AdamW: decay ``w *= 1 - weight_decay``, epsilon outside the bias
     correction. ``use_nesterov=True`` is not supported."""
+
+    recis_prefix = "sparse_adamw_tf_"
 
     def __init__(
         self,
