@@ -73,6 +73,39 @@ def deepfm_table(rows: int, rng) -> pa.Table:
     return pa.table(columns)
 
 
+def sequence_table(rows: int, rng) -> pa.Table:
+    """2 to 12 id lists of 1 to 3 ids per sample, the longer ones truncated to 8 lists; every
+    id of a sample comes from one half of the vocabulary and the label says which."""
+    label = rng.integers(0, 2, rows)
+    lengths = rng.integers(2, 13, rows)
+
+    def sequences(vocabulary: int) -> pa.Array:
+        half = vocabulary // 2
+        values = [
+            [(rng.integers(0, half, rng.integers(1, 4)) + half * y).tolist() for _ in range(n)]
+            for y, n in zip(label, lengths, strict=True)
+        ]
+        return pa.array(values, pa.list_(pa.list_(pa.int64())))
+
+    return pa.table({"label": floats(label), "item_seq": sequences(200), "cate_seq": sequences(20)})
+
+
+def deepctr_table(rows: int, rng) -> pa.Table:
+    """Each sample's 1 to 7 string tokens come from the group its label names; the other
+    columns are noise."""
+    label = rng.integers(0, 2, rows)
+    tokens = [[f"{'ab'[y]}{t}" for t in rng.integers(0, 20, rng.integers(1, 8))] for y in label]
+    return pa.table(
+        {
+            "label": floats(label),
+            "dense": floats(rng.random(rows)),
+            "sparse1": ids(rng.integers(0, 50, rows)),
+            "sparse2": ids(rng.integers(0, 500, rows)),
+            "tokens": pa.array(tokens, pa.list_(pa.string())),
+        }
+    )
+
+
 def check_training(first: list[dict], second: list[dict]) -> None:
     """Both launches ran their steps on every rank, the loss fell in the first epoch, and the
     resumed epoch started from the trained model rather than from a new one."""
@@ -97,5 +130,28 @@ def test_deepfm_trains_resumes_and_checkpoints(tmp_path):
     first = torchrun("deepfm.py", data, out, 1)
     assert checkpoints(out) == ["ckpt_15", "ckpt_20"]
     second = torchrun("deepfm.py", data, out, 2)
+    assert checkpoints(out)[-1] == "ckpt_40"
+    check_training(first, second)
+
+
+def test_sequence_model_on_3d_ragged_inputs_trains_resumes_and_checkpoints(tmp_path):
+    rng = np.random.default_rng(1)
+    data = write_orc(tmp_path / "data", [sequence_table(1400, rng) for _ in range(2)])
+    out = tmp_path / "out"
+    first = torchrun("sequence.py", data, out, 1)
+    assert checkpoints(out) == ["ckpt_15", "ckpt_20"]
+    assert [r["seq_shape"] for r in first] == [[64, 8, 24]] * RANKS
+    second = torchrun("sequence.py", data, out, 2)
+    assert checkpoints(out)[-1] == "ckpt_40"
+    check_training(first, second)
+
+
+def test_deepctr_with_cross_farm_hash_bucketize_and_tile_trains_and_resumes(tmp_path):
+    rng = np.random.default_rng(2)
+    data = write_orc(tmp_path / "data", [deepctr_table(1400, rng) for _ in range(2)])
+    out = tmp_path / "out"
+    first = torchrun("deepctr.py", data, out, 1)
+    assert checkpoints(out) == ["ckpt_15", "ckpt_20"]
+    second = torchrun("deepctr.py", data, out, 2)
     assert checkpoints(out)[-1] == "ckpt_40"
     check_training(first, second)
