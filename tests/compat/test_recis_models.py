@@ -1,8 +1,8 @@
 """Models written as RecIS's examples write them train under ``torchrun`` on two CPU ranks.
 
-Each script in ``scripts/`` imports only RecIS's module paths. It is launched twice with
-``torchrun --nproc_per_node 2``: one epoch of 20 steps, then a second epoch that resumes from
-the checkpoint the first launch wrote.
+Each script in ``scripts/`` imports only RecIS's module paths and is launched with
+``torchrun --nproc_per_node 2``: one epoch of 20 steps, then a new model and trainer that resume
+from the checkpoint the first one wrote and train a second epoch.
 """
 
 from __future__ import annotations
@@ -30,20 +30,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(script: str, *args) -> list[dict]:
-    """Run ``scripts/<script>`` with ``torchrun --nproc_per_node 2``; each rank's result."""
+def torchrun(script: str, data: pathlib.Path, out: pathlib.Path) -> list[list[dict]]:
+    """Run ``scripts/<script>`` with ``torchrun --nproc_per_node 2``; each rank's two runs."""
     env = dict(os.environ, OMP_NUM_THREADS="1", RECIS_ENGINE_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     command = [
         sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={RANKS}",
-        f"--master_port={_free_port()}", str(SCRIPTS / script), *map(str, args),
+        f"--master_port={_free_port()}", str(SCRIPTS / script), str(data), str(out),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stderr[-4000:]
-    output_dir, epochs = pathlib.Path(args[1]), args[2]
-    return [
-        json.loads((output_dir / f"result-{r}-{epochs}.json").read_text()) for r in range(RANKS)
-    ]
+    return [json.loads((out / f"result-{rank}.json").read_text()) for rank in range(RANKS)]
 
 
 def write_orc(directory: pathlib.Path, tables: list[pa.Table]) -> pathlib.Path:
@@ -106,52 +103,35 @@ def deepctr_table(rows: int, rng) -> pa.Table:
     )
 
 
-def check_training(first: list[dict], second: list[dict]) -> None:
-    """Both launches ran their steps on every rank, the loss fell in the first epoch, and the
-    resumed epoch started from the trained model rather than from a new one."""
-    for rank_first, rank_second in zip(first, second, strict=True):
-        losses = np.array(rank_first["losses"])
-        assert rank_first["global_step"] == STEPS_PER_EPOCH
-        assert rank_second["global_step"] == 2 * STEPS_PER_EPOCH
-        assert len(losses) == STEPS_PER_EPOCH and len(rank_second["losses"]) == STEPS_PER_EPOCH
-        assert np.isfinite(losses).all() and np.isfinite(rank_second["losses"]).all()
+def check_training(results: list[list[dict]]) -> None:
+    """On every rank: the loss fell in the first epoch; the new model resumed from the trained
+    one (its first losses already low) and ran the second epoch; checkpoints were written."""
+    for first, second in results:
+        losses, resumed = np.array(first["losses"]), np.array(second["losses"])
+        assert first["global_step"] == STEPS_PER_EPOCH and len(losses) == STEPS_PER_EPOCH
+        assert second["global_step"] == 2 * STEPS_PER_EPOCH and len(resumed) == STEPS_PER_EPOCH
+        assert np.isfinite(losses).all() and np.isfinite(resumed).all()
         assert losses[-5:].mean() < 0.9 * losses[:5].mean()
-        assert np.mean(rank_second["losses"][:5]) < 0.9 * losses[:5].mean()
-
-
-def checkpoints(output_dir: pathlib.Path) -> list[str]:
-    return (output_dir / "checkpoint").read_text().split()
+        assert resumed[:5].mean() < 0.9 * losses[:5].mean()
+        assert first["checkpoints"] == ["ckpt_15", "ckpt_20"]
+        assert second["checkpoints"][-1] == "ckpt_40"
 
 
 def test_deepfm_trains_resumes_and_checkpoints(tmp_path):
     rng = np.random.default_rng(0)
     data = write_orc(tmp_path / "data", [deepfm_table(1400, rng) for _ in range(2)])
-    out = tmp_path / "out"
-    first = torchrun("deepfm.py", data, out, 1)
-    assert checkpoints(out) == ["ckpt_15", "ckpt_20"]
-    second = torchrun("deepfm.py", data, out, 2)
-    assert checkpoints(out)[-1] == "ckpt_40"
-    check_training(first, second)
+    check_training(torchrun("deepfm.py", data, tmp_path / "out"))
 
 
 def test_sequence_model_on_3d_ragged_inputs_trains_resumes_and_checkpoints(tmp_path):
     rng = np.random.default_rng(1)
     data = write_orc(tmp_path / "data", [sequence_table(1400, rng) for _ in range(2)])
-    out = tmp_path / "out"
-    first = torchrun("sequence.py", data, out, 1)
-    assert checkpoints(out) == ["ckpt_15", "ckpt_20"]
-    assert [r["seq_shape"] for r in first] == [[64, 8, 24]] * RANKS
-    second = torchrun("sequence.py", data, out, 2)
-    assert checkpoints(out)[-1] == "ckpt_40"
-    check_training(first, second)
+    results = torchrun("sequence.py", data, tmp_path / "out")
+    check_training(results)
+    assert [run["seq_shape"] for runs in results for run in runs] == [[64, 8, 24]] * 2 * RANKS
 
 
 def test_deepctr_with_cross_farm_hash_bucketize_and_tile_trains_and_resumes(tmp_path):
     rng = np.random.default_rng(2)
     data = write_orc(tmp_path / "data", [deepctr_table(1400, rng) for _ in range(2)])
-    out = tmp_path / "out"
-    first = torchrun("deepctr.py", data, out, 1)
-    assert checkpoints(out) == ["ckpt_15", "ckpt_20"]
-    second = torchrun("deepctr.py", data, out, 2)
-    assert checkpoints(out)[-1] == "ckpt_40"
-    check_training(first, second)
+    check_training(torchrun("deepctr.py", data, tmp_path / "out"))

@@ -1,10 +1,10 @@
 """A DeepFM written as RecIS's examples write one, launched with ``torchrun``.
 
-    torchrun --nproc_per_node 2 deepfm.py DATA_DIR OUTPUT_DIR TRAIN_EPOCH
+    torchrun --nproc_per_node 2 deepfm.py DATA_DIR OUTPUT_DIR
 
-Trains one epoch of at most 20 steps per ``TRAIN_EPOCH`` (a second launch with a larger
-``TRAIN_EPOCH`` resumes from the checkpoint in ``OUTPUT_DIR``); each rank writes its step losses
-and final step to ``OUTPUT_DIR/result-<rank>-<epochs>.json``.
+Trains one epoch of at most 20 steps, then builds a new model and trainer that resume from the
+checkpoint in ``OUTPUT_DIR`` for a second epoch; each rank writes both runs' step losses, final
+step and checkpoint list to ``OUTPUT_DIR/result-<rank>.json``.
 """
 
 import json
@@ -120,8 +120,8 @@ class DeepFM(nn.Module):
         return loss
 
 
-def main(data_dir, output_dir, train_epoch):
-    dist.init_process_group()
+def train(data_dir, output_dir, train_epoch):
+    """Train ``train_epoch`` epochs (resuming from ``output_dir``); this launch's record."""
     torch.manual_seed(0)
     model = DeepFM()
     sparse_optim = SparseAdamW(filter_out_sparse_param(model), lr=0.02)
@@ -137,12 +137,24 @@ def main(data_dir, output_dir, train_epoch):
         sparse_optimizer=sparse_optim,
     )
     trainer.train()
-    result = {"losses": model.losses, "global_step": int(trainer.global_step)}
-    path = os.path.join(output_dir, f"result-{dist.get_rank()}-{train_epoch}.json")
-    with open(path, "w") as f:
-        json.dump(result, f)
+    dist.barrier()
+    with open(os.path.join(output_dir, "checkpoint")) as f:
+        saved = f.read().split()
+    return {
+        "losses": model.losses,
+        "global_step": int(trainer.global_step),
+        "checkpoints": saved,
+    }
+
+
+def main(data_dir, output_dir):
+    """One epoch, then a new model and trainer that resume from its checkpoint for a second."""
+    dist.init_process_group()
+    runs = [train(data_dir, output_dir, train_epoch) for train_epoch in (1, 2)]
+    with open(os.path.join(output_dir, f"result-{dist.get_rank()}.json"), "w") as f:
+        json.dump(runs, f)
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2])

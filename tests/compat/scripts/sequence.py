@@ -1,11 +1,13 @@
 """A sequence model over 3-D ragged inputs (a sequence of id lists per sample), written as
 RecIS's seq2seq example writes its sparse part, launched with ``torchrun``.
 
-    torchrun --nproc_per_node 2 sequence.py DATA_DIR OUTPUT_DIR TRAIN_EPOCH
+    torchrun --nproc_per_node 2 sequence.py DATA_DIR OUTPUT_DIR
 
 ``SequenceTruncate(n_dims=3)`` keeps the first ``SEQ_LEN`` id lists of each sample and the
-``mean`` combiner gives one embedding per list: ``[batch, SEQ_LEN, dim]``. Each rank writes its
-step losses, final step and sequence shape to ``OUTPUT_DIR/result-<rank>-<epochs>.json``.
+``mean`` combiner gives one embedding per list: ``[batch, SEQ_LEN, dim]``. Trains one epoch of
+at most 20 steps, then builds a new model and trainer that resume from the checkpoint in
+``OUTPUT_DIR`` for a second epoch; each rank writes both runs' step losses, final step,
+checkpoint list and sequence shape to ``OUTPUT_DIR/result-<rank>.json``.
 """
 
 import json
@@ -107,8 +109,8 @@ class SequenceModel(nn.Module):
         return loss
 
 
-def main(data_dir, output_dir, train_epoch):
-    dist.init_process_group()
+def train(data_dir, output_dir, train_epoch):
+    """Train ``train_epoch`` epochs (resuming from ``output_dir``); this launch's record."""
     torch.manual_seed(0)
     model = SequenceModel()
     sparse_optim = SparseAdamW(filter_out_sparse_param(model), lr=0.02)
@@ -124,16 +126,25 @@ def main(data_dir, output_dir, train_epoch):
         sparse_optimizer=sparse_optim,
     )
     trainer.train()
-    result = {
+    dist.barrier()
+    with open(os.path.join(output_dir, "checkpoint")) as f:
+        saved = f.read().split()
+    return {
         "losses": model.losses,
         "global_step": int(trainer.global_step),
+        "checkpoints": saved,
         "seq_shape": model.seq_shape,
     }
-    path = os.path.join(output_dir, f"result-{dist.get_rank()}-{train_epoch}.json")
-    with open(path, "w") as f:
-        json.dump(result, f)
+
+
+def main(data_dir, output_dir):
+    """One epoch, then a new model and trainer that resume from its checkpoint for a second."""
+    dist.init_process_group()
+    runs = [train(data_dir, output_dir, train_epoch) for train_epoch in (1, 2)]
+    with open(os.path.join(output_dir, f"result-{dist.get_rank()}.json"), "w") as f:
+        json.dump(runs, f)
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2])
