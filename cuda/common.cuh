@@ -89,6 +89,38 @@ __device__ __forceinline__ long long atomic_cas(long long* p, long long expected
                                 (unsigned long long)value);
 }
 
+// Finds or claims the slot of (key, tag) in a first-position scratch table (slots hold
+// pack(tag, p), p the smallest position seen of the pair) for position i, keeps the smaller
+// position, and returns the slot. The table must have room for every pair.
+__device__ __forceinline__ long long claim_first_position(Slot* scratch, long long mask,
+                                                          int shift, long long key, long long tag,
+                                                          long long i) {
+    const long long mine = pack(tag, i);
+    long long s = home_slot(key, tag, shift);
+    while (true) {
+        long long* packed_at = &scratch[s].packed;
+        long long packed = load_acquire(packed_at);
+        if (packed == 0) {
+            if (atomic_cas(packed_at, 0, CLAIMING) == 0) {
+                store_volatile(&scratch[s].key, key);
+                store_release(packed_at, mine);
+                return s;
+            }
+            packed = CLAIMING;  // lost the race: wait for the winner's key
+        }
+        while (packed == CLAIMING) {  // the acquiring load orders the key read after it
+            packed = load_acquire(packed_at);
+        }
+        if (load_volatile(&scratch[s].key) == key && tag_of(packed) == tag) {
+            if (row_of(packed) > i) {  // only a smaller position can change the minimum
+                atomicMin(packed_at, mine);
+            }
+            return s;
+        }
+        s = (s + 1) & mask;
+    }
+}
+
 // Calls f(i) for every i in [0, n), spread over the whole grid.
 template <typename F>
 __device__ __forceinline__ void for_each_index(long long n, F f) {

@@ -8,13 +8,9 @@
 // rank_first_occurrences (id_map.cu) around an inclusive prefix sum.
 #include "common.cuh"
 
-using recis::CLAIMING;
 using recis::Slot;
 using recis::for_each_index;
-using recis::home_slot;
-using recis::pack;
 using recis::row_of;
-using recis::tag_of;
 
 // slot_of[i] = the scratch slot of (keys[i], tag); the slot ends up holding the pair's smallest
 // position. Scratch must start zeroed with room for every pair.
@@ -23,34 +19,8 @@ extern "C" __global__ void dedupe_claim(Slot* scratch, long long mask, int shift
                                         const long long* __restrict__ tags, long long tag_stride,
                                         long long n, long long* __restrict__ slot_of) {
     for_each_index(n, [&](long long i) {
-        const long long key = keys[i];
-        const long long tag = tags[i * tag_stride];
-        const long long mine = pack(tag, i);
-        long long s = home_slot(key, tag, shift);
-        while (true) {
-            long long* packed_at = &scratch[s].packed;
-            long long packed = recis::load_acquire(packed_at);
-            if (packed == 0) {
-                if (recis::atomic_cas(packed_at, 0, CLAIMING) == 0) {
-                    recis::store_volatile(&scratch[s].key, key);
-                    recis::store_release(packed_at, mine);
-                    slot_of[i] = s;
-                    return;
-                }
-                packed = CLAIMING;  // lost the race: wait for the winner's key
-            }
-            while (packed == CLAIMING) {  // the acquiring load orders the key read after it
-                packed = recis::load_acquire(packed_at);
-            }
-            if (recis::load_volatile(&scratch[s].key) == key && tag_of(packed) == tag) {
-                if (row_of(packed) > i) {  // only a smaller position can change the minimum
-                    atomicMin(packed_at, mine);
-                }
-                slot_of[i] = s;
-                return;
-            }
-            s = (s + 1) & mask;
-        }
+        slot_of[i] = recis::claim_first_position(scratch, mask, shift, keys[i],
+                                                 tags[i * tag_stride], i);
     });
 }
 

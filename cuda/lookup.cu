@@ -21,7 +21,6 @@
 #include "common.cuh"
 #include "random.cuh"
 
-using recis::CLAIMING;
 using recis::Slot;
 using recis::for_each_index;
 using recis::home_slot;
@@ -103,31 +102,9 @@ extern "C" __global__ void lookup_dedupe(Slot* scratch, long long mask, int shif
                                          long long n, long long* __restrict__ scratch_slot,
                                          long long* __restrict__ counts) {
   for_each_index(n, [&](long long i) {
-    const long long key = keys[i];
-    const long long tag = tags[i * tag_stride];
-    const long long mine = pack(tag, i);
     counts[i] = 0;
-    long long s = home_slot(key, tag, shift);
-    while (true) {
-      long long* packed_at = &scratch[s].packed;
-      long long packed = recis::load_acquire(packed_at);
-      if (packed == 0) {
-        if (recis::atomic_cas(packed_at, 0, CLAIMING) == 0) {
-          recis::store_volatile(&scratch[s].key, key);
-          recis::store_release(packed_at, mine);
-          scratch_slot[i] = s;
-          return;
-        }
-        packed = CLAIMING;
-      }
-      while (packed == CLAIMING) packed = recis::load_acquire(packed_at);
-      if (recis::load_volatile(&scratch[s].key) == key && tag_of(packed) == tag) {
-        if (row_of(packed) > i) atomicMin(packed_at, mine);
-        scratch_slot[i] = s;
-        return;
-      }
-      s = (s + 1) & mask;
-    }
+    scratch_slot[i] =
+        recis::claim_first_position(scratch, mask, shift, keys[i], tags[i * tag_stride], i);
   });
 }
 
