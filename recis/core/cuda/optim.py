@@ -87,18 +87,12 @@ def _rowwise_adagrad(cupy, rule, params, grads, slots, step, lr):
 def _adam(cupy, rule, params, grads, slots, step, lr):
     """Adam (coupled decay) and AdamW (decoupled: rows scaled by 1 - lr * weight_decay first)."""
     new_slots = {name: cupy.empty_like(value) for name, value in slots.items()}
-    if isinstance(rule, AdamW):
-        decay = (np.int32(0), np.float32(0), np.int32(1), np.float32(1 - lr * rule.weight_decay))
-    else:
-        decay = (*_decay(rule.weight_decay), np.int32(0), np.float32(1))
-    s = scalars(rule, step, lr)
-    factors = (s["one_minus_beta1"], s["beta2"], s["one_minus_beta2"], s["step_size"])
-    factors += (s["bias_correction2_sqrt"], s["eps"])
     new_params = cupy.empty_like(params)
     moments = (slots["exp_avg"], slots["exp_avg_sq"], slots.get("max_exp_avg_sq", NULL))
     outputs = (new_params, new_slots["exp_avg"], new_slots["exp_avg_sq"])
     outputs += (new_slots.get("max_exp_avg_sq", NULL),)
-    _run("adam_update", params.size, (params, grads, *moments, *decay, *factors, *outputs))
+    args = (params, grads, *moments, *_adam_arguments(rule, step, lr), *outputs)
+    _run("adam_update", params.size, args)
     return new_params, new_slots
 
 
@@ -230,15 +224,20 @@ def _rowwise_adagrad_blocks(rule, step, lr):
 
 
 def _adam_blocks(rule, step, lr):
+    slot_names = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq" if rule.amsgrad else None]
+    return "adam_update_blocks", slot_names, _adam_arguments(rule, step, lr), False
+
+
+def _adam_arguments(rule, step, lr) -> tuple:
+    """The scalar arguments of the Adam kernels: the decay (coupled for Adam, decoupled for
+    AdamW), then the step's factors."""
     if isinstance(rule, AdamW):
         decay = (np.int32(0), np.float32(0), np.int32(1), np.float32(1 - lr * rule.weight_decay))
     else:
         decay = (*_decay(rule.weight_decay), np.int32(0), np.float32(1))
     s = scalars(rule, step, lr)
     factors = (s["one_minus_beta1"], s["beta2"], s["one_minus_beta2"], s["step_size"])
-    factors += (s["bias_correction2_sqrt"], s["eps"])
-    slot_names = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq" if rule.amsgrad else None]
-    return "adam_update_blocks", slot_names, (*decay, *factors), False
+    return (*decay, *factors, s["bias_correction2_sqrt"], s["eps"])
 
 
 def _adamw_tf_blocks(rule, step, lr):
