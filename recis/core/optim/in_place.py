@@ -21,12 +21,11 @@ True
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import typeof
 from numba.typed import List
 
+from recis.core.cuda.optim import scalars
 from recis.core.kernels import optim as kernels
 from recis.core.optim.adagrad import Adagrad
 from recis.core.optim.adam import Adam, AdamW, AdamWTF
@@ -78,23 +77,17 @@ def _adagrad(rule: Adagrad, store, plan, grads, step, lr):
 
 def _adam(rule: Adam | AdamW | AdamWTF, store, plan, grads, step, lr):
     f32 = np.float32
-    correction1 = 1 - rule.beta1**step
-    correction2_sqrt = math.sqrt(1 - rule.beta2**step)
+    s = scalars(rule, step, lr)  # the float32 scalars the GPU kernels take too
     if isinstance(rule, AdamWTF):
-        mode, decay = kernels.ADAMW_TF, f32(1 - rule.weight_decay)
-        step_size = f32(lr * correction2_sqrt / correction1)
+        mode, decay, step_size = kernels.ADAMW_TF, s["decay_factor"], s["alpha"]
     elif isinstance(rule, AdamW):
-        mode, decay, step_size = (
-            kernels.ADAMW,
-            f32(1 - lr * rule.weight_decay),
-            f32(lr / correction1),
-        )
+        mode, decay, step_size = kernels.ADAMW, f32(1 - lr * rule.weight_decay), s["step_size"]
     else:
-        mode, decay, step_size = kernels.ADAM, f32(1), f32(lr / correction1)
+        mode, decay, step_size = kernels.ADAM, f32(1), s["step_size"]
     peak = store.blocks("max_exp_avg_sq") if getattr(rule, "amsgrad", False) else _NO_BLOCKS
     moments = (store.blocks("exp_avg"), store.blocks("exp_avg_sq"), peak)
-    factors = (f32(1 - rule.beta1), f32(rule.beta2), f32(1 - rule.beta2), step_size)
-    factors += (f32(correction2_sqrt), f32(rule.eps))
+    factors = (s["one_minus_beta1"], s["beta2"], s["one_minus_beta2"], step_size)
+    factors += (s.get("bias_correction2_sqrt", f32(1)), s["eps"])  # AdamW-TF needs none
     l2 = f32(rule.weight_decay if mode == kernels.ADAM else 0)
     kernels.adam_rows(store.blocks(), *moments, *plan, grads, mode, l2, decay, *factors)
 
