@@ -44,6 +44,7 @@ from recis.core.cuda.loader import require_cupy
 from recis.core.cuda.row_allocator import DeviceRowAllocator
 from recis.core.dedupe import first_occurrences, tag_vector
 from recis.core.errors import TableFullError
+from recis.core.kernels import batch_lookup as batch_kernels
 from recis.core.kernels import id_map as kernels
 from recis.core.row_allocator import RowAllocator
 
@@ -66,6 +67,21 @@ class Inserted(NamedTuple):
     new_positions: np.ndarray
     new_rows: np.ndarray
     count: int
+
+
+class BatchRows(NamedTuple):
+    """Result of :meth:`IdMap.find_or_insert_batch`.
+
+    The batch's distinct keys were first seen at ``positions`` (in order); ``index[i]`` is the
+    number of key ``i``'s among them, ``rows[k]`` the row of distinct key ``k``, ``is_new[k]``
+    whether it was inserted, and ``new_rows`` the inserted keys' rows, in order.
+    """
+
+    positions: np.ndarray
+    index: np.ndarray
+    rows: np.ndarray
+    is_new: np.ndarray
+    new_rows: np.ndarray
 
 
 class Entries(NamedTuple):
@@ -224,6 +240,37 @@ class IdMap:
             new_rows = self.rows.allocate_ranked(count, n)
         run.settle(self._slots, tags, stride, first, positions, slot_of, new_rows, rows)
         return Inserted(rows, is_new, positions, new_rows, count)
+
+    def find_or_insert_batch(self, keys: np.ndarray, tags=None, *, tags_checked=False):
+        """Deduplicate a batch of ``keys`` and find or insert its distinct keys, in one probe of
+        the map per key (:mod:`recis.core.kernels.batch_lookup`); the map must be on the CPU.
+
+        What :func:`~recis.core.dedupe.first_occurrences` followed by :meth:`find_or_insert`
+        of the distinct keys gives, as :class:`BatchRows`, or None (nothing done) where the
+        batch might not fit without growing: the caller then takes that path.
+
+        >>> ids = IdMap()
+        >>> found = ids.find_or_insert_batch(np.array([5, 8, 5]))
+        >>> found.positions.tolist(), found.index.tolist(), found.rows.tolist()
+        ([0, 1], [0, 1, 0], [0, 1])
+        """
+        if self._xp is not np:
+            raise TypeError(f"IdMap {self.name!r}: find_or_insert_batch runs on the CPU only")
+        keys, tags, stride = self._keys_and_tags(keys, tags, tags_checked)
+        n = keys.size
+        if not self._fits(self.rows.live_bound() + n):
+            return None
+        rows, leader, slot_of, positions, index = (interop.empty(n, np.int64) for _ in range(5))
+        batch_kernels.find_or_mark(
+            self._slots, self._shift, keys, tags, stride, self._regions, rows, leader, slot_of
+        )
+        positions = positions[: batch_kernels.rank_leaders(leader, positions, index)]
+        distinct_rows = rows[positions]
+        is_new = distinct_rows < 0
+        new_rows = self.rows.allocate(int(np.count_nonzero(is_new)))
+        distinct_rows[is_new] = new_rows
+        batch_kernels.unmark(self._slots, tags, stride, positions, slot_of, distinct_rows)
+        return BatchRows(positions, index, distinct_rows, is_new, new_rows)
 
     def insert_new(self, keys: np.ndarray, tags=None) -> np.ndarray:
         """Insert keys known to be absent and distinct; return their new rows.

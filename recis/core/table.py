@@ -51,6 +51,19 @@ class Lookup(NamedTuple):
     stats: LookupStats
 
 
+class BatchLookup(NamedTuple):
+    """Result of :meth:`EmbeddingTable.lookup_batch`: the batch's distinct ids were first seen
+    at ``positions`` (in order) and occur ``counts`` times; ``index[i]`` is the number of id
+    ``i``'s among them; ``rows`` and float32 ``values`` are theirs."""
+
+    positions: np.ndarray
+    index: np.ndarray
+    counts: np.ndarray
+    rows: np.ndarray
+    values: np.ndarray
+    stats: LookupStats
+
+
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -229,6 +242,36 @@ class EmbeddingTable:
         self.stats_total += stats
         self.last_stats = stats
         return Lookup(rows, values, stats)
+
+    def lookup_batch(self, ids: np.ndarray, tags=None, *, tags_checked=False):
+        """The training lookup of a batch of ``ids`` with repeats, deduplicated while the id map
+        is probed (:meth:`IdMap.find_or_insert_batch`): what deduplicating the batch and then
+        :meth:`lookup` of its distinct ids gives, as a :class:`BatchLookup`. It serves CPU tables
+        without admission or eviction policy whose id map has room for the batch; elsewhere it
+        returns None (nothing done) for the caller to take that path.
+
+        >>> table = EmbeddingTable("t", dim=2)
+        >>> found = table.lookup_batch(np.array([7, 9, 7]))
+        >>> found.positions.tolist(), found.index.tolist(), found.counts.tolist()
+        ([0, 1], [0, 1, 0], [2, 1])
+        """
+        if self.xp is not np or self.eviction is not None:
+            return None
+        if not isinstance(self.admission, AdmitAll):
+            return None
+        ids, tags = int64_vector(self._here(ids, "ids"), "ids"), self._here(tags, "tags")
+        found = self.ids.find_or_insert_batch(ids, tags, tags_checked=tags_checked)
+        if found is None:
+            return None
+        if found.new_rows.size:
+            new = found.positions[found.is_new]
+            self._initialise(ids[new], _take(tags, new), found.new_rows)
+        counts = np.bincount(found.index, minlength=found.positions.size).astype(np.int64)
+        stats = LookupStats(new=found.new_rows.size, admitted=found.new_rows.size)
+        self.stats_total += stats
+        self.last_stats = stats
+        values = self.gather(found.rows)
+        return BatchLookup(found.positions, found.index, counts, found.rows, values, stats)
 
     def _insert_admitted(self, ids, tags, counts, rows, admission) -> LookupStats:
         """Insert admitted missing ids, writing their rows into ``rows``."""

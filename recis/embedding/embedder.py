@@ -118,10 +118,13 @@ def find_rows(
 def _fused_lookup(
     table, group: TableGroup, requests, by_id: bool
 ) -> tuple[DistinctKeys, FoundRows] | None:
-    """The training lookup of a GPU table's ids in a few kernels
-    (:func:`recis.core.cuda.lookup.train_lookup`): distinct ids indexed by position, and the
-    rows found; None where it does not apply."""
-    if table.xp is np or not table.sync_free:
+    """The training lookup of a table's ids with their deduplication fused in: on the GPU in a
+    few kernels (:func:`recis.core.cuda.lookup.train_lookup`), distinct ids indexed by position;
+    on the CPU in one probe per id (:meth:`EmbeddingTable.lookup_batch`). Returns the distinct
+    keys and the rows found, or None where it does not apply."""
+    if table.xp is np:
+        return _fused_cpu_lookup(table, group, requests, by_id)
+    if not table.sync_free:
         return None
     from recis.core.cuda.lookup import train_lookup
 
@@ -133,6 +136,18 @@ def _fused_lookup(
     scale = None
     if by_id:
         scale = 1.0 / table.xp.asarray(found.counts, np.float32).clip(1)  # padding: count 0
+    record = partial(table.grads.add, found.rows, distinct=True)
+    return keys, FoundRows(found.values, record, scale)
+
+
+def _fused_cpu_lookup(table, group: TableGroup, requests, by_id: bool):
+    ids, tags = group.lookup_keys(requests)
+    found = table.lookup_batch(ids, tags, tags_checked=True)  # the planner's tags lie in range
+    if found is None:
+        return None
+    distinct_tags = tags if tags is None or np.ndim(tags) == 0 else tags[found.positions]
+    keys = DistinctKeys(ids[found.positions], distinct_tags, found.counts, found.index)
+    scale = 1.0 / found.counts.astype(np.float32) if by_id else None
     record = partial(table.grads.add, found.rows, distinct=True)
     return keys, FoundRows(found.values, record, scale)
 

@@ -228,3 +228,45 @@ def test_engine_matches_torch_sparse_optimizers(ours, theirs):
             rtol=1e-5,  # torch's kernels order the float32 operations differently
             atol=1e-6,
         )
+
+
+def test_batch_lookup_trains_as_deduplicating_first(monkeypatch):
+    """The CPU lookup that deduplicates while probing (EmbeddingTable.lookup_batch) gives the
+    same losses, rows and slots, bit for bit, as deduplicating first and looking up the
+    distinct ids."""
+    from recis.core.table import EmbeddingTable
+
+    def train(engine):
+        tower = _dense_tower(0)
+        sparse = SparseAdagrad(filter_out_sparse_param(engine), lr=0.3)
+        losses = []
+        for batch in _batches(seed=3):
+            tower.zero_grad()
+            loss = _loss(tower, engine(batch), batch["label"])
+            loss.backward()
+            sparse.step()
+            sparse.zero_grad()
+            losses.append(loss.item())
+        return losses
+
+    taken, real = [], EmbeddingTable.lookup_batch
+    monkeypatch.setattr(
+        EmbeddingTable, "lookup_batch", lambda *a, **k: taken.append(real(*a, **k)) or taken[-1]
+    )
+    fused = EmbeddingEngine(_options())
+    fused_losses = train(fused)
+    assert len(taken) == STEPS * len(fused.tables) and None not in taken
+    assert all(t.table.last_stats.new == 0 for t in fused.tables.values())  # ids seen before
+    calls = []
+    monkeypatch.setattr(EmbeddingTable, "lookup_batch", lambda *a, **k: calls.append(1))
+    plain = EmbeddingEngine(_options())
+    assert train(plain) == fused_losses
+    assert len(calls) == STEPS * len(plain.tables)  # every lookup took the other path
+    for name, table in fused.tables.items():
+        other = plain.tables[name].table
+        for field in table.table.store.fields:
+            ids = table.table.ids.export()
+            rows = other.find(ids.keys, ids.tags)
+            np.testing.assert_array_equal(
+                table.table.gather(ids.rows, field), other.gather(rows, field)
+            )
