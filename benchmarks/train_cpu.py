@@ -10,7 +10,10 @@ Zipf-distributed over 1M values per feature, dim 16, batch 4096) in four systems
 - ``torchrec``: TorchRec's ``FusedEmbeddingBagCollection`` (fbgemm CPU kernels, Adagrad fused
   into the backward pass);
 - ``jax``: the same DeepFM in Flax NNX on the JAX backend (:mod:`recis.backends.jax`): the same
-  dynamic tables and sparse Adagrad in the engine, the dense step jitted with ``optax.adam``.
+  dynamic tables and sparse Adagrad in the engine, the dense step jitted with ``optax.adam``;
+- ``dense_only``: the dense part alone, fed fixed embeddings (gradients w.r.t. them computed,
+  never applied): the ceiling any sparse layer can reach. ``sparse_ms_per_step`` reports each
+  torch system's time per step beyond it, i.e. what its sparse layer costs.
 
 All use Adagrad for the embeddings because fbgemm's CPU kernels offer no Adam. The dense part
 (FM interactions + MLP, ``torch.optim.Adam``) is identical. Two variants: ``deepfm``
@@ -220,6 +223,31 @@ class TorchRecModel(nn.Module):
         return [torch.optim.Adam(self.tower.parameters(), lr=1e-3)]  # embeddings update in backward
 
 
+class DenseOnlyModel(nn.Module):
+    """The dense tower fed fixed embeddings: what every system's step costs without its
+    sparse layer."""
+
+    def __init__(self, hidden, with_bias):
+        super().__init__()
+        self.tower = DenseTower(hidden)
+        self.with_bias = with_bias
+        self.fixed: dict[int, tuple] = {}
+
+    def forward(self, batch):
+        size = batch["label"].shape[0]
+        if size not in self.fixed:
+            make = lambda dim: torch.randn(size, dim, requires_grad=True)  # noqa: E731
+            self.fixed[size] = (
+                [make(DIM) for _ in range(NUM_SPARSE)],
+                [make(BIAS_DIM) for _ in range(NUM_SPARSE)] if self.with_bias else None,
+            )
+        embeddings, bias = self.fixed[size]
+        return self.tower(batch["dense"], embeddings, bias)
+
+    def optimizers(self):
+        return [torch.optim.Adam(self.tower.parameters(), lr=1e-3)]
+
+
 def samples_per_second(model: nn.Module, batches: list[dict], warmup: int) -> float:
     optimizers = model.optimizers()
     loss_fn = nn.BCEWithLogitsLoss()
@@ -372,6 +400,13 @@ def main() -> None:
                 result[f"recis_vs_{peer}"] = result["recis"] / result[peer]
         if "jax" in result and "recis" in result:
             result["jax_vs_recis"] = result["jax"] / result["recis"]
+        if "dense_only" in result:
+            ceiling = result["dense_only"]
+            result["sparse_ms_per_step"] = {
+                name: round(1e3 * args.batch_size * (1 / result[name] - 1 / ceiling), 2)
+                for name in ("recis", "embedding_bag", "torchrec", "jax")
+                if name in result
+            }
         result["spread"] = {name: [min(v), max(v)] for name, v in runs.items()}
         report["results"][variant] = result
     print(json.dumps(report, indent=2))
@@ -382,6 +417,7 @@ SYSTEMS = {
     "embedding_bag": EmbeddingBagModel,
     "torchrec": TorchRecModel,
     "jax": jax_train_step,  # measured by jax_samples_per_second
+    "dense_only": DenseOnlyModel,
 }
 
 if __name__ == "__main__":
