@@ -121,8 +121,8 @@ def _fused_lookup(
     """The training lookup of a GPU table's ids in a few kernels
     (:func:`recis.core.cuda.lookup.train_lookup`): distinct ids indexed by position, and the
     rows found; None where it does not apply."""
-    if table.xp is np or not table.sync_free:
-        return None
+    if table.xp is np or not table.sync_free or table.changes is not None:
+        return None  # a table tracking its changes stamps its new rows in find_or_insert
     from recis.core.cuda.lookup import train_lookup
 
     ids, tags = group.lookup_keys(requests)
