@@ -96,7 +96,9 @@ class RowChanges:
         parts = [(ids, tags) for stamp, ids, tags in self._erased if stamp > clock]
         if not parts:
             return self.xp.zeros(0, np.int64), self.xp.zeros(0, np.int8)
-        return self.xp.concatenate([p[0] for p in parts]), self.xp.concatenate([p[1] for p in parts])
+        return self.xp.concatenate([p[0] for p in parts]), self.xp.concatenate(
+            [p[1] for p in parts]
+        )
 
     def forget(self, through: int) -> None:
         """Drop the erasures logged at or before clock ``through``."""

@@ -139,7 +139,9 @@ def apply_delta(state: Mapping[str, Rows], delta: Mapping[str, Rows]) -> dict[st
     unknown = sorted(set(delta) - set(state))
     if unknown:
         raise BundleError(f"the delta has tables the bundle lacks: {unknown}")
-    return {name: apply(rows, delta[name]) if name in delta else rows for name, rows in state.items()}
+    return {
+        name: apply(rows, delta[name]) if name in delta else rows for name, rows in state.items()
+    }
 
 
 def write_bundle(
@@ -161,7 +163,9 @@ def write_bundle(
     path = Path(path)
     check_dtype(dtype)
     if parent is not None and parent.dtype != dtype:
-        raise ValueError(f"a delta of {parent!r} must use its dtype {parent.dtype!r}, not {dtype!r}")
+        raise ValueError(
+            f"a delta of {parent!r} must use its dtype {parent.dtype!r}, not {dtype!r}"
+        )
     temp = path.parent / f"{TEMP_PREFIX}{path.name}-{secrets.token_hex(4)}"
     temp.mkdir(parents=True)
     try:

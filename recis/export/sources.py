@@ -74,7 +74,7 @@ def snapshot_tables(
 
 def _all_rows(table: EmbeddingTable, dtype: str) -> dict[str, Snapshot]:
     entries = table.ids.export()
-    ids, tags, rows = (interop.to_host(a) for a in entries)
+    ids, tags = interop.to_host(entries.keys), interop.to_host(entries.tags)
     return _split(table, ids, tags, interop.to_host(table.gather(entries.rows)), dtype, None)
 
 

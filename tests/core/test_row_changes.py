@@ -41,7 +41,9 @@ def test_tags_of_logical_tables_are_remembered_per_row():
     clock = changes.tick()
     table.find_or_insert(np.array([5, 5, 6]), tags=np.array([0, 1, 1]))
     rows = changes.rows_since(clock)
-    pairs = sorted(zip(changes.row_ids[rows].tolist(), changes.row_tags[rows].tolist()))
+    pairs = sorted(
+        zip(changes.row_ids[rows].tolist(), changes.row_tags[rows].tolist(), strict=True)
+    )
     assert pairs == [(5, 0), (5, 1), (6, 1)]
 
 

@@ -137,7 +137,7 @@ def test_corrupt_or_mismatched_bundles_are_refused(tmp_path):
     with open(tmp_path / "base" / "rows.safetensors", "r+b") as f:
         f.seek(-3, 2)
         f.write(b"zzz")
-    with pytest.raises(BundleError, match="rows.safetensors.*corrupt"):
+    with pytest.raises(BundleError, match=r"rows\.safetensors.*corrupt"):
         Bundle(tmp_path / "base").rows()
     with pytest.raises(BundleError, match="not a serving bundle"):
         Bundle(tmp_path)
