@@ -58,6 +58,7 @@ bench: bench-deps
 	$(BIN)/python benchmarks/io.py
 	$(BIN)/python benchmarks/train_cpu.py
 	$(BIN)/python benchmarks/distributed.py
+	$(BIN)/python -m benchmarks.export
 
 # TorchRec's CPU build for the training benchmark (its default dependency is a CUDA build)
 bench-deps: $(STAMP)

@@ -40,6 +40,7 @@ from recis.core.gradients import GradientBuffer
 from recis.core.id_map import Entries, IdMap, Inserted
 from recis.core.initializers import ConstantInitializer, Initializer
 from recis.core.policies import Admission, AdmitAll, Eviction, LookupStats
+from recis.core.row_changes import RowChanges
 from recis.core.row_store import EMBEDDING, RowPlan, RowStore
 
 
@@ -121,6 +122,7 @@ class EmbeddingTable:
         self.grads = GradientBuffer(dim)
         self.stats_total = LookupStats()
         self.last_stats = LookupStats()  # of the last lookup
+        self.changes: RowChanges | None = None  # see track_changes
         _LIVE.add(self)
         if eviction is not None:
             self.store.add_slot(eviction.slot, (), np.int64, eviction.slot_fill)
@@ -194,6 +196,8 @@ class EmbeddingTable:
         plan = self.store.plan(rows, distinct=True)
         self.store.scatter(plan, self.initial_values(ids, tags))
         self.store.reset(plan)
+        if self.changes is not None:
+            self.changes.inserted(rows, ids, 0 if tags is None else tags)
 
     def lookup(
         self,
@@ -320,7 +324,24 @@ class EmbeddingTable:
 
     def erase(self, ids: np.ndarray, tags=None) -> np.ndarray:
         """Remove ``ids``; their rows (returned, -1 for absent ids) are reused by later inserts."""
-        return self.ids.erase(self._here(ids, "ids"), self._here(tags, "tags"))
+        ids, tags = self._here(ids, "ids"), self._here(tags, "tags")
+        rows = self.ids.erase(ids, tags)
+        if self.changes is not None:
+            self.changes.erased(ids, tags, rows)
+        return rows
+
+    def track_changes(self) -> RowChanges:
+        """Start (or keep) stamping every row write and logging every erasure (see
+        :class:`~recis.core.row_changes.RowChanges`), e.g. for exporting deltas."""
+        if self.changes is None:
+            entries = self.ids.export()
+            self.changes = RowChanges(entries.keys, entries.tags, entries.rows)
+        return self.changes
+
+    def written(self, rows) -> None:
+        """Note that ``rows`` were written outside this class (e.g. by an optimizer step)."""
+        if self.changes is not None:
+            self.changes.written(rows)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything needed to restore this table exactly, as named NumPy arrays (ordered by
@@ -369,6 +390,7 @@ class EmbeddingTable:
             self.eviction.step = int(state["eviction.step"])
         if self.admission.stateful:
             self.admission.load_state(_with_prefix(state, "admission."))
+        self.changes = None  # every row may differ: deltas start again from a full export
 
     def _policy_state_keys(self, state) -> list[str]:
         """Keys of ``state`` this table's row allocator and policies read."""

@@ -124,8 +124,8 @@ def _fused_lookup(
     keys and the rows found, or None where it does not apply."""
     if table.xp is np:
         return _fused_cpu_lookup(table, group, requests, by_id)
-    if not table.sync_free:
-        return None
+    if not table.sync_free or table.changes is not None:
+        return None  # a table tracking its changes stamps its new rows as it initialises them
     from recis.core.cuda.lookup import train_lookup
 
     ids, tags = group.lookup_keys(requests)

@@ -44,6 +44,7 @@ class TableAccess:
             )
         rows = self.table.find_or_insert(ids).rows
         self.table.store.scatter(rows, as_engine(values, "embeddings"))
+        self.table.written(rows)
 
     def ids(self, child: str | None = None) -> torch.Tensor:
         """The ids the table holds (int64), in row order."""

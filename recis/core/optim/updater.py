@@ -136,6 +136,7 @@ class SparseUpdater:
         self._updated_elsewhere.clear()
 
     def _apply(self, table: EmbeddingTable, lr: float, rows, grads) -> None:
+        table.written(rows)
         if table.store.device != "cpu":
             return self._apply_on_gpu(table, lr, rows, grads)
         self.steps[table.name] += 1

@@ -1,0 +1,125 @@
+"""Export a Flax NNX model to a serving bundle: its tables' rows and a ``jax.export`` program.
+
+:func:`export_model` takes the model as the examples write it: NNX layers of
+:class:`~recis.backends.jax.flax.SparseEmbedding` and a method computing scores from a batch
+(``score="logits"``). Its ``SparseEmbedding`` layers return activations they are given as they
+are, so the dense program is the score method over ``{**dense columns, **activations}``,
+``jax.jit``-ed with the current weights as constants and serialized by ``jax.export`` with a
+symbolic batch size. JAX models prepare their batches in the data pipeline, so ``features``
+names, per embedded feature, the raw column it reads (or a list of op entries, see
+:mod:`recis.serving.features`); by default each feature reads the column of its own name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax
+import numpy as np
+from flax import nnx
+
+from recis.backends.jax.flax import sparse_layers
+from recis.export import Bundle, export_tables
+
+PROGRAM_FILE = "dense.jax"
+
+
+def export_model(
+    model: nnx.Module,
+    path,
+    batch: Mapping,
+    *,
+    features: Mapping | None = None,
+    since=None,
+    dtype: str = "float32",
+    step: int = 0,
+    score: str = "logits",
+) -> Bundle:
+    """Write a bundle of ``model`` at ``path`` (a delta with ``since``, an earlier bundle).
+
+    ``batch``: an example batch as the trainer gets it (NumPy arrays and ``Ragged`` s).
+    """
+    layers = sparse_layers(model)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no SparseEmbedding layer to export")
+    options = {f: o for layer in layers for f, o in layer.options.items()}
+    if not callable(getattr(model, score, None)):
+        raise ValueError(f"{type(model).__name__} has no method {score!r}: pass score=")
+    method = getattr(model, score)
+    activations = {}
+    for layer in layers:
+        activations |= layer.lookup({f: batch[f] for f in layer.features}, train=False)[0]
+    dense = _dense_inputs(method, batch, activations)
+    program = _export(method, dense, activations)
+    tables = {name: table for layer in layers for name, table in layer.tables.items()}
+    entries = {
+        "embedding": _embedding_entry(options),
+        "features": _feature_entry(options, features or {}),
+        "dense": {"framework": "jax", "file": PROGRAM_FILE, "inputs": sorted(dense)},
+    }
+    files = {PROGRAM_FILE: lambda out: out.write(program.serialize())}
+    return export_tables(
+        path, tables, dtype=dtype, since=since, step=step, entries=entries, files=files
+    )
+
+
+def _embedding_entry(options: Mapping) -> dict:
+    return {
+        feature: {
+            "table": option.shared_name,
+            "dim": option.embedding_dim,
+            "combiner": option.combiner,
+            "tile_len": option.tile_len,
+            "use_weight": option.use_weight,
+            "padding_id": option.padding_id,
+        }
+        for feature, option in options.items()
+    }
+
+
+def _feature_entry(options: Mapping, features: Mapping) -> dict:
+    unknown = sorted(set(features) - set(options))
+    if unknown:
+        raise ValueError(f"features {unknown} are not embedded by the model")
+    chains = []
+    for feature in options:
+        ops = features.get(feature, feature)
+        ops = [{"op": "select", "column": ops}] if isinstance(ops, str) else list(ops)
+        chains.append({"name": feature, "ops": ops})
+    return {"features": chains, "aliases": {}}
+
+
+class _Recording(dict):
+    """A dict that remembers which keys were read."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def _dense_inputs(method, batch: Mapping, activations: Mapping) -> dict:
+    candidates = {
+        k: v
+        for k, v in batch.items()
+        if isinstance(v, np.ndarray | jax.Array) and k not in activations
+    }
+    recording = _Recording({**candidates, **activations})
+    method(recording)
+    return {k: np.asarray(candidates[k]) for k in sorted(recording.read) if k in candidates}
+
+
+def _export(method, dense: Mapping, activations: Mapping):
+    (size,) = jax.export.symbolic_shape("batch")
+
+    def spec(array):
+        return jax.ShapeDtypeStruct((size, *array.shape[1:]), array.dtype)
+
+    def program(dense, activations):
+        return method({**dense, **activations})
+
+    args = ({k: spec(v) for k, v in dense.items()}, {k: spec(v) for k, v in activations.items()})
+    return jax.export.export(jax.jit(program))(*args)
