@@ -68,9 +68,9 @@ def _tile_fake(batch, seq, indices, offset, table, left_pad=None):
 def ragged_tile(batch, seq, indices, offset, table, left_pad=None):
     """The tile combiner: ``[Σ batch[g]·seq[g], dim]`` rows, and the ``[2, M]`` int64 tensor of
     ``batch`` and ``seq`` that :func:`ragged_tile_back` takes."""
-    from recis.backends.torch.functional.ragged_ops import RaggedTile
+    from recis.backends.torch.functional.ragged_ops import ragged_tile as tile
 
-    out = RaggedTile.forward(_NoContext(), list(batch), list(seq), indices, offset, table, left_pad)
+    out = tile(list(batch), list(seq), indices, offset, table, left_pad)
     return [out, torch.tensor([list(batch), list(seq)], dtype=torch.int64, device=table.device)]
 
 
@@ -90,13 +90,6 @@ def ragged_tile_back(batch_seq, batch_info, indices, offset, dy, left_pad=None):
     sources, targets, _ = _tile_positions(batch, seq, offset, left_pad, dy.device)
     dx = dy.new_zeros((batch_info[0], dy.shape[1]))
     return dx.index_add_(0, indices.to(dy.device)[sources].long(), dy[targets])
-
-
-class _NoContext:
-    """Stands in for an autograd context when the tile's forward runs as a plain op."""
-
-    def save_for_backward(self, *tensors) -> None:
-        pass
 
 
 def _gather_fake(drop_num, drop_side, pad_num, pad_side, padded, rows, offsets, values):
