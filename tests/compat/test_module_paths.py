@@ -131,3 +131,34 @@ def test_copy_data_to_device_keeps_every_container_type():
 def test_compare_op_codes():
     assert [op.name for op in CompareOp] == ["LT", "LE", "GT", "GE", "EQ"]
     assert CompareOp.LT == 1
+
+
+NEW_PATHS = {
+    ("recis.hooks.filter_hook", "HashTableFilterHook"): "recis.backends.torch.hooks.filter_hook",
+    ("recis.metrics.mean", "MeanMetric"): "recis.backends.torch.metrics.mean",
+    ("recis.optim.named_optimizer", "NamedAdamW"): "recis.backends.torch.optim.named_optimizer",
+    (
+        "recis.nn.functional.fused_ops",
+        "fused_string_mask",
+    ): "recis.backends.torch.functional.mask_ops",
+    (
+        "recis.nn.functional.fused_ops",
+        "fused_number_mask",
+    ): "recis.backends.torch.functional.mask_ops",
+    (
+        "recis.nn.functional.ragged_ops",
+        "index_select_ragged_by_padded_index",
+    ): "recis.backends.torch.functional.padded_index",
+    (
+        "recis.nn.functional.compute_real_length",
+        "compute_real_length",
+    ): "recis.backends.torch.functional.real_length",
+}
+
+
+@pytest.mark.parametrize(("path", "home"), sorted(NEW_PATHS.items()))
+def test_recis_paths_re_export_the_backend_objects(path, home):
+    module, name = path
+    assert getattr(importlib.import_module(module), name) is getattr(
+        importlib.import_module(home), name
+    )

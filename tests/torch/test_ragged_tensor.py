@@ -42,8 +42,12 @@ def test_engine_view_shares_memory_both_ways():
     assert back.offsets()[0].data_ptr() == r.offsets()[0].data_ptr()
 
 
-def test_from_dense_strips_trailing_padding_and_from_numpy_shares():
-    r = RaggedTensor.from_dense(torch.tensor([[5, 0, 6, 0], [0, 0, 0, 0]]))
+def test_from_dense_keeps_rows_or_strips_trailing_padding_and_from_numpy_shares():
+    dense = torch.tensor([[5, 0, 6, 0], [0, 0, 0, 0]])
+    whole = RaggedTensor.from_dense(dense)
+    assert torch.equal(whole.values(), dense.reshape(-1)) and whole.shape == (2, 4)
+    assert whole.offsets()[0].tolist() == [0, 4, 8]
+    r = RaggedTensor.from_dense(dense, check_invalid=True)
     assert r.values().tolist() == [5, 0, 6] and r.offsets()[0].tolist() == [0, 3, 3]
     values = np.array([1, 2], np.int64)
     shared = RaggedTensor.from_numpy(values, np.array([0, 2]))

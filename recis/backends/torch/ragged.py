@@ -12,7 +12,7 @@ tensors may live on a CUDA device: the engine then sees CuPy views of them.
 (3, 2)
 >>> r.to_dense().tolist()
 [[1, 2], [0, 0], [3, 0]]
->>> RaggedTensor.from_dense(torch.tensor([[4, 0], [5, 6]])).values().tolist()
+>>> RaggedTensor.from_dense(torch.tensor([[4, 0], [5, 6]]), check_invalid=True).values().tolist()
 [4, 5, 6]
 """
 
@@ -100,6 +100,17 @@ class RaggedTensor:
         return self.shape[dim]
 
     @property
+    def dim(self) -> int:
+        """The number of dimensions (of the dense shape)."""
+        return len(self._dense_shape)
+
+    def __getitem__(self, key):
+        """RecIS's indexing (:mod:`recis.backends.torch.ragged_index`)."""
+        from recis.backends.torch.ragged_index import ragged_getitem
+
+        return ragged_getitem(self, key)
+
+    @property
     def max_length(self) -> int:
         """Length of the longest innermost row."""
         return _max_length(self._offsets[-1])
@@ -142,10 +153,14 @@ class RaggedTensor:
             return as_tensor(self.to_engine().to_dense(default_value, shape))
 
     @classmethod
-    def from_dense(cls, dense: torch.Tensor, pad_value=0) -> RaggedTensor:
-        """Rows of ``dense`` with trailing ``pad_value``s stripped (as RecIS's dense_to_ragged)."""
-        array = interop.as_engine_array(dense.detach().cpu().contiguous(), "dense")
-        return cls.from_engine(Ragged.from_dense(array, pad_value=pad_value)).to(dense.device)
+    def from_dense(cls, dense: torch.Tensor, check_invalid: bool = False, invalid_value=0):
+        """The rows of ``dense`` whole, as RecIS does; with ``check_invalid`` each row ends at
+        its last value other than ``invalid_value`` (trailing padding stripped)."""
+        from recis.backends.torch.functional.ragged_ops import dense_to_ragged
+
+        values, offsets = dense_to_ragged(dense, check_invalid, invalid_value)
+        shape = None if check_invalid else tuple(dense.shape)
+        return cls(values, offsets, dense_shape=shape)
 
     @classmethod
     def from_numpy(cls, values, offsets, weight=None, dense_shape=None) -> RaggedTensor:

@@ -7,6 +7,26 @@ under ``torch.compile``) and a backward where the op is differentiable (``gather
 torch module of RecIS imports it.
 """
 
-from recis.backends.torch.ops import blocks, features, id_slots, ragged_ops, segments
+from recis.backends.torch.ops import (
+    blocks,
+    columns,
+    features,
+    id_slots,
+    metrics,
+    optimizers,
+    ragged_ops,
+    segments,
+    sequences,
+)
 
-__all__ = ["blocks", "features", "id_slots", "ragged_ops", "segments"]
+__all__ = [
+    "blocks",
+    "columns",
+    "features",
+    "id_slots",
+    "metrics",
+    "optimizers",
+    "ragged_ops",
+    "segments",
+    "sequences",
+]
