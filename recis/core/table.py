@@ -98,6 +98,11 @@ class EmbeddingTable:
         device: str = "cpu",
         storage: StorageTiers | None = None,
     ) -> None:
+        if storage is not None and device != "cpu":
+            raise NotImplementedError(
+                f"table {name!r}: storage tiers are for CPU tables yet (device={device!r}); "
+                "leave storage unset"
+            )
         self.name = name
         self.dim = dim
         self.device = device
@@ -120,11 +125,6 @@ class EmbeddingTable:
     def _new_store(self, dtype, block_rows: int) -> RowStore | TieredRowStore:
         if self.storage is None:
             return RowStore(self.dim, dtype, block_rows, self.name, device=self.device)
-        if self.device != "cpu":
-            raise NotImplementedError(
-                f"table {self.name!r}: storage tiers are for CPU tables yet (device="
-                f"{self.device!r}); leave storage unset"
-            )
         return TieredRowStore(self.dim, dtype, block_rows, self.name, tiers=self.storage)
 
     def __len__(self) -> int:
