@@ -47,7 +47,7 @@ class Residency:
     def __init__(self, slots: int, policy: str = "lru") -> None:
         self.slots = slots
         self.policy = policy
-        self.slot_of = np.full(0, -1, np.int64)  # per row: its hot slot, -1 if cold
+        self.slot_of = np.full(0, -1, np.int32)  # per row: its hot slot (< 2**31), -1 if cold
         self.score = np.zeros(0, np.int64)  # per row
         self.owner = np.full(slots, -1, np.int64)  # per slot: its row, -1 if free
         self.used = 0  # slots handed out at least once: [0, used)
@@ -66,14 +66,13 @@ class Residency:
 
     def grow(self, num_rows: int) -> None:
         """Make room for rows ``[0, num_rows)`` (new rows are cold, with score 0)."""
-        size = self.slot_of.size
-        if num_rows <= size:
+        old = self.slot_of.size
+        if num_rows <= old:
             return
-        size = max(num_rows, 2 * size)
-        self.slot_of = np.concatenate(
-            [self.slot_of, np.full(size - self.slot_of.size, -1, np.int64)]
-        )
-        self.score = np.concatenate([self.score, np.zeros(size - self.score.size, np.int64)])
+        size = max(num_rows, old + old // 4)
+        slot_of, score = np.full(size, -1, np.int32), np.zeros(size, np.int64)
+        slot_of[:old], score[:old] = self.slot_of, self.score
+        self.slot_of, self.score = slot_of, score
 
     def touch(self, rows: np.ndarray, counts=1) -> None:
         """Record a use of the distinct ``rows``, each ``counts`` times (for ``"lfu"``)."""
@@ -150,7 +149,7 @@ class Residency:
 
     def clear(self) -> None:
         """Forget every row and score."""
-        self.slot_of = np.full(0, -1, np.int64)
+        self.slot_of = np.full(0, -1, np.int32)
         self.score = np.zeros(0, np.int64)
         self.owner[:] = -1
         self.used, self.clock, self.free = 0, 0, EMPTY

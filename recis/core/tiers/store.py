@@ -86,7 +86,10 @@ class TieredRowStore:
                 f"table {self.name!r}: StorageTiers.ram_bytes={self.tiers.ram_bytes} holds not "
                 f"even one row ({row_bytes} bytes with its slots)"
             )
-        return self.tiers.ram_bytes // row_bytes
+        slots = self.tiers.ram_bytes // row_bytes
+        if slots >= 2**31:
+            raise ValueError(f"table {self.name!r}: a RAM tier holds fewer than 2**31 rows")
+        return slots
 
     @property
     def fields(self):
