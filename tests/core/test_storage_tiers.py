@@ -209,3 +209,17 @@ def test_state_loads_into_either_layout():
         target.load_state_dict(state)
         for name, array in target.state_dict().items():
             np.testing.assert_array_equal(array, state[name], err_msg=name)
+
+
+def test_clearing_drops_both_tiers_and_the_old_files(tmp_path):
+    table = EmbeddingTable(
+        "clicks", dim=2, block_rows=4, storage=StorageTiers(ram_bytes=24, directory=str(tmp_path))
+    )
+    table.lookup(np.arange(10))
+    (old,) = tmp_path.iterdir()
+    table.ids.clear()
+    table.store.clear()
+    (new,) = tmp_path.iterdir()
+    assert new != old and table.store.capacity == 0 and table.store.residency.num_hot == 0
+    rows = table.lookup(np.array([7, 8])).rows
+    assert table.gather(rows).tolist() == [[0, 0], [0, 0]] and table.store.residency.num_hot == 2
