@@ -293,7 +293,7 @@ class HostBookkeeping:
     @staticmethod
     def lowest(store, rows: np.ndarray, slot: str, count: int) -> np.ndarray:
         """Positions of the ``count`` rows with the lowest usage slot, ties to lower rows."""
-        return _lowest(store.gather(rows, slot), rows, count)
+        return lowest_scores(store.gather(rows, slot), rows, count)
 
 
 def bookkeeping(store):
@@ -314,7 +314,7 @@ def _erase_by_row(table, entries, chosen: np.ndarray) -> None:
     table.erase(entries.keys[chosen], entries.tags[chosen])
 
 
-def _lowest(scores: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
+def lowest_scores(scores: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
     """Indices of the ``count`` lowest scores, ties broken by lower row (deterministic)."""
     threshold = np.partition(scores, count - 1)[count - 1]
     below = np.flatnonzero(scores < threshold)

@@ -75,6 +75,8 @@ class RowStore:
         block_rows: rows per block, a power of two; memory grows by one block at a time.
         name: names the table in errors.
         device: ``"cpu"`` (NumPy blocks) or ``"cuda"`` (CuPy blocks on the current device).
+        ops: the block operations (default: the device's), e.g.
+            :class:`~recis.core.tiers.disk.DiskRows` for blocks in mapped files.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class RowStore:
         block_rows: int = 16384,
         name: str = "table",
         device: str = "cpu",
+        ops=None,
     ):
         if dim < 1:
             raise ValueError(f"RowStore {name!r}: dim must be >= 1, got {dim}")
@@ -96,7 +99,9 @@ class RowStore:
         self.block_rows = block_rows
         self.device = device
         self._log2_block_rows = block_rows.bit_length() - 1
-        self._ops = HostRows if device == "cpu" else _device_rows()  # the device's block operations
+        if ops is None:  # the device's block operations
+            ops = HostRows if device == "cpu" else _device_rows()
+        self._ops = ops
         self._fields: dict[str, Field] = {}
         self._blocks: dict[str, List] = {}
         self._add_field(EMBEDDING, Field((dim,), np.dtype(dtype), 0.0))

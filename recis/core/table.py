@@ -42,6 +42,7 @@ from recis.core.initializers import ConstantInitializer, Initializer
 from recis.core.policies import Admission, AdmitAll, Eviction, LookupStats
 from recis.core.row_changes import RowChanges
 from recis.core.row_store import EMBEDDING, RowPlan, RowStore
+from recis.core.tiers import StorageTiers, TieredRowStore
 
 
 class Lookup(NamedTuple):
@@ -91,6 +92,8 @@ class EmbeddingTable:
         eviction: optional eviction policy (its usage slot is added to the rows).
         device: ``"cpu"`` (NumPy arrays) or ``"cuda"`` (CuPy arrays on the current device);
             a policy must be able to run there (``runs_on_gpu``).
+        storage: optional :class:`~recis.core.tiers.StorageTiers`: rows beyond its RAM budget
+            live on disk (CPU tables; default: every row in RAM).
     """
 
     def __init__(
@@ -107,7 +110,13 @@ class EmbeddingTable:
         admission: Admission | None = None,
         eviction: Eviction | None = None,
         device: str = "cpu",
+        storage: StorageTiers | None = None,
     ) -> None:
+        if storage is not None and device != "cpu":
+            raise NotImplementedError(
+                f"table {name!r}: storage tiers are for CPU tables yet (device={device!r}); "
+                "leave storage unset"
+            )
         self.name = name
         self.dim = dim
         self.device = device
@@ -118,7 +127,8 @@ class EmbeddingTable:
         self.admission = self._placed(admission if admission is not None else AdmitAll())
         self.eviction = self._placed(eviction)
         self.ids = IdMap(name, capacity=capacity, max_size=max_size, device=device)
-        self.store = RowStore(dim, dtype, block_rows, name, device=device)
+        self.storage = storage
+        self.store = self._new_store(dtype, block_rows)
         self.grads = GradientBuffer(dim)
         self.stats_total = LookupStats()
         self.last_stats = LookupStats()  # of the last lookup
@@ -126,6 +136,11 @@ class EmbeddingTable:
         _LIVE.add(self)
         if eviction is not None:
             self.store.add_slot(eviction.slot, (), np.int64, eviction.slot_fill)
+
+    def _new_store(self, dtype, block_rows: int) -> RowStore | TieredRowStore:
+        if self.storage is None:
+            return RowStore(self.dim, dtype, block_rows, self.name, device=self.device)
+        return TieredRowStore(self.dim, dtype, block_rows, self.name, tiers=self.storage)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -193,6 +208,8 @@ class EmbeddingTable:
         """Give new (distinct) ``rows`` their ids' initial values and fresh slots; rows of -1
         (padding) are skipped."""
         self.store.ensure_rows(self.ids.rows.high_water_bound())
+        if self.storage is not None:
+            self.store.place_new(rows)
         plan = self.store.plan(rows, distinct=True)
         self.store.scatter(plan, self.initial_values(ids, tags))
         self.store.reset(plan)
@@ -213,11 +230,12 @@ class EmbeddingTable:
         Training lookups insert the new ids that admission (``admission``, default the table's)
         accepts, evicting first if the eviction policy asks, and record usage for eviction. Ids
         without a row get row -1 and read zeros, or their initial value if admission says so.
-        Other lookups never insert. Without admission and eviction policies, training lookups
-        also take padded batches (as :attr:`sync_free` tables are given): ids of count 0 are
-        padding, repeating an id of the batch, and get row -1. On the GPU the stats' counts are
-        then 0-d device arrays. ``tags_checked``: the tags are known to lie in range (see
-        :func:`recis.core.dedupe.tag_vector`).
+        Other lookups never insert. A table with storage tiers brings the rows of a training
+        lookup into RAM (:meth:`~recis.core.tiers.TieredRowStore.promote`). Without admission
+        and eviction policies, training lookups also take padded batches (as :attr:`sync_free`
+        tables are given): ids of count 0 are padding, repeating an id of the batch, and get
+        row -1. On the GPU the stats' counts are then 0-d device arrays. ``tags_checked``: the
+        tags are known to lie in range (see :func:`recis.core.dedupe.tag_vector`).
         """
         xp = self.xp
         ids = int64_vector(self._here(ids, "ids"), "ids")
@@ -239,6 +257,8 @@ class EmbeddingTable:
                 self.eviction.touch(self, rows[used], counts[used])
         else:
             rows = self.find(ids, tags)
+        if train and self.storage is not None:
+            self.store.promote(rows, counts)
         values = self.gather(rows)
         if train and admission.refused_read_initial and stats.refused:
             refused = xp.flatnonzero(rows < 0)
@@ -409,7 +429,9 @@ class EmbeddingTable:
         (rows, optimizer and policy slots); ``bytes_per_id`` divides it by the ids held.
         ``growth_peak_bytes`` is what the table holds while its id map next grows: the old and
         the new (twice as large) slots exist together during the rehash, and the row store may
-        add a block at the same time.
+        add a block at the same time. A table with storage tiers counts only what it holds in
+        RAM there and adds ``tiers``, each tier's rows and bytes with the hit rate, promotions
+        and demotions of its training lookups (:meth:`~recis.core.tiers.TieredRowStore.tier_stats`).
 
         >>> table = EmbeddingTable("t", dim=4)
         >>> _ = table.find_or_insert(np.arange(1000))
@@ -428,6 +450,7 @@ class EmbeddingTable:
             "bytes": held,
             "bytes_per_id": held / max(len(self), 1),
             "growth_peak_bytes": held + 2 * self.ids.slot_bytes + self.store.block_bytes,
+            **({} if self.storage is None else {"tiers": self.store.tier_stats()}),
         }
 
 

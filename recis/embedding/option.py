@@ -27,6 +27,7 @@ import numpy as np
 
 from recis.core.initializers import ConstantInitializer
 from recis.core.table import EmbeddingTable
+from recis.core.tiers import StorageTiers
 
 COMBINERS = ("sum", "mean", "tile")
 STORAGE_DTYPES = frozenset(np.dtype(t) for t in ("float32", "float16", ml_dtypes.bfloat16))
@@ -40,7 +41,9 @@ class EmbeddingOptionBase:
     ``FilterHook`` (anything with ``build()`` and ``info()``). ``pg`` and ``max_partition_num``
     are accepted for compatibility. ``padding_id`` (default None: none) is the id that marks
     padding in dense ids: such entries are left out of lookups, gradients and the combiner's
-    counts (see :mod:`recis.core.padded`).
+    counts (see :mod:`recis.core.padded`). ``storage`` (default None: every row in RAM) is a
+    :class:`~recis.core.tiers.StorageTiers`: rows beyond its RAM budget live on disk; each
+    physical table gets the budgets.
     """
 
     embedding_dim: int = 16
@@ -64,6 +67,7 @@ class EmbeddingOptionBase:
     seed: int = 0
     capacity: int = 1024
     padding_id: int | None = None
+    storage: StorageTiers | None = None
 
     def __post_init__(self) -> None:
         if self.combiner not in COMBINERS:
@@ -112,6 +116,7 @@ class EmbeddingOptionBase:
                 "filter_hook": None if self.filter_hook is None else self.filter_hook.info(),
                 "admit_hook": None if self.admit_hook is None else self.admit_hook.info(),
                 "block_size": self.block_size,
+                "storage": None if self.storage is None else self.storage.info(),
             },
             sort_keys=True,
         )
@@ -140,6 +145,7 @@ class EmbeddingOptionBase:
             "children": children,
             "admission": None if self.admit_hook is None else self.admit_hook.build(),
             "eviction": None if self.filter_hook is None else self.filter_hook.build(),
+            "storage": self.storage,
         }
 
 

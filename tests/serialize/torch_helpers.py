@@ -18,7 +18,7 @@ from recis.optim import SparseAdamW
 FEATURES = ("user", "item", "query")
 
 
-def _table(name, children=None, dtype=torch.bfloat16):
+def _table(name, children=None, dtype=torch.bfloat16, storage=None):
     return HashTable(
         [-1, 4],
         block_size=16,
@@ -29,22 +29,26 @@ def _table(name, children=None, dtype=torch.bfloat16):
         name=name,
         filter_hook=FilterHook("LRU", {"max_size": 70}),
         admit_hook=AdmitHook("Frequency", {"threshold": 2}),
+        storage=storage,
     )
 
 
 class Model(nn.Module):
     """Features ``user`` and ``item`` share one bfloat16 table (``merged``) or have one each;
-    ``query`` has a float32 table."""
+    ``query`` has a float32 table; every table has the storage tiers ``storage`` (None: all in
+    RAM)."""
 
-    def __init__(self, merged: bool = True) -> None:
+    def __init__(self, merged: bool = True, storage=None) -> None:
         super().__init__()
         if merged:
-            self.shared = _table("user+1", ["user", "item"])
+            self.shared = _table("user+1", ["user", "item"], storage=storage)
             self.where = {"user": ("shared", 0), "item": ("shared", 1)}
         else:
-            self.user, self.item = _table("user"), _table("item")
+            self.user, self.item = _table("user", storage=storage), _table("item", storage=storage)
             self.where = {"user": ("user", None), "item": ("item", None)}
-        self.query = HashTable([-1, 4], name="query", initializer=NormalInitializer(std=0.1))
+        self.query = HashTable(
+            [-1, 4], name="query", initializer=NormalInitializer(std=0.1), storage=storage
+        )
         self.where["query"] = ("query", None)
         self.dropout = nn.Dropout(0.25)
         self.fc = nn.Linear(4 * len(FEATURES), 1)
@@ -80,13 +84,14 @@ class Batches:
 class Run:
     """Model, optimizers, LR schedule, data and checkpoint manager of one training run."""
 
-    def __init__(self, output_dir, merged: bool = True, **manager_options) -> None:
+    def __init__(self, output_dir, merged: bool = True, storage=None, **manager_options) -> None:
         torch.manual_seed(0)
-        self.model = Model(merged)
+        self.model = Model(merged, storage)
         self.dense = torch.optim.Adam(self.model.parameters(), lr=0.02)
         self.schedule = torch.optim.lr_scheduler.StepLR(self.dense, step_size=3, gamma=0.5)
         self.sparse = SparseAdamW(filter_out_sparse_param(self.model), lr=0.02)
         self.data = Batches()
+        self.losses: list[float] = []
         options = {"save_steps": 4, "max_to_keep": 2} | manager_options
         self.manager = CheckpointManager(
             output_dir, self.model, self.dense, self.schedule, self.sparse, self.data, **options
@@ -99,6 +104,7 @@ class Run:
             noise = 1 + 0.01 * (np.random.rand() + random.random())  # noqa: NPY002
             loss = self.model(self.data.next()) * noise
             loss.backward()
+            self.losses.append(loss.item())
             self.dense.step()
             self.sparse.step()
             self.schedule.step()

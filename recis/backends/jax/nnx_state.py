@@ -46,7 +46,7 @@ def _same_kind(table: EmbeddingTable) -> EmbeddingTable:
         table.name, table.dim, initializer=table.initializer, seed=table.seed,
         dtype=table.store.fields["embedding"].dtype, block_rows=table.store.block_rows,
         max_size=table.ids.max_size, children=table.children, admission=table.admission,
-        eviction=copy.copy(table.eviction), device=table.device,
+        eviction=copy.copy(table.eviction), device=table.device, storage=table.storage,
     )  # fmt: skip
 
 

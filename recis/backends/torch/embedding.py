@@ -62,6 +62,7 @@ class EmbeddingOption(EmbeddingOptionBase):
             admit_hook=self.admit_hook,
             seed=self.table_seed,
             capacity=self.capacity,
+            storage=self.storage,
         )
 
 

@@ -36,6 +36,7 @@ from recis.backends.torch.initializers import ConstantInitializer, Initializer
 from recis.core.initializers import Initializer as CoreInitializer
 from recis.core.policies import Admission, LookupStats
 from recis.core.table import EmbeddingTable
+from recis.core.tiers import StorageTiers
 from recis.distributed.exchange import ShardedTable, shard_of
 from recis.embedding.embedder import distinct_keys, find_rows
 from recis.embedding.policy_hooks import AdmitHook, FilterHook
@@ -69,6 +70,8 @@ class HashTable(TableAccess, nn.Module):
             lookup may name another (``table(ids, admit_hook=...)``).
         seed: seed of the per-id initial values (a ``generator`` given to the initializer wins).
         capacity: expected number of ids, to size the id map up front.
+        storage: optional :class:`~recis.core.tiers.StorageTiers`: rows beyond its RAM budget
+            live on disk (default: every row in RAM).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class HashTable(TableAccess, nn.Module):
         admit_hook: AdmitHook | None = None,
         seed: int = 0,
         capacity: int = 1024,
+        storage: StorageTiers | None = None,
     ) -> None:
         super().__init__()
         if grad_reduce_by not in ("worker", "id"):
@@ -108,6 +112,7 @@ class HashTable(TableAccess, nn.Module):
                 admission=admit_hook.build() if admit_hook is not None else None,
                 eviction=filter_hook.build() if filter_hook is not None else None,
                 device=self.device.type,
+                storage=storage,
             )
         self.name = name
         self.dtype = dtype

@@ -31,14 +31,15 @@ from recis.core.optim.adagrad import Adagrad
 from recis.core.optim.adam import Adam, AdamW, AdamWTF
 from recis.core.optim.rule import FLOAT32, Rule
 from recis.core.optim.sgd import SGD
-from recis.core.row_store import EMBEDDING, RowStore
+from recis.core.row_store import EMBEDDING, RowPlan, RowStore
 
 _NO_BLOCKS = List.empty_list(typeof(np.empty((1, 1), np.uint32)))
 
 
 def update_in_place(rule: Rule, store: RowStore, rows, grads, step: int, lr: float) -> bool:
     """Apply ``rule`` to the distinct ``rows`` of ``store`` with float32 ``grads[n, dim]``, in
-    place; False (nothing done) when there is no in-place kernel for this rule and store."""
+    place; False (nothing done) when there is no in-place kernel for this rule and store, or the
+    rows lie in several storage tiers (:class:`~recis.core.tiers.TieredRowStore`)."""
     run = _KERNELS.get(type(rule))
     if run is None or store.device != "cpu" or store.fields[EMBEDDING].dtype != FLOAT32:
         return False
@@ -47,6 +48,8 @@ def update_in_place(rule: Rule, store: RowStore, rows, grads, step: int, lr: flo
         raise ValueError(f"RowStore {store.name!r}: grads must be [{np.size(rows)}, {store.dim}]")
     if rows.size:
         plan = store.plan(rows, distinct=True)
+        if not isinstance(plan, RowPlan):  # rows spread over storage tiers: no one set of blocks
+            return False
         run(rule, store, (plan.rows, plan.order, plan.bounds), grads, step, lr)
     return True
 
