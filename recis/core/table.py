@@ -291,6 +291,8 @@ class EmbeddingTable:
             new = found.positions[found.is_new]
             self._initialise(ids[new], _take(tags, new), found.new_rows)
         counts = np.bincount(found.index, minlength=found.positions.size).astype(np.int64)
+        if self.storage is not None:
+            self.store.promote(found.rows, counts)
         stats = LookupStats(new=found.new_rows.size, admitted=found.new_rows.size)
         self.stats_total += stats
         self.last_stats = stats

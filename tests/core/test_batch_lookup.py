@@ -11,6 +11,7 @@ from recis.core.kernels import batch_lookup as kernels
 from recis.core.kernels import id_map as id_map_kernels
 from recis.core.policies import AdmitAll, CapacityEviction, FrequencyAdmission
 from recis.core.table import EmbeddingTable
+from recis.core.tiers import StorageTiers
 
 
 def _batch(rng, present, present_tags, size):
@@ -104,8 +105,10 @@ def _tables(**kwargs):
     return make(), make()
 
 
-def test_table_batch_lookup_equals_dedupe_then_lookup():
-    fused, plain = _tables()
+@pytest.mark.parametrize("tiered", [False, True], ids=["ram", "tiers"])
+def test_table_batch_lookup_equals_dedupe_then_lookup(tiered, tmp_path):
+    storage = StorageTiers(ram_bytes=256, directory=tmp_path) if tiered else None
+    fused, plain = _tables(storage=storage)
     rng = np.random.default_rng(1)
     for _ in range(4):
         ids = rng.integers(0, 50, 200)
@@ -121,6 +124,9 @@ def test_table_batch_lookup_equals_dedupe_then_lookup():
         np.testing.assert_array_equal(found.values, expected.values)  # initial values by id
         assert found.stats == expected.stats == fused.last_stats
     assert fused.stats_total == plain.stats_total
+    if tiered:  # rows of the lookups were brought into RAM alike
+        assert fused.stats()["tiers"] == plain.stats()["tiers"]
+        assert fused.stats()["tiers"]["promotions"] > 0
 
 
 @pytest.mark.parametrize(
