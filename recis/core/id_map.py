@@ -113,7 +113,11 @@ class IdMap:
         self._reset_slots(self._initial_capacity)
 
     def _reset_slots(self, capacity: int) -> None:
-        self._slots = self._xp.zeros((capacity, 2), np.int64)
+        self._use_slots(self._xp.zeros((capacity, 2), np.int64))
+
+    def _use_slots(self, slots) -> None:
+        capacity = slots.shape[0]
+        self._slots = slots
         self._shift = 65 - capacity.bit_length()
         self._regions = self._kernels.region_count(capacity)
 
@@ -179,6 +183,8 @@ class IdMap:
         """
         keys, tag_array, stride = self._keys_and_tags(keys, tags, tags_checked)
         most = self.rows.live_bound() + keys.size  # if every key is new
+        if self._xp is np and self._fits_max_size(most):
+            return self._find_or_insert_growing(keys, tag_array, stride, most)
         if self._xp is not np and not self._fits(most) and self._fits_max_size(most):
             self.reserve(most)  # grow on the device rather than wait for the exact size
         if self._fits(most) or (
@@ -194,6 +200,20 @@ class IdMap:
         new_rows = self.insert_new(keys[positions], tag_array[positions] if stride else tags)
         rows[missing] = new_rows[inverse]
         return Inserted(rows, is_new, positions, new_rows, new_rows.size)
+
+    def _find_or_insert_growing(self, keys, tags, stride, most: int) -> Inserted:
+        """:meth:`find_or_insert` on the CPU, growing as needed: the keys go into the slots as
+        they are while even ``most`` new keys would leave them at most halfway between
+        ``max_load`` and full (longer probes for one batch), and the map grows afterwards if
+        it passed ``max_load``. A batch that could fill the slots past that first counts its
+        missing keys (an upper bound of its new ones) and grows for them."""
+        if most > self.capacity * (1 + self.max_load) / 2:
+            missing = self._xp.empty(keys.size, np.int64)
+            self._kernels.find(self._slots, self._shift, keys, tags, stride, missing)
+            self.reserve(len(self) + int(np.count_nonzero(missing < 0)))
+        inserted = self._find_or_insert_in_one_probe(keys, tags, stride)
+        self.reserve(len(self))
+        return inserted
 
     def _fits(self, size: int) -> bool:
         """Whether ``size`` keys fit without growing or passing ``max_size``."""
@@ -280,15 +300,25 @@ class IdMap:
         self.rows.clear()
 
     def reserve(self, size: int) -> None:
-        """Grow (rehashing) so that ``size`` keys fit within ``max_load``."""
+        """Grow (rehashing) so that ``size`` keys fit within ``max_load``.
+
+        On the CPU the slots grow in place: the array is extended (a remapping of its pages,
+        not a copy, for large arrays) and rehashed where it is, so growing never holds two slot
+        arrays at once. On the GPU the entries move to a new, larger array.
+        """
         capacity = self.capacity
         while size > capacity * self.max_load:
             capacity *= 2
         if capacity == self.capacity:
             return
-        old_slots = self._slots
-        self._reset_slots(capacity)
-        self._kernels.rehash(old_slots, self._slots, self._shift, self._regions)
+        old_slots, old_capacity = self._slots, self.capacity
+        if self._xp is np:
+            old_slots.resize((capacity, 2), refcheck=False)  # no view of the slots escapes
+            self._use_slots(old_slots)
+            kernels.grow_in_place(self._slots, old_capacity, self._shift)
+        else:
+            self._reset_slots(capacity)
+            self._kernels.rehash(old_slots, self._slots, self._shift, self._regions)
 
 
 def _power_of_two(n: int) -> int:
