@@ -86,6 +86,14 @@ def test_peak_adds_one_batch_and_budgets_are_checked():
         estimate_memory(1000, 8, tiers={"ram": 2**20, "disk": None})
 
 
+def test_estimate_memory_is_reachable_from_the_package():
+    import recis
+
+    assert recis.estimate_memory is estimate_memory
+    with pytest.raises(AttributeError, match="no attribute 'estimate_memry'"):
+        recis.estimate_memry  # noqa: B018
+
+
 def test_id_map_capacity_is_the_power_of_two_the_map_grows_to():
     for size in (0, 511, 512, 513, 100_000, 2**20):
         table = EmbeddingTable("t", dim=1)
