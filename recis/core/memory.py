@@ -12,10 +12,10 @@ reports once the table holds that many ids:
   seen but not yet admitted (``pending_ids``) in a map of their own with a count each.
 
 ``peak`` adds the working memory of inserting one batch of ``batch`` new ids (41 bytes per id
-plus its initial values) and, with an eviction policy, of one eviction scan, which reads every
-entry with its usage score (at most 80 bytes per id held); nothing else is held at once, as the id
-map grows in place. Measured resident memory (RSS) also holds what the C allocator keeps of freed
-temporaries, at most a few tens of MiB per process, which ``malloc_trim`` returns.
+plus its initial values) and, with an eviction policy, of one eviction scan
+(:func:`eviction_scan_bytes`); nothing else is held at once, as the id map grows in place.
+Measured resident memory (RSS) also holds what the C allocator keeps of freed temporaries, up to
+a few tens of MiB per process, which ``malloc_trim`` returns.
 
 >>> from recis.core.optim import Adagrad
 >>> estimate = estimate_memory(ids=1_000_000, dim=8, optimizer=Adagrad())
@@ -42,7 +42,6 @@ from recis.core.policies import Admission, CapacityEviction, Eviction, Frequency
 TIERS = ("ram",)  # the tiers estimated so far, fastest first
 BATCH_BYTES_PER_ID = 41  # an insert's index arrays per new id (rows, positions, flags, ...)
 USAGE_SLOT_BYTES = 8  # an eviction policy's last-used step or frequency, one int64 per row
-EVICTION_SCAN_BYTES_PER_ID = 80  # an eviction's copy of every entry, its mask and usage scores
 
 
 @dataclass(frozen=True)
@@ -111,8 +110,7 @@ def estimate_memory(
     }
     held = sum(parts.values())
     working = batch * (BATCH_BYTES_PER_ID + 4 * dim + (itemsize * dim if itemsize != 4 else 0))
-    if eviction is not None:
-        working += EVICTION_SCAN_BYTES_PER_ID * ids
+    working += eviction_scan_bytes(eviction, ids)
     return MemoryEstimate({"ram": held}, {"ram": held + working}, parts, budgets)
 
 
@@ -126,6 +124,21 @@ def id_map_capacity(ids: int, capacity: int = 1024, max_load: float = 0.5) -> in
     while ids > slots * max_load:
         slots *= 2
     return slots
+
+
+def eviction_scan_bytes(eviction: Eviction | None, ids: int) -> int:
+    """Working memory of one eviction over ``ids`` ids: the policy copies every entry (key, tag,
+    row), reads its usage score and selects the victims (bytes per id traced with
+    ``tracemalloc``).
+
+    >>> eviction_scan_bytes(CapacityEviction(max_size=10, policy="lfu"), 1000)
+    80000
+    """
+    if eviction is None:
+        return 0
+    if isinstance(eviction, CapacityEviction):
+        return (80 if eviction.policy == "lfu" else 64) * ids
+    return 48 * ids
 
 
 def _admission_bytes(admission: Admission | None, pending_ids: int) -> int:
