@@ -44,10 +44,9 @@ from recis.core.cuda.loader import require_cupy
 from recis.core.cuda.row_allocator import DeviceRowAllocator
 from recis.core.dedupe import first_occurrences, tag_vector
 from recis.core.errors import TableFullError
+from recis.core.host_slots import HostSlots
 from recis.core.kernels import id_map as kernels
 from recis.core.row_allocator import RowAllocator
-
-SLOT_BYTES = 16  # an int64 key and an int64 packing the tag and the row
 
 
 class Inserted(NamedTuple):
@@ -113,7 +112,11 @@ class IdMap:
         self._reset_slots(self._initial_capacity)
 
     def _reset_slots(self, capacity: int) -> None:
-        self._use_slots(self._xp.zeros((capacity, 2), np.int64))
+        if self._xp is np:
+            self._host_slots = HostSlots(capacity)
+            self._use_slots(self._host_slots.array)
+        else:
+            self._use_slots(self._xp.zeros((capacity, 2), np.int64))
 
     def _use_slots(self, slots) -> None:
         capacity = slots.shape[0]
@@ -302,9 +305,9 @@ class IdMap:
     def reserve(self, size: int) -> None:
         """Grow (rehashing) so that ``size`` keys fit within ``max_load``.
 
-        On the CPU the slots grow in place: the array is extended (a remapping of its pages,
-        not a copy, for large arrays) and rehashed where it is, so growing never holds two slot
-        arrays at once. On the GPU the entries move to a new, larger array.
+        On the CPU the slots grow in place (:class:`~recis.core.host_slots.HostSlots`: their
+        memory is remapped, not copied) and are rehashed where they are, so growing never holds
+        two slot arrays at once. On the GPU the entries move to a new, larger array.
         """
         capacity = self.capacity
         while size > capacity * self.max_load:
@@ -313,8 +316,10 @@ class IdMap:
             return
         old_slots, old_capacity = self._slots, self.capacity
         if self._xp is np:
-            old_slots.resize((capacity, 2), refcheck=False)  # no view of the slots escapes
-            self._use_slots(old_slots)
+            del old_slots
+            self._slots = None  # the slots' one view goes before they are remapped
+            self._host_slots.grow(capacity)
+            self._use_slots(self._host_slots.array)
             kernels.grow_in_place(self._slots, old_capacity, self._shift)
         else:
             self._reset_slots(capacity)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recis.core.id_map import SLOT_BYTES
+from recis.core.host_slots import SLOT_BYTES
 from recis.core.optim.rule import Rule
 from recis.core.policies import Admission, CapacityEviction, Eviction, FrequencyAdmission
 
