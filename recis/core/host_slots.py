@@ -38,13 +38,11 @@ class HostSlots:
         self.array = None  # a remap needs the map's buffer unexported
         try:
             self._map.resize(capacity * SLOT_BYTES)
-        except (BufferError, OSError, SystemError, ValueError):  # no remap here: copy
-            old = np.frombuffer(self._map, np.int64)
+        except (BufferError, OSError, SystemError, ValueError):  # a view was kept, or no remap
             grown = _anonymous_map(capacity * SLOT_BYTES)
+            old = np.frombuffer(self._map, np.int64)
             np.frombuffer(grown, np.int64)[: old.size] = old
-            del old
-            self._map.close()
-            self._map = grown
+            self._map = grown  # the old map goes with its last view
         _advise_huge_pages(self._map)
         self.array = self._view()
 

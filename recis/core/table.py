@@ -344,11 +344,10 @@ class EmbeddingTable:
         store's blocks (rows, optimizer and policy slots: ``row_bytes``) and the admission
         policy's state (``admission_bytes``); ``bytes_per_id`` divides it by the ids held, and
         ``tier_bytes`` splits it by storage tier (all in ``"ram"``, or ``"device"`` for a GPU
-        table). It is what
-        :func:`recis.core.memory.estimate_memory` predicts. ``growth_peak_bytes`` is what the
-        table holds once its id map next grows: on the CPU the slots double in place, on the GPU
-        the old and the new slots exist together during the rehash; the row store may add a
-        block at the same time.
+        table). It is what :func:`recis.core.memory.estimate_memory` predicts.
+        ``growth_peak_bytes`` is what the table holds once its id map next grows: on the CPU the
+        slots double in place, on the GPU the old and the new slots exist together during the
+        rehash; the row store may add a block at the same time.
 
         >>> table = EmbeddingTable("t", dim=4)
         >>> _ = table.find_or_insert(np.arange(1000))
@@ -360,7 +359,7 @@ class EmbeddingTable:
         """
         id_map, rows, admission = self.ids.nbytes, self.store.nbytes, self.admission.nbytes
         held = id_map + rows + admission
-        rehash = self.ids.slot_bytes * (1 if self.xp is np else 2)
+        growth = self.ids.slot_bytes * (1 if self.xp is np else 2)
         return {
             **self.ids.stats(),
             "dim": self.dim,
@@ -371,7 +370,7 @@ class EmbeddingTable:
             "bytes": held,
             "bytes_per_id": held / max(len(self), 1),
             "tier_bytes": {"ram" if self.xp is np else "device": held},
-            "growth_peak_bytes": held + rehash + self.store.block_bytes,
+            "growth_peak_bytes": held + growth + self.store.block_bytes,
         }
 
 
