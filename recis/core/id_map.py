@@ -48,6 +48,8 @@ from recis.core.host_slots import HostSlots
 from recis.core.kernels import id_map as kernels
 from recis.core.row_allocator import RowAllocator
 
+PAGE_SLOTS = 256  # slots in a 4 KiB page
+
 
 class Inserted(NamedTuple):
     """Result of :meth:`IdMap.find_or_insert`.
@@ -320,6 +322,7 @@ class IdMap:
             self._slots = None  # the slots' one view goes before they are remapped
             self._host_slots.grow(capacity)
             self._use_slots(self._host_slots.array)
+            kernels.touch_pages(self._slots, old_capacity, PAGE_SLOTS)  # map them in parallel
             kernels.grow_in_place(self._slots, old_capacity, self._shift)
         else:
             self._reset_slots(capacity)

@@ -243,6 +243,17 @@ def test_grow_in_place_kernel_matches_twin_and_keeps_probe_chains(load, factor, 
     np.testing.assert_array_equal(found, np.append(rows, -1))
 
 
+def test_touch_pages_kernel_matches_twin_and_changes_no_slot():
+    slots = [np.zeros((5000, 2), np.int64) for _ in range(2)]
+    for array in slots:
+        array[:700] = np.arange(1400).reshape(700, 2) + 1
+    kernels.touch_pages(slots[0], 700, 256)
+    kernels.touch_pages_reference(slots[1], 700, 256)
+    np.testing.assert_array_equal(slots[0], slots[1])
+    np.testing.assert_array_equal(slots[0][:700].ravel(), np.arange(1400) + 1)
+    assert not slots[0][700:].any()
+
+
 def test_hash_key_twin_matches_kernel():
     keys = np.unique(np.array(EXTREME_KEYS + list(range(-50, 50)), np.int64))
     expected = kernels.hash_key_reference(keys)

@@ -170,6 +170,20 @@ def grow_in_place(slots, old_capacity, new_shift):
         _place(slots, home_slot(key, (packed - 1) >> ROW_BITS, new_shift), key, packed)
 
 
+@numba.njit(parallel=True, cache=True)
+def touch_pages(slots, start, step):
+    """Write 0 to every ``step``-th slot from ``start`` (slots that are 0): the system maps each
+    page of fresh memory on its first write, and zeroes it, here on every thread at once
+    rather than later in a serial kernel."""
+    for i in numba.prange((slots.shape[0] - start + step - 1) // step):
+        slots[start + i * step, 1] = 0
+
+
+def touch_pages_reference(slots, start, step):
+    """Twin of :func:`touch_pages`."""
+    slots[start::step, 1] = 0
+
+
 @numba.njit(inline="always")
 def _doubled(array):
     bigger = np.empty((2 * array.shape[0], array.shape[1]), array.dtype)
