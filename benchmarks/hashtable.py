@@ -11,9 +11,12 @@ For each table size N (default 1M and 16M random int64 keys) it measures, in one
 - peers: ``pandas_get_indexer`` (index built beforehand, build time reported apart),
   ``dict_insert`` and ``dict_find`` (a Python dict of the same keys, via ``dict.get``).
 
-Throughput is keys per second (median of repeats). Prints one JSON object.
+Throughput is keys per second (median of repeats; ``--repeats`` for the inserts, default 1).
+``--cases`` runs only some groups: ``insert`` (both inserts), ``lookups``, ``mixed``, ``pandas``,
+``dict`` (default: all). Prints one JSON object.
 
     python benchmarks/hashtable.py [--sizes 1000000 16000000] [--queries 4000000]
+    python benchmarks/hashtable.py --sizes 16000000 --cases insert --repeats 3
 """
 
 from __future__ import annotations
@@ -54,7 +57,10 @@ def build(keys: np.ndarray, capacity: int) -> IdMap:
     return table
 
 
-def bench_size(n: int, queries: int, rng: np.random.Generator) -> dict:
+CASES = ("insert", "lookups", "mixed", "pandas", "dict")
+
+
+def bench_size(n: int, queries: int, rng: np.random.Generator, cases, repeats: int) -> dict:
     keys = rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64)
     hits = keys[rng.integers(0, n, queries)]
     fresh = rng.integers(-(2**63), 2**63 - 1, queries // 10, dtype=np.int64)
@@ -62,12 +68,17 @@ def bench_size(n: int, queries: int, rng: np.random.Generator) -> dict:
     mixed[rng.choice(queries, fresh.size, replace=False)] = fresh
     result = {"keys": n, "queries": queries}
 
-    result["insert_from_empty"] = n / timed(lambda: build(keys, 1024), repeats=1)
-    result["insert_presized"] = n / timed(lambda: build(keys, int(n / 0.5) + 1), repeats=1)
-    result.update(bench_lookups(build(keys, 1024), hits))
-    result["find_or_insert_10pct_new"] = mixed_throughput(build(keys, 1024), mixed)
-    result.update(bench_pandas(keys, hits))
-    result.update(bench_dict(keys, hits))
+    if "insert" in cases:
+        result["insert_from_empty"] = n / timed(lambda: build(keys, 1024), repeats)
+        result["insert_presized"] = n / timed(lambda: build(keys, int(n / 0.5) + 1), repeats)
+    if "lookups" in cases:
+        result.update(bench_lookups(build(keys, 1024), hits))
+    if "mixed" in cases:
+        result["find_or_insert_10pct_new"] = mixed_throughput(build(keys, 1024), mixed)
+    if "pandas" in cases:
+        result.update(bench_pandas(keys, hits))
+    if "dict" in cases:
+        result.update(bench_dict(keys, hits))
     return result
 
 
@@ -114,6 +125,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 16_000_000])
     parser.add_argument("--queries", type=int, default=4_000_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each insert (median)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     build(rng.integers(0, 1 << 40, 5000), 16).find(np.arange(10))  # compile the kernels first
@@ -127,7 +140,7 @@ def main() -> None:
             "numpy": np.__version__,
             "pandas": pd.__version__,
         },
-        "results": [bench_size(n, args.queries, rng) for n in args.sizes],
+        "results": [bench_size(n, args.queries, rng, args.cases, args.repeats) for n in args.sizes],
     }
     print(json.dumps(report, indent=2))
 

@@ -44,11 +44,12 @@ from recis.core.cuda.loader import require_cupy
 from recis.core.cuda.row_allocator import DeviceRowAllocator
 from recis.core.dedupe import first_occurrences, tag_vector
 from recis.core.errors import TableFullError
+from recis.core.host_slots import HostSlots
 from recis.core.kernels import batch_lookup as batch_kernels
 from recis.core.kernels import id_map as kernels
 from recis.core.row_allocator import RowAllocator
 
-SLOT_BYTES = 16  # an int64 key and an int64 packing the tag and the row
+PAGE_SLOTS = 256  # slots in a 4 KiB page
 
 
 class Inserted(NamedTuple):
@@ -129,7 +130,15 @@ class IdMap:
         self._reset_slots(self._initial_capacity)
 
     def _reset_slots(self, capacity: int) -> None:
-        self._slots = self._xp.zeros((capacity, 2), np.int64)
+        if self._xp is np:
+            self._host_slots = HostSlots(capacity)
+            self._use_slots(self._host_slots.array)
+        else:
+            self._use_slots(self._xp.zeros((capacity, 2), np.int64))
+
+    def _use_slots(self, slots) -> None:
+        capacity = slots.shape[0]
+        self._slots = slots
         self._shift = 65 - capacity.bit_length()
         self._regions = self._kernels.region_count(capacity)
 
@@ -195,6 +204,8 @@ class IdMap:
         """
         keys, tag_array, stride = self._keys_and_tags(keys, tags, tags_checked)
         most = self.rows.live_bound() + keys.size  # if every key is new
+        if self._xp is np and self._fits_max_size(most):
+            return self._find_or_insert_growing(keys, tag_array, stride, most)
         if self._xp is not np and not self._fits(most) and self._fits_max_size(most):
             self.reserve(most)  # grow on the device rather than wait for the exact size
         if self._fits(most) or (
@@ -210,6 +221,20 @@ class IdMap:
         new_rows = self.insert_new(keys[positions], tag_array[positions] if stride else tags)
         rows[missing] = new_rows[inverse]
         return Inserted(rows, is_new, positions, new_rows, new_rows.size)
+
+    def _find_or_insert_growing(self, keys, tags, stride, most: int) -> Inserted:
+        """:meth:`find_or_insert` on the CPU, growing as needed: the keys go into the slots as
+        they are while even ``most`` new keys would leave them at most halfway between
+        ``max_load`` and full (longer probes for one batch), and the map grows afterwards if
+        it passed ``max_load``. A batch that could fill the slots past that first counts its
+        missing keys (an upper bound of its new ones) and grows for them."""
+        if most > self.capacity * (1 + self.max_load) / 2:
+            missing = self._xp.empty(keys.size, np.int64)
+            self._kernels.find(self._slots, self._shift, keys, tags, stride, missing)
+            self.reserve(len(self) + int(np.count_nonzero(missing < 0)))
+        inserted = self._find_or_insert_in_one_probe(keys, tags, stride)
+        self.reserve(len(self))
+        return inserted
 
     def _fits(self, size: int) -> bool:
         """Whether ``size`` keys fit without growing or passing ``max_size``."""
@@ -246,8 +271,9 @@ class IdMap:
         the map per key (:mod:`recis.core.kernels.batch_lookup`); the map must be on the CPU.
 
         What :func:`~recis.core.dedupe.first_occurrences` followed by :meth:`find_or_insert`
-        of the distinct keys gives, as :class:`BatchRows`, or None (nothing done) where the
-        batch might not fit without growing: the caller then takes that path.
+        of the distinct keys gives, as :class:`BatchRows`; the map grows as
+        :meth:`find_or_insert` grows it. Returns None (nothing done) where the batch might pass
+        ``max_size``: the caller then takes that path, which inserts up to it or refuses.
 
         >>> ids = IdMap()
         >>> found = ids.find_or_insert_batch(np.array([5, 8, 5]))
@@ -258,8 +284,15 @@ class IdMap:
             raise TypeError(f"IdMap {self.name!r}: find_or_insert_batch runs on the CPU only")
         keys, tags, stride = self._keys_and_tags(keys, tags, tags_checked)
         n = keys.size
-        if not self._fits(self.rows.live_bound() + n):
+        most = self.rows.live_bound() + n  # if every key is new
+        if not self._fits_max_size(most):
             return None
+        if most > self.capacity * (1 + self.max_load) / 2:  # see _find_or_insert_growing
+            missing = np.empty(n, np.int64)
+            self._kernels.find(self._slots, self._shift, keys, tags, stride, missing)
+            absent = np.flatnonzero(missing < 0)  # counted once each, as the distinct keys
+            first, _ = first_occurrences(keys[absent], tags[absent] if stride else tags[0])
+            self.reserve(len(self) + first.size)
         rows, leader, slot_of, positions, index = (interop.empty(n, np.int64) for _ in range(5))
         batch_kernels.find_or_mark(
             self._slots, self._shift, keys, tags, stride, self._regions, rows, leader, slot_of
@@ -270,6 +303,7 @@ class IdMap:
         new_rows = self.rows.allocate(int(np.count_nonzero(is_new)))
         distinct_rows[is_new] = new_rows
         batch_kernels.unmark(self._slots, tags, stride, positions, slot_of, distinct_rows)
+        self.reserve(len(self))
         return BatchRows(positions, index, distinct_rows, is_new, new_rows)
 
     def insert_new(self, keys: np.ndarray, tags=None) -> np.ndarray:
@@ -327,15 +361,28 @@ class IdMap:
         self.rows.clear()
 
     def reserve(self, size: int) -> None:
-        """Grow (rehashing) so that ``size`` keys fit within ``max_load``."""
+        """Grow (rehashing) so that ``size`` keys fit within ``max_load``.
+
+        On the CPU the slots grow in place (:class:`~recis.core.host_slots.HostSlots`: their
+        memory is remapped, not copied) and are rehashed where they are, so growing never holds
+        two slot arrays at once. On the GPU the entries move to a new, larger array.
+        """
         capacity = self.capacity
         while size > capacity * self.max_load:
             capacity *= 2
         if capacity == self.capacity:
             return
-        old_slots = self._slots
-        self._reset_slots(capacity)
-        self._kernels.rehash(old_slots, self._slots, self._shift, self._regions)
+        old_slots, old_capacity = self._slots, self.capacity
+        if self._xp is np:
+            del old_slots
+            self._slots = None  # the slots' one view goes before they are remapped
+            self._host_slots.grow(capacity)
+            self._use_slots(self._host_slots.array)
+            kernels.touch_pages(self._slots, old_capacity, PAGE_SLOTS)  # map them in parallel
+            kernels.grow_in_place(self._slots, old_capacity, self._shift)
+        else:
+            self._reset_slots(capacity)
+            self._kernels.rehash(old_slots, self._slots, self._shift, self._regions)
 
 
 def _power_of_two(n: int) -> int:

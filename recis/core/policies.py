@@ -78,6 +78,11 @@ class Admission(abc.ABC):
     def use_device(self, device: str) -> None:  # noqa: B027 (stateless policies keep nothing)
         """Keep any state on ``device`` (``"cpu"`` or ``"cuda"``), the device of the keys."""
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the policy's state (0: stateless)."""
+        return 0
+
     def state(self) -> dict[str, np.ndarray]:
         """Arrays to save with the table: NumPy, also for a table on the GPU."""
         return {}
@@ -148,6 +153,11 @@ class FrequencyAdmission(Admission):
     def pending(self) -> int:
         """Ids seen but not yet admitted."""
         return len(self._seen)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the side map of pending ids and of their counts."""
+        return self._seen.nbytes + self._counts.nbytes
 
     def state(self):
         """The ids seen but not admitted, their tags and counts (NumPy, whatever the device)."""

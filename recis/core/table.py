@@ -424,35 +424,48 @@ class EmbeddingTable:
         return keys
 
     def stats(self) -> dict:
-        """Sizes and memory of the id map and the row store.
+        """Sizes and memory of the id map, the row store and the admission policy.
 
         ``bytes`` is what the table's arrays hold: the id map's slots (16 bytes each, a power of
-        two of them at most ``max_load`` full) and free-row list, and the row store's blocks
-        (rows, optimizer and policy slots); ``bytes_per_id`` divides it by the ids held.
-        ``growth_peak_bytes`` is what the table holds while its id map next grows: the old and
-        the new (twice as large) slots exist together during the rehash, and the row store may
-        add a block at the same time. A table with storage tiers counts only what it holds in
-        RAM there and adds ``tiers``, each tier's rows and bytes with the hit rate, promotions
-        and demotions of its training lookups (:meth:`~recis.core.tiers.TieredRowStore.tier_stats`).
+        two of them at most ``max_load`` full) and free-row list (``id_map_bytes``), the row
+        store's blocks (rows, optimizer and policy slots: ``row_bytes``) and the admission
+        policy's state (``admission_bytes``); ``bytes_per_id`` divides it by the ids held, and
+        ``tier_bytes`` splits it by storage tier (all in ``"ram"``, or ``"device"`` for a GPU
+        table). It is what :func:`recis.core.memory.estimate_memory` predicts.
+        ``growth_peak_bytes`` is what the table holds once its id map next grows: on the CPU the
+        slots double in place, on the GPU the old and the new slots exist together during the
+        rehash; the row store may add a block at the same time. A table with storage tiers
+        counts only what it holds in RAM there, puts its disk files under ``tier_bytes["disk"]``
+        and adds ``tiers``: each tier's rows and bytes with the hit rate, promotions and
+        demotions of its training lookups (:meth:`~recis.core.tiers.TieredRowStore.tier_stats`).
 
         >>> table = EmbeddingTable("t", dim=4)
         >>> _ = table.find_or_insert(np.arange(1000))
         >>> stats = table.stats()
         >>> stats["capacity"], stats["bytes"] == 16 * 2048 + table.store.nbytes
         (2048, True)
-        >>> stats["growth_peak_bytes"] - stats["bytes"] == 16 * 4096 + table.store.block_bytes
+        >>> stats["growth_peak_bytes"] - stats["bytes"] == 16 * 2048 + table.store.block_bytes
         True
         """
-        held = self.ids.nbytes + self.store.nbytes
+        id_map, rows, admission = self.ids.nbytes, self.store.nbytes, self.admission.nbytes
+        held = id_map + rows + admission
+        growth = self.ids.slot_bytes * (1 if self.xp is np else 2)
+        tier_bytes = {"ram" if self.xp is np else "device": held}
+        if self.storage is not None:
+            tiers = self.store.tier_stats()
+            tier_bytes["disk"] = tiers["disk"]["bytes"]
         return {
             **self.ids.stats(),
             "dim": self.dim,
             "row_blocks": self.store.num_blocks,
-            "row_bytes": self.store.nbytes,
+            "id_map_bytes": id_map,
+            "row_bytes": rows,
+            "admission_bytes": admission,
             "bytes": held,
             "bytes_per_id": held / max(len(self), 1),
-            "growth_peak_bytes": held + 2 * self.ids.slot_bytes + self.store.block_bytes,
-            **({} if self.storage is None else {"tiers": self.store.tier_stats()}),
+            "tier_bytes": tier_bytes,
+            "growth_peak_bytes": held + growth + self.store.block_bytes,
+            **({} if self.storage is None else {"tiers": tiers}),
         }
 
 

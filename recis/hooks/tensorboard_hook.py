@@ -5,8 +5,11 @@ Every ``every`` steps it writes, at the global step:
 - ``train/<name>``: each scalar metric of the step (loss, AUC, epoch, ...);
 - ``train/samples_per_sec`` (``train/steps_per_sec`` without batch sizes), over the interval
   since the previous write; the batch size comes as for :class:`~recis.hooks.LoggerHook`;
-- ``table/<table>/<stat>``: for each hash table, its ``size``, ``capacity``, ``load_factor`` and
-  ``bytes``, and the running totals of ids ``new``, ``admitted``, ``refused`` and ``evicted``.
+- ``table/<table>/<stat>``: for each hash table, its ``size``, ``capacity``, ``load_factor``,
+  memory (``bytes``, ``bytes_per_id``, and the parts ``id_map_bytes``, ``row_bytes``,
+  ``admission_bytes``, as :meth:`~recis.core.table.EmbeddingTable.stats` reports them),
+  ``bytes/<tier>`` for each storage tier (e.g. ``bytes/ram``), and the running totals of ids
+  ``new``, ``admitted``, ``refused`` and ``evicted``.
 
 Evaluation results are written as ``eval/<name>`` at the last training step seen. Needs the
 ``tensorboard`` package (its own event writer: no framework is needed); view with
@@ -35,7 +38,16 @@ from recis.hooks.hook import Hook
 from recis.hooks.logger_hook import Throughput
 from recis.utils.logger import is_rank_zero
 
-TABLE_STATS = ("size", "capacity", "load_factor", "bytes")
+TABLE_STATS = (
+    "size",
+    "capacity",
+    "load_factor",
+    "bytes",
+    "bytes_per_id",
+    "id_map_bytes",
+    "row_bytes",
+    "admission_bytes",
+)
 LOOKUP_TOTALS = ("new", "admitted", "refused", "evicted")
 
 
@@ -142,5 +154,6 @@ def table_scalars(table) -> dict[str, float]:
     totals = engine_table.stats_total.as_dict()
     return {
         **{name: float(stats[name]) for name in TABLE_STATS},
+        **{f"bytes/{tier}": float(held) for tier, held in stats["tier_bytes"].items()},
         **{name: float(totals[name]) for name in LOOKUP_TOTALS},
     }

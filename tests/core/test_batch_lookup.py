@@ -89,13 +89,18 @@ def test_id_map_batch_equals_dedupe_then_find_or_insert():
     assert sorted(zip(*fused.export(), strict=True)) == sorted(zip(*plain.export(), strict=True))
 
 
-def test_id_map_batch_declines_a_batch_that_might_not_fit():
-    ids = IdMap(capacity=16, max_load=0.5)
-    ids.find_or_insert(np.arange(6))
-    keys = np.array([1, 2, 3])  # 6 live + 3 > 8 slots at load 0.5, though none is new
-    assert ids.find_or_insert_batch(keys) is None
-    assert ids.capacity == 16 and len(ids) == 6
-    assert ids.find_or_insert_batch(np.array([4, 4])).rows.tolist() == [4]
+def test_id_map_batch_grows_as_find_or_insert_and_declines_past_max_size():
+    fused, plain = IdMap(capacity=16), IdMap(capacity=16)
+    keys = np.arange(40) % 30  # 30 new keys: past max_load of 16 slots
+    found = fused.find_or_insert_batch(keys)
+    plain.find_or_insert(keys[found.positions])
+    assert fused.capacity == plain.capacity == 64 and len(fused) == 30
+    np.testing.assert_array_equal(fused.find(np.arange(30)), np.arange(30))
+    limited = IdMap(capacity=16, max_size=8)
+    limited.find_or_insert(np.arange(6))
+    assert limited.find_or_insert_batch(np.array([1, 2, 3])) is None  # 6 + 3 > 8 might pass
+    assert len(limited) == 6
+    assert limited.find_or_insert_batch(np.array([4, 4])).rows.tolist() == [4]
 
 
 def _tables(**kwargs):

@@ -214,10 +214,44 @@ def test_erase_and_rehash_kernels_match_twins():
     kernels.find_reference(slots, shift, keys, tags, 1, left[1])
     np.testing.assert_array_equal(left[0], left[1])
 
-    bigger = [np.zeros((capacity * 2, 2), np.int64) for _ in range(2)]
-    kernels.rehash(slots, bigger[0], shift - 1, 2)
-    kernels.rehash_reference(slots, bigger[1], shift - 1, 2)
-    assert _as_dict(bigger[0]) == _as_dict(bigger[1]) == _as_dict(slots)
+
+@pytest.mark.parametrize(
+    ("load", "factor", "clustered"),
+    [(0.5, 2, False), (0.75, 2, False), (0.95, 2, False), (0.6, 8, False), (0.3, 2, True)],
+)
+def test_grow_in_place_kernel_matches_twin_and_keeps_probe_chains(load, factor, clustered):
+    capacity, shift = 1 << 10, 54
+    rng = np.random.default_rng(int(load * 100) + factor)
+    keys, tags = _random_pairs(rng, int(capacity * load))
+    if clustered:  # 200 keys homed in the first 4 slots: most must wait to be placed last
+        candidates = rng.integers(INT64_MIN, INT64_MAX, 100_000, dtype=np.int64)
+        homes = kernels.home_slot_reference(candidates, np.zeros_like(candidates), shift)
+        keys, tags = candidates[homes < 4][:200], np.zeros(200, np.int64)
+    rows = rng.permutation(keys.size)
+    slots = np.zeros((capacity, 2), np.int64)
+    kernels.insert_new(slots, shift, keys, tags, 1, rows, 2)
+    before = _as_dict(slots)
+    grown = [np.zeros((capacity * factor, 2), np.int64) for _ in range(2)]
+    twins = (kernels.grow_in_place, kernels.grow_in_place_reference)
+    for grow, bigger in zip(twins, grown, strict=True):
+        bigger[:capacity] = slots
+        grow(bigger, capacity, shift - factor.bit_length() + 1)
+    assert _as_dict(grown[0]) == _as_dict(grown[1]) == before
+    probe_keys, probe_tags = np.concatenate([keys, [12345]]), np.concatenate([tags, [9]])
+    found = np.empty(probe_keys.size, np.int64)
+    kernels.find(grown[0], shift - factor.bit_length() + 1, probe_keys, probe_tags, 1, found)
+    np.testing.assert_array_equal(found, np.append(rows, -1))
+
+
+def test_touch_pages_kernel_matches_twin_and_changes_no_slot():
+    slots = [np.zeros((5000, 2), np.int64) for _ in range(2)]
+    for array in slots:
+        array[:700] = np.arange(1400).reshape(700, 2) + 1
+    kernels.touch_pages(slots[0], 700, 256)
+    kernels.touch_pages_reference(slots[1], 700, 256)
+    np.testing.assert_array_equal(slots[0], slots[1])
+    np.testing.assert_array_equal(slots[0][:700].ravel(), np.arange(1400) + 1)
+    assert not slots[0][700:].any()
 
 
 def test_hash_key_twin_matches_kernel():

@@ -45,6 +45,14 @@ def test_metrics_rates_and_table_stats_are_read_back(tmp_path):
     assert scalars["table/user/evicted"] == [(2, 0.0), (4, 3.0)]
     assert scalars["table/user/new"] == [(2, 3.0), (4, 3.0)]
     assert scalars["table/user/load_factor"][0][1] == pytest.approx(3 / 1024)
+    held = 16 * 1024 + 16384 * (4 * 4 + 8)  # id map slots; rows of 4 floats and a step filter
+    freed = 3 * 8  # evicted ids leave their rows (8 bytes each) in the free-row list
+    stats = table.table.stats()
+    assert stats["bytes"] == stats["tier_bytes"]["ram"] == held + freed
+    expected = [(2, held), (4, held + freed)]
+    assert scalars["table/user/bytes"] == scalars["table/user/bytes/ram"] == expected
+    assert scalars["table/user/bytes_per_id"][0] == (2, pytest.approx(held / 3))
+    assert scalars["table/user/id_map_bytes"][0] == (2, 16 * 1024)
     assert scalars["eval/auc"] == [(4, pytest.approx(0.6))]
 
 

@@ -138,32 +138,67 @@ def insert_new_reference(slots, shift, keys, tags, tag_stride, rows, regions):
         slots[s] = key, 1 + (int(tags[i * tag_stride]) << ROW_BITS) + int(rows[i])
 
 
+@numba.njit(cache=True)
+def grow_in_place(slots, old_capacity, new_shift):
+    """Rehash the entries of ``slots[:old_capacity]`` for all of ``slots``, in place.
+
+    ``slots`` is a power of two times larger than ``old_capacity`` and empty past it. Entries
+    move from the last old slot backwards: an entry's new home is at least its old home times
+    the growth factor, so it lands in the part already rehashed, never on an entry still to
+    move. The rare entry whose new home lies below its old slot, or whose probe would wrap past
+    the end, waits in a side list and is placed last. No second slot array is allocated.
+    """
+    capacity = slots.shape[0]
+    waiting = np.empty((64, 2), np.int64)
+    count = 0
+    for s in range(old_capacity - 1, -1, -1):
+        key, packed = slots[s, 0], slots[s, 1]
+        if packed == 0:
+            continue
+        slots[s, 0] = 0
+        slots[s, 1] = 0
+        home = home_slot(key, (packed - 1) >> ROW_BITS, new_shift)
+        if home >= s and _place_within(slots, home, capacity, key, packed):
+            continue
+        if count == waiting.shape[0]:
+            waiting = _doubled(waiting)
+        waiting[count, 0] = key
+        waiting[count, 1] = packed
+        count += 1
+    for i in range(count):
+        key, packed = waiting[i, 0], waiting[i, 1]
+        _place(slots, home_slot(key, (packed - 1) >> ROW_BITS, new_shift), key, packed)
+
+
 @numba.njit(parallel=True, cache=True)
-def rehash(old_slots, new_slots, new_shift, regions):
-    """Move every entry of ``old_slots`` into the empty ``new_slots``, as :func:`insert_new`."""
-    size = new_slots.shape[0] // regions
-    deferred = np.zeros(old_slots.shape[0], np.bool_)
-    for r in numba.prange(regions):
-        low, high = r * size, (r + 1) * size
-        for i in range(old_slots.shape[0]):
-            packed = old_slots[i, 1]
-            if packed == 0:
-                continue
-            home = home_slot(old_slots[i, 0], (packed - 1) >> ROW_BITS, new_shift)
-            if low <= home < high:
-                deferred[i] = not _place_within(new_slots, home, high, old_slots[i, 0], packed)
-    for i in range(old_slots.shape[0]):
-        if deferred[i]:
-            key, packed = old_slots[i, 0], old_slots[i, 1]
-            _place(new_slots, home_slot(key, (packed - 1) >> ROW_BITS, new_shift), key, packed)
+def touch_pages(slots, start, step):
+    """Write 0 to every ``step``-th slot from ``start`` (slots that are 0): the system maps each
+    page of fresh memory on its first write, and zeroes it, here on every thread at once
+    rather than later in a serial kernel."""
+    for i in numba.prange((slots.shape[0] - start + step - 1) // step):
+        slots[start + i * step, 1] = 0
 
 
-def rehash_reference(old_slots, new_slots, new_shift, regions):
-    """Twin of :func:`rehash`."""
-    live = old_slots[old_slots[:, 1] != 0]
+def touch_pages_reference(slots, start, step):
+    """Twin of :func:`touch_pages`."""
+    slots[start::step, 1] = 0
+
+
+@numba.njit(inline="always")
+def _doubled(array):
+    bigger = np.empty((2 * array.shape[0], array.shape[1]), array.dtype)
+    bigger[: array.shape[0]] = array
+    return bigger
+
+
+def grow_in_place_reference(slots, old_capacity, new_shift):
+    """Twin of :func:`grow_in_place`: take the entries out, clear, insert them again."""
+    old = slots[:old_capacity]
+    live = old[old[:, 1] != 0].copy()
+    slots[:] = 0
     packed = live[:, 1] - 1
     tags, rows = packed >> ROW_BITS, packed & ROW_MASK
-    insert_new_reference(new_slots, new_shift, live[:, 0].copy(), tags, 1, rows, regions)
+    insert_new_reference(slots, new_shift, live[:, 0].copy(), tags, 1, rows, 1)
 
 
 def region_count(capacity: int) -> int:
