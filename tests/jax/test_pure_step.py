@@ -154,3 +154,39 @@ def test_the_nnx_step_trains_the_models_current_weights():
     step(_batch(1))
     assert float(model.linear.bias[...][0]) == 7.0  # lr 0: the edit is kept, not overwritten
     assert float(step.params["linear"]["bias"][...][0]) == 7.0
+
+
+def _moves(clip):
+    """SGD with learning rate 1 for one step: the dense and the row updates (minus the
+    gradients, clipped together when ``clip`` is given)."""
+    embedder = _embedder()
+    sparse = SparseOptimizer(embedder, rules.SGD(), 1.0)
+    step = PureStep(_loss, optax.sgd(1.0), sparse, [embedder], clip_global_norm=clip)
+    batch = _batch(5)
+    state = step.init(PARAMS)
+    ids = np.unique(batch["f"])[:, None]
+    embedder.discard(embedder.lookup({"f": ids})[1])  # inserts the rows
+    before = np.asarray(embedder.lookup({"f": ids}, train=False)[0]["f"])
+    state, metrics = step(state, batch)
+    after = np.asarray(embedder.lookup({"f": ids}, train=False)[0]["f"])
+    dense = np.concatenate([np.ravel(state.params[k] - PARAMS[k]) for k in sorted(PARAMS)])
+    return dense, after - before, metrics
+
+
+def test_global_norm_clipping_spans_dense_and_sparse_gradients():
+    dense, rows, _ = _moves(None)
+    norm = np.sqrt((dense**2).sum() + (rows**2).sum())
+    clipped_dense, clipped_rows, metrics = _moves(0.5 * norm)
+    assert metrics.applied
+    np.testing.assert_allclose(clipped_dense, dense * 0.5, rtol=2e-5, atol=1e-7)
+    np.testing.assert_allclose(clipped_rows, rows * 0.5, rtol=2e-5, atol=1e-7)
+    same_dense, same_rows, _ = _moves(2.0 * norm)  # under the limit: untouched
+    np.testing.assert_allclose(same_dense, dense, rtol=1e-6)
+    np.testing.assert_allclose(same_rows, rows, rtol=1e-6)
+
+
+def test_global_norm_clipping_refuses_gradient_accumulation():
+    embedder = _embedder()
+    sparse = SparseOptimizer(embedder, rules.SGD(), 1.0, accumulation_steps=2)
+    with pytest.raises(ValueError, match="one process without gradient accumulation"):
+        PureStep(_loss, optax.sgd(1.0), sparse, [embedder], clip_global_norm=1.0)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import optax
 
 from recis.backends.jax.embedding import Embedder
@@ -106,6 +107,22 @@ class SparseOptimizer:
         """Send the gradients recorded for rows owned by other ranks to their owners (a
         collective with sharded tables; else nothing)."""
         self.core.push_gradients()
+
+    def gradient_sq_norm(self) -> float:
+        """The squared L2 norm of the gradients received since the last update, each row's
+        summed first (as the update will see them); one process."""
+        total = 0.0
+        for table in self.core.tables:
+            if table.grads:
+                grads = table.grads.summed(self.accumulation_steps)[1]
+                total += float((grads.astype(np.float64) ** 2).sum())
+        return total
+
+    def scale_gradients(self, factor: float) -> None:
+        """Multiply the gradients received since the last update by ``factor``."""
+        if factor != 1.0:
+            for table in self.core.tables:
+                table.grads.scale(factor)
 
     def zero_grad(self) -> None:
         """Drop the gradients collected since the last update."""

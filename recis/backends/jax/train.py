@@ -51,6 +51,7 @@ Non-trainable model state stays each rank's own.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -131,6 +132,9 @@ class PureStep:
             single rank means one process.
         binding: how ``loss_fn`` gets its model (default :class:`ParamsBinding`: the
             parameters).
+        clip_global_norm: scale the dense gradients and the tables' row gradients together
+            so that their global L2 norm is at most this (as ``optax.clip_by_global_norm``
+            over both); one process, no gradient accumulation.
     """
 
     def __init__(
@@ -145,6 +149,7 @@ class PureStep:
         has_aux: bool = False,
         communicator: Communicator | None = None,
         binding: ParamsBinding | None = None,
+        clip_global_norm: float | None = None,
     ) -> None:
         # committed to a device like the step's outputs, so that step 2 reuses step 1's program
         self.device = jax.devices()[0]
@@ -159,7 +164,10 @@ class PureStep:
         self.trace_count = 0
         self._features = _disjoint_features(self.embedders)
         self.communicator = _data_parallel_communicator(communicator, self.embedders)
+        self.clip_global_norm = _checked_clip(clip_global_norm, sparse_optimizer, self.communicator)
         self.dense = jax.jit(self._dense_impl, donate_argnums=0)
+        self._gradients_only = jax.jit(self._gradients_impl)
+        self._clipped_update = jax.jit(self._clipped_update_impl, donate_argnums=0)
         self._local_step = jax.jit(self._local_step_impl)
         self._update = jax.jit(self._update_impl, donate_argnums=0)
 
@@ -189,6 +197,8 @@ class PureStep:
             embedded = jax.device_put(embedded, self.device)
         dense = {k: pad_rows(v, size) for k, v in batch.items() if k not in self._features}
         count = jnp.asarray(num_samples, jnp.int32)
+        if self.clip_global_norm is not None:
+            return self._clipped_step(state, embedded, dense, count, contexts)
         if self.communicator is None:
             state, metrics = self.dense(state, embedded, dense, count)
         else:
@@ -228,6 +238,40 @@ class PureStep:
         param_grads, embedding_grads = grads
         state = self._apply(state, model_state, param_grads, finite)
         return state, StepOutput(loss, embedding_grads, finite, aux)
+
+    def _clipped_step(self, state: TrainState, embedded, dense, count, contexts):
+        """The step with the dense and the row gradients scaled together to a global norm of
+        at most :attr:`clip_global_norm`."""
+        loss, model_state, aux, (param_grads, embedding_grads), finite, dense_norm = (
+            self._gradients_only(state, embedded, dense, count)
+        )
+        applied = bool(finite)
+        for embedder, context in zip(self.embedders, contexts, strict=True):
+            if applied:
+                embedder.apply_gradients(context, embedding_grads)
+            else:
+                embedder.discard(context)
+        factor = 1.0
+        if applied:
+            norm = math.sqrt(float(dense_norm) ** 2 + self.sparse_optimizer.gradient_sq_norm())
+            factor = min(1.0, self.clip_global_norm / norm) if norm > 0 else 1.0
+            self.sparse_optimizer.scale_gradients(factor)
+        state = self._clipped_update(state, model_state, param_grads, factor, finite)
+        if applied:
+            self.sparse_optimizer.step()
+        return state, StepOutput(loss, embedding_grads, applied, aux)
+
+    def _gradients_impl(self, state: TrainState, embedded, dense, count):
+        """Loss, model state, aux, gradients, whether all are finite and the dense gradients'
+        global norm."""
+        self.trace_count += 1  # runs when jit traces, i.e. once per compilation
+        loss, model_state, aux, grads = self._gradients(state, embedded, dense, count)
+        finite = all_finite(grads) & jnp.isfinite(loss)
+        return loss, model_state, aux, grads, finite, optax.tree.norm(grads[0])
+
+    def _clipped_update_impl(self, state: TrainState, model_state, param_grads, factor, finite):
+        scaled = jax.tree.map(lambda g: g * factor.astype(g.dtype), param_grads)
+        return self._apply(state, model_state, scaled, finite)
 
     def _data_parallel_step(self, state: TrainState, embedded, dense, count):
         """:meth:`_dense_impl` with the dense gradients averaged over the ranks."""
@@ -372,6 +416,20 @@ _PURE_STEP_ATTRIBUTES = {
     "binding", "buckets", "communicator", "dense", "device", "embedders", "has_aux", "loss_fn",
     "optimizer", "policy", "sparse_optimizer", "trace_count",
 }  # fmt: skip
+
+
+def _checked_clip(clip, sparse_optimizer, communicator) -> float | None:
+    if clip is None:
+        return None
+    if not clip > 0:
+        raise ValueError(f"clip_global_norm must be > 0, got {clip}")
+    if communicator is not None or sparse_optimizer.accumulation_steps != 1:
+        raise ValueError(
+            "clip_global_norm serves one process without gradient accumulation; clip each "
+            "part apart there (optax.clip_by_global_norm in the dense optimizer and in a "
+            "sparse optax transformation)"
+        )
+    return float(clip)
 
 
 def masked_mean(losses: jax.Array, count: jax.Array) -> jax.Array:
