@@ -190,3 +190,38 @@ def test_global_norm_clipping_refuses_gradient_accumulation():
     sparse = SparseOptimizer(embedder, rules.SGD(), 1.0, accumulation_steps=2)
     with pytest.raises(ValueError, match="one process without gradient accumulation"):
         PureStep(_loss, optax.sgd(1.0), sparse, [embedder], clip_global_norm=1.0)
+
+
+def test_the_gradients_of_features_combined_in_one_call_reach_the_engine_without_a_copy(
+    monkeypatch,
+):
+    """Features of one option are combined by one call; the dense step returns their
+    gradients as one buffer laid out like its output, which the engine reads in place."""
+    from recis.embedding import embedder as engine
+
+    received = []
+
+    def recording(grads, *args, **kwargs):
+        received.append(grads)
+        return original(grads, *args, **kwargs)
+
+    original = engine.segment_reduce_backward
+    monkeypatch.setattr(engine, "segment_reduce_backward", recording)
+    option = EmbeddingOption(embedding_dim=4, shared_name="t")  # 3 rows: 48 bytes, gaps
+    embedder = Embedder({"a": option, "b": option, "c": option})
+    sparse = SparseOptimizer(embedder, rules.SGD(), 0.1)
+
+    def loss_fn(params, batch):
+        return (batch["a"] + 2 * batch["b"] - batch["c"]) @ params["w"]
+
+    step = PureStep(loss_fn, optax.sgd(0.1), sparse, [embedder])
+    state = step.init({"w": jnp.ones(4)})
+    batch = {f: np.arange(3)[:, None] + i for i, f in enumerate("abc")}
+    for _ in range(2):
+        state, metrics = step(state, batch)
+        (grads,) = received[-1:]
+        assert grads.ctypes.data == metrics.embedding_grads["a"].ctypes.data
+        assert grads[4:7].ctypes.data == metrics.embedding_grads["b"].ctypes.data
+        # the mean loss of 3 samples: d/db = 2/3, d/dc = -1/3
+        np.testing.assert_allclose(metrics.embedding_grads["b"], np.full((3, 4), 2 / 3))
+        np.testing.assert_allclose(grads[8:11], np.full((3, 4), -1 / 3))
