@@ -93,7 +93,8 @@ class TrainState:
 
 class StepOutput(NamedTuple):
     """A step's metrics: the mean ``loss`` of the real samples, the gradients w.r.t. the
-    activations (padded to the bucket), whether the update was ``applied`` (a step whose loss
+    activations (padded to the bucket; on the CPU, those of features combined in one call are
+    read-only NumPy views of one buffer), whether the update was ``applied`` (a step whose loss
     or gradients are not finite is not, dense and sparse alike), and the loss's ``aux`` output
     (None without ``has_aux``)."""
 
