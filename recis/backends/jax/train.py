@@ -63,6 +63,7 @@ from jax.flatten_util import ravel_pytree
 
 from recis.backends.jax.buckets import BatchBuckets, pad_rows
 from recis.backends.jax.embedding import Embedder, LookupContext
+from recis.backends.jax.joined_grads import join, joined_runs, with_joined_views
 from recis.backends.jax.nnx_state import TableHandle
 from recis.backends.jax.optim import SparseOptimizer
 from recis.backends.jax.precision import DynamicLossScale, Policy, all_finite
@@ -201,9 +202,9 @@ class PureStep:
         if self.clip_global_norm is not None:
             return self._clipped_step(state, embedded, dense, count, contexts)
         if self.communicator is None:
-            joined = _joined_runs(contexts) if self.device.platform == "cpu" else ()
+            joined = joined_runs(contexts) if self.device.platform == "cpu" else ()
             state, metrics = self.dense(state, embedded, dense, count, joined)
-            metrics = _with_joined_views(metrics, joined)
+            metrics = with_joined_views(metrics, joined)
         else:
             state, metrics = self._data_parallel_step(state, embedded, dense, count)
         applied = bool(metrics.applied)
@@ -236,13 +237,13 @@ class PureStep:
         """The traced part: the next state and the metrics, with the gradients w.r.t. the
         activations ``embedded`` (``count`` real samples lead the padded batch). The gradients
         of the features of each of the ``joined`` runs come as one array laid out like the
-        run's combined output (:func:`_joined_runs`), under the run's first feature."""
+        run's combined output, under the run's first feature (:mod:`.joined_grads`)."""
         self.trace_count += 1  # runs when jit traces, i.e. once per compilation
         loss, model_state, aux, grads = self._gradients(state, embedded, dense, count)
         finite = all_finite(grads) & jnp.isfinite(loss)
         param_grads, embedding_grads = grads
         state = self._apply(state, model_state, param_grads, finite)
-        return state, StepOutput(loss, _join(embedding_grads, joined), finite, aux)
+        return state, StepOutput(loss, join(embedding_grads, joined), finite, aux)
 
     def _clipped_step(self, state: TrainState, embedded, dense, count, contexts):
         """The step with the dense and the row gradients scaled together to a global norm of
@@ -421,47 +422,6 @@ _PURE_STEP_ATTRIBUTES = {
     "binding", "buckets", "communicator", "dense", "device", "embedders", "has_aux", "loss_fn",
     "optimizer", "policy", "sparse_optimizer", "trace_count",
 }  # fmt: skip
-
-
-def _joined_runs(contexts: Sequence[LookupContext]) -> tuple:
-    """Per combine call of several features, static data for the dense step: the segment
-    shape and, in layout order, each feature's ``(feature, start, stop, shape)``."""
-    return tuple(
-        (segment, tuple(sorted(
-            ((f, start, stop, layout.shapes[f]) for f, (start, stop) in layout.slices.items()),
-            key=lambda item: item[1],
-        )))
-        for context in contexts
-        for layout, segment in context.joined_runs()
-    )  # fmt: skip
-
-
-def _join(grads: dict, joined: tuple) -> dict:
-    """``grads`` with each joined run's features replaced by one zero-gapped array of the
-    run's layout, under its first feature (traced)."""
-    grads = dict(grads)
-    for segment, features in joined:
-        pieces, end = [], 0
-        for feature, start, stop, _ in features:
-            if start > end:
-                pieces.append(jnp.zeros((start - end, *segment), jnp.float32))
-            pieces.append(grads.pop(feature).reshape(-1, *segment).astype(jnp.float32))
-            end = stop
-        grads[features[0][0]] = jnp.concatenate(pieces)
-    return grads
-
-
-def _with_joined_views(metrics: StepOutput, joined: tuple) -> StepOutput:
-    """``metrics`` with each joined run's features as NumPy views of the run's one array, so
-    that the engine joins them without a copy (:meth:`~recis.embedding.layout.RunLayout.join`)."""
-    if not joined:
-        return metrics
-    grads = dict(metrics.embedding_grads)
-    for _, features in joined:
-        buffer = np.asarray(grads.pop(features[0][0]))  # shares the output's memory on the CPU
-        for feature, start, stop, shape in features:
-            grads[feature] = buffer[start:stop].reshape(shape)
-    return metrics._replace(embedding_grads=grads)
 
 
 def _checked_clip(clip, sparse_optimizer, communicator) -> float | None:
