@@ -179,14 +179,19 @@ class _Run:
     index: np.ndarray
     option: object
 
+    @property
+    def segment_shape(self) -> tuple[int, ...]:
+        """The shape of one segment of the combined output: ``(dim,)`` or ``(tile_len, dim)``."""
+        option = self.option
+        if option.tile_len is not None:
+            return (option.tile_len, option.embedding_dim)
+        return (option.embedding_dim,)
+
     def backward(self, grads: Mapping, num_rows: int) -> np.ndarray:
         """Gradient w.r.t. the distinct rows, from the gradients w.r.t. the activations."""
         option, merged = self.option, self.layout.merged
-        segment = (option.embedding_dim,)
-        if option.tile_len is not None:
-            segment = (option.tile_len, option.embedding_dim)
         return segment_reduce_backward(
-            self.layout.join(grads, segment),
+            self.layout.join(grads, self.segment_shape),
             self.index,
             merged.offsets,
             merged.weights,
@@ -218,6 +223,17 @@ class LookupContext:
     batch_size: int
     train: bool
     applied: bool = False
+
+    def joined_runs(self) -> list[tuple[RunLayout, tuple[int, ...]]]:
+        """The layouts of the combine calls of several features, with their segment shapes:
+        a front end that hands back each such call's gradients as views of one buffer laid
+        out like the call's output (see :meth:`RunLayout.join`) spares the join a copy."""
+        return [
+            (run.layout, run.segment_shape)
+            for lookup in self.lookups
+            for run in lookup.runs
+            if len(run.layout.slices) > 1
+        ]
 
 
 class Embedder:

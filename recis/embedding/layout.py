@@ -126,6 +126,9 @@ class RunLayout:
         if list(self.slices.values()) == [(0, self.merged.num_segments)]:
             (array,) = arrays.values()
             return array.reshape(-1, *segment_shape)
+        joined = self._joined_view(arrays, segment_shape)
+        if joined is not None:
+            return joined
         xp = array_module(next(iter(arrays.values())))
         bounds = sorted(self.slices.values())
         if [a for a, _ in bounds] == [0] + [b for _, b in bounds[:-1]] and bounds[-1][1] == (
@@ -143,6 +146,37 @@ class RunLayout:
             else:
                 out[start:stop] = 0
         return out
+
+    def _joined_view(self, arrays: dict, segment_shape: tuple[int, ...]) -> np.ndarray | None:
+        """The parts as one array without a copy, when every feature's part is a float32
+        C-contiguous NumPy view of one buffer at its place in the layout (e.g. the front end's
+        gradients of the combined output); else None."""
+        if len(arrays) != len(self.slices) or not all(
+            isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
+            for a in arrays.values()
+        ):
+            return None
+        first = min(self.slices, key=self.slices.get)
+        if self.slices[first][0] != 0:
+            return None
+        segment_bytes = 4 * math.prod(segment_shape)
+        origin, root = arrays[first].ctypes.data, _root(arrays[first])
+        for feature, (start, _) in self.slices.items():
+            part = arrays[feature]
+            if part.ctypes.data != origin + start * segment_bytes or _root(part) is not root:
+                return None
+        shape = (self.merged.num_segments, *segment_shape)
+        return np.lib.stride_tricks.as_strided(
+            arrays[first], shape, (segment_bytes, *np.empty(shape[1:], np.float32).strides),
+            writeable=False,
+        )  # fmt: skip
+
+
+def _root(array: np.ndarray):
+    """The object owning ``array``'s memory, at the end of its chain of views."""
+    while isinstance(array, np.ndarray) and array.base is not None:
+        array = array.base
+    return array
 
 
 def layout_run(

@@ -42,12 +42,12 @@ def initial_params() -> dict[str, np.ndarray]:
     }
 
 
-def loss_fn(params, state, batch):
+def loss_fn(params, batch):
     """Per-example BCE of a two-layer MLP over the three features' activations."""
     x = jnp.concatenate([batch[f] for f in FEATURES], axis=1)
     hidden = jnp.maximum(x @ params["hidden"] + params["hidden_bias"], 0.0)
     logits = (hidden @ params["out"] + params["out_bias"])[:, 0]
-    return optax.sigmoid_binary_cross_entropy(logits, batch["label"]), state
+    return optax.sigmoid_binary_cross_entropy(logits, batch["label"])
 
 
 def rank_slice(batch: dict, rank: int, world_size: int) -> dict[str, np.ndarray]:
@@ -110,11 +110,11 @@ def trainer_on_uneven_data(rank: int, world_size: int, output_dir: str) -> dict:
     return {"global_step": trainer.global_step, "losses": recorder.losses, "eval": evaluation}
 
 
-def separable_loss(params, state, batch):
+def separable_loss(params, batch):
     """Dense and sparse terms apart: an infinite ``weight`` makes only the embeddings'
     gradients non-finite."""
     embedding_term = batch["user"].sum(axis=1) * batch["weight"]
-    return embedding_term + jnp.sum((params["b"] - 1.0) ** 2), state
+    return embedding_term + jnp.sum((params["b"] - 1.0) ** 2)
 
 
 def loss_scaled_step(rank: int, world_size: int) -> dict:

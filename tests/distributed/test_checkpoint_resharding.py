@@ -356,7 +356,7 @@ def _jax_manager(comm, root, position: int | None, fill: bool):
     rank, world_size = (0, 1) if comm is None else (comm.rank, comm.world_size)
     embedder = Embedder({"f": EmbeddingOption(embedding_dim=2, shared_name="f")})
     sparse = SparseOptimizer(embedder, rules.Adam(), 0.1)
-    step = TrainStep(lambda p, s, b: (0.0, s), {"w": jnp.ones(2)}, optax.sgd(0.1), sparse,
+    step = TrainStep(lambda p, b: jnp.zeros(1), {"w": jnp.ones(2)}, optax.sgd(0.1), sparse,
                      [embedder])  # fmt: skip
     table = embedder.tables["f"]
     if fill:

@@ -75,4 +75,4 @@ def test_a_communicator_of_one_rank_keeps_the_single_process_step():
                      [embedder], communicator=SingleProcess())  # fmt: skip
     step(ranks_jax.rank_slice(global_batch(0), 0, 1))
     assert embedder.shards is None and step.communicator is None
-    assert step._dense_step._cache_size() == 1 and step._local_step._cache_size() == 0
+    assert step.dense._cache_size() == 1 and step.pure._local_step._cache_size() == 0

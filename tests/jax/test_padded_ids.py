@@ -72,8 +72,8 @@ def test_a_train_step_takes_padded_ids():
 
     emb = embedder("mean")
 
-    def loss_fn(params, state, batch):
-        return (batch["f"] @ params["w"] - batch["y"]) ** 2, state
+    def loss_fn(params, batch):
+        return (batch["f"] @ params["w"] - batch["y"]) ** 2
 
     sparse = SparseOptimizer(emb, rules.SGD(), 0.1)
     step = TrainStep(loss_fn, {"w": jnp.ones(3)}, optax.sgd(0.1), sparse, [emb])

@@ -79,7 +79,7 @@ def test_one_compilation_for_a_fixed_batch_size_and_its_short_tail():
     )
     rng = np.random.default_rng(0)
     losses = [float(step(_batch(rng, size)).loss) for size in (16, 16, 16, 5, 16, 3)]
-    assert step.trace_count == 1 and step._dense_step._cache_size() == 1
+    assert step.trace_count == 1 and step.dense._cache_size() == 1
     assert all(np.isfinite(losses)) and len(set(losses)) == len(losses)
     assert int(model.calls[...]) == 6  # non-trainable state is threaded through the steps
     assert step.buckets.sizes == [16]
@@ -133,8 +133,8 @@ def test_linen_and_nnx_models_train_alike():
     kernel, bias = nnx_model.linear.kernel[...], nnx_model.linear.bias[...]
     variables = {"params": {"Dense_0": {"kernel": kernel, "bias": bias}}}
 
-    def linen_loss(logits, batch):
-        return optax.sigmoid_binary_cross_entropy(logits, batch["label"])
+    def linen_loss(model, batch):
+        return optax.sigmoid_binary_cross_entropy(model(batch), batch["label"])
 
     steps = [
         nnx_train_step(
@@ -172,8 +172,8 @@ def test_train_step_errors():
     embedder = Embedder(_options())
     sparse = SparseOptimizer(embedder, rules.SGD(), 0.1)
     with pytest.raises(ValueError, match=r"features \['tags', 'user'\] are embedded by two"):
-        TrainStep(lambda p, s, b: (b["user"], s), {}, optax.sgd(0.1), sparse, [embedder, embedder])
-    step = TrainStep(lambda p, s, b: (b["label"], s), {}, optax.sgd(0.1), sparse, [embedder])
+        TrainStep(lambda p, b: b["user"], {}, optax.sgd(0.1), sparse, [embedder, embedder])
+    step = TrainStep(lambda p, b: b["label"], {}, optax.sgd(0.1), sparse, [embedder])
     batch = _batch(np.random.default_rng(4), 3)
     with pytest.raises(ValueError, match="different numbers of rows"):
         step({**batch, "label": np.zeros(4, np.float32)})

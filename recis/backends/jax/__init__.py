@@ -13,12 +13,13 @@ mask (:class:`Padded`) or with a ``padding_id`` declared in their ``EmbeddingOpt
 :class:`~recis.core.ragged.Ragged` inputs always keep their 64 bits.
 """
 
+from recis.backends.jax import sparse_optax
 from recis.backends.jax.buckets import BatchBuckets, pad_rows
 from recis.backends.jax.embedding import Embedder, LookupContext
 from recis.backends.jax.optim import SparseOptimizer, rules
 from recis.backends.jax.options import EmbeddingOption
 from recis.backends.jax.precision import DynamicLossScale, Policy
-from recis.backends.jax.train import StepOutput, TrainStep
+from recis.backends.jax.train import PureStep, StepOutput, TrainState, TrainStep
 from recis.core.padded import Padded
 
 __all__ = [
@@ -29,9 +30,12 @@ __all__ = [
     "LookupContext",
     "Padded",
     "Policy",
+    "PureStep",
     "SparseOptimizer",
     "StepOutput",
+    "TrainState",
     "TrainStep",
     "pad_rows",
     "rules",
+    "sparse_optax",
 ]

@@ -36,8 +36,8 @@ metadata — the data position; its dense model (``model.pt``) is torch's own.
 >>> import tempfile, numpy as np, optax, jax.numpy as jnp
 >>> from recis.backends.jax import Embedder, EmbeddingOption, SparseOptimizer, TrainStep, rules
 >>> embedder = Embedder({"f": EmbeddingOption(embedding_dim=2, shared_name="f")})
->>> def loss_fn(params, state, batch):
-...     return (batch["f"] @ params["w"] - 1.0) ** 2, state
+>>> def loss_fn(params, batch):
+...     return (batch["f"] @ params["w"] - 1.0) ** 2
 >>> def make_step():
 ...     sparse = SparseOptimizer(embedder, rules.SGD(), 0.1)
 ...     return TrainStep(loss_fn, {"w": jnp.ones(2)}, optax.sgd(0.1), sparse, [embedder])

@@ -40,7 +40,7 @@ from recis.backends.jax.embedding import Embedder, LookupContext
 from recis.backends.jax.nnx_state import SparseTable, TableHandle
 from recis.backends.jax.optim import SparseOptimizer
 from recis.backends.jax.options import EmbeddingOption
-from recis.backends.jax.train import StepOutput, TrainStep
+from recis.backends.jax.train import ParamsBinding, StepOutput, TrainStep
 from recis.core.padded import Padded
 from recis.core.ragged import Ragged
 from recis.core.table import EmbeddingTable
@@ -123,9 +123,37 @@ def _is_ids(value) -> bool:
     return dtype is not None and dtype.kind in "iu"
 
 
+class NnxBinding(ParamsBinding):
+    """Binds parameters and state to an NNX model of ``graphdef`` (inside the traced step)."""
+
+    def __init__(self, graphdef) -> None:
+        self.graphdef = graphdef
+
+    def bind(self, params, model_state):
+        return nnx.merge(self.graphdef, params, model_state, copy=True)
+
+    def model_state(self, model, model_state):
+        return nnx.split(model, nnx.Param, ...)[2]
+
+
+class LinenBinding(ParamsBinding):
+    """Binds ``params`` and the state collections to a Linen ``module``; the collections other
+    than ``"params"`` are mutable."""
+
+    def __init__(self, module: linen.Module) -> None:
+        self.module = module
+
+    def bind(self, params, model_state):
+        return self.module.bind({"params": params, **model_state}, mutable=list(model_state))
+
+    def model_state(self, model, model_state):
+        return {name: model.variables[name] for name in model_state}
+
+
 class NnxTrainStep(TrainStep):
-    """A :class:`TrainStep` of an NNX ``model``; the model's variables are updated after each
-    step. ``loss_fn(model, batch)`` returns per-example losses."""
+    """A :class:`TrainStep` of an NNX ``model``: each step trains the model's current
+    variables (edits made to the model between steps count) and updates them in the model.
+    ``loss_fn(model, batch)`` returns per-example losses (and ``aux`` with ``has_aux``)."""
 
     def __init__(
         self,
@@ -136,19 +164,16 @@ class NnxTrainStep(TrainStep):
         **kwargs,
     ) -> None:
         graphdef, params, state = nnx.split(model, nnx.Param, ...)
-
-        def pure_loss(params, state, batch):
-            bound = nnx.merge(graphdef, params, state, copy=True)
-            losses = loss_fn(bound, batch)
-            return losses, nnx.split(bound, nnx.Param, ...)[2]
-
         embedders = [layer.embedder for layer in sparse_layers(model)]
         super().__init__(
-            pure_loss, params, optimizer, sparse_optimizer, embedders, state=state, **kwargs
-        )
+            loss_fn, params, optimizer, sparse_optimizer, embedders, state=state,
+            binding=NnxBinding(graphdef), **kwargs,
+        )  # fmt: skip
         self.model = model
 
     def __call__(self, batch: Mapping) -> StepOutput:
+        params, state = jax.device_put(nnx.split(self.model, nnx.Param, ...)[1:], self.device)
+        self.train_state = self.train_state.replace(params=params, model_state=state)
         out = super().__call__(batch)
         nnx.update(self.model, self.params, self.state)
         return out
@@ -162,7 +187,7 @@ def nnx_train_step(
     **kwargs,
 ) -> NnxTrainStep:
     """A train step of an NNX model holding :class:`SparseEmbedding` layers; ``kwargs`` as
-    :class:`TrainStep` (policy, loss_scale, buckets)."""
+    :class:`TrainStep` (policy, loss_scale, buckets, has_aux)."""
     return NnxTrainStep(model, loss_fn, optimizer, sparse_optimizer, **kwargs)
 
 
@@ -175,20 +200,14 @@ def linen_train_step(
     embedders: list[Embedder],
     **kwargs,
 ) -> TrainStep:
-    """A train step of a Linen ``module`` with ``variables``; ``loss_fn(outputs, batch)``
-    returns per-example losses. Collections other than ``"params"`` are mutable state."""
-    params = variables["params"]
+    """A train step of a Linen ``module`` with ``variables``; ``loss_fn(model, batch)`` gets
+    the module bound to its variables (call ``model(batch)``) and returns per-example losses.
+    Collections other than ``"params"`` are mutable state."""
     state = {k: v for k, v in variables.items() if k != "params"}
-
-    def pure_loss(params, state, batch):
-        if not state:
-            return loss_fn(module.apply({"params": params}, batch), batch), state
-        outputs, state = module.apply({"params": params, **state}, batch, mutable=list(state))
-        return loss_fn(outputs, batch), state
-
     return TrainStep(
-        pure_loss, params, optimizer, sparse_optimizer, embedders, state=state, **kwargs
-    )
+        loss_fn, variables["params"], optimizer, sparse_optimizer, embedders, state=state,
+        binding=LinenBinding(module), **kwargs,
+    )  # fmt: skip
 
 
 def sparse_layers(model: nnx.Module) -> list[SparseEmbedding]:

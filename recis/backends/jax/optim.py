@@ -2,7 +2,10 @@
 
 The rules (:mod:`recis.core.optim`, re-exported here as ``rules``) are those of the torch
 backend. The learning rate is a float or an optax-style schedule: a callable of the number of
-updates applied so far. When an embedder's tables are sharded over ranks,
+updates applied so far. In place of a rule and a learning rate, the optimizer also takes an
+optax transformation over rows (:mod:`recis.backends.jax.sparse_optax`): optax's own
+(``optax.adagrad(0.05)``), RecIS's rules as transformations, and chains of them with clipping
+or schedules. When an embedder's tables are sharded over ranks,
 :meth:`SparseOptimizer.step` is a collective: it first sends the gradients recorded for rows that
 other ranks own to them.
 
@@ -23,7 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+import optax
+
 from recis.backends.jax.embedding import Embedder
+from recis.backends.jax.sparse_optax import RowTransformation
 from recis.core import optim as rules
 from recis.core.optim.rule import Rule
 from recis.core.table import EmbeddingTable
@@ -41,8 +48,11 @@ class SparseOptimizer:
     Args:
         tables: an :class:`~recis.backends.jax.Embedder`, a sparse layer, an
             ``EmbeddingTable``, or a list of them.
-        rule: the engine's row-wise rule, e.g. ``rules.Adam()``.
-        learning_rate: a float, or a schedule ``count -> lr`` (e.g. an optax schedule).
+        rule: the engine's row-wise rule, e.g. ``rules.Adam()``, or an optax transformation
+            over rows, e.g. ``optax.chain(optax.clip_by_global_norm(1.0), sparse_optax.adam(
+            1e-3))``, which holds its own learning rate.
+        learning_rate: for a rule, a float or a schedule ``count -> lr`` (e.g. an optax
+            schedule).
         accumulation_steps: steps per update; gradients are summed and divided by it.
         on_nonfinite: ``"raise"`` (default) or ``"skip"`` rows with NaN/inf gradients.
     """
@@ -50,14 +60,13 @@ class SparseOptimizer:
     def __init__(
         self,
         tables,
-        rule: Rule,
-        learning_rate: float | Callable[[int], float],
+        rule: Rule | optax.GradientTransformation,
+        learning_rate: float | Callable[[int], float] | None = None,
         *,
         accumulation_steps: int = 1,
         on_nonfinite: str = "raise",
     ) -> None:
-        if not callable(learning_rate) and learning_rate < 0:
-            raise ValueError(f"learning_rate must be >= 0, got {learning_rate}")
+        rule, learning_rate = _rule_and_rate(rule, learning_rate)
         self.rule = rule
         self.learning_rate = learning_rate
         self._embedders = _embedders(tables)
@@ -99,6 +108,22 @@ class SparseOptimizer:
         collective with sharded tables; else nothing)."""
         self.core.push_gradients()
 
+    def gradient_sq_norm(self) -> float:
+        """The squared L2 norm of the gradients received since the last update, each row's
+        summed first (as the update will see them); one process."""
+        total = 0.0
+        for table in self.core.tables:
+            if table.grads:
+                grads = table.grads.summed(self.accumulation_steps)[1]
+                total += float((grads.astype(np.float64) ** 2).sum())
+        return total
+
+    def scale_gradients(self, factor: float) -> None:
+        """Multiply the gradients received since the last update by ``factor``."""
+        if factor != 1.0:
+            for table in self.core.tables:
+                table.grads.scale(factor)
+
     def zero_grad(self) -> None:
         """Drop the gradients collected since the last update."""
         self.core.zero_grad()
@@ -118,6 +143,30 @@ class SparseOptimizer:
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
         self.core.load_state_dict(state)
+
+
+def _rule_and_rate(rule, learning_rate) -> tuple[Rule, float | Callable[[int], float]]:
+    """The engine rule and learning rate of the arguments: an optax transformation becomes a
+    :class:`~recis.backends.jax.sparse_optax.RowTransformation` (its rate unused)."""
+    if isinstance(rule, Rule):
+        if learning_rate is None:
+            raise TypeError(
+                f"SparseOptimizer: the rule {type(rule).__name__} needs a learning_rate"
+            )
+        if not callable(learning_rate) and learning_rate < 0:
+            raise ValueError(f"learning_rate must be >= 0, got {learning_rate}")
+        return rule, learning_rate
+    if isinstance(rule, optax.GradientTransformation):
+        if learning_rate is not None:
+            raise TypeError(
+                "SparseOptimizer: an optax transformation holds its own learning rate; pass "
+                "it alone, e.g. SparseOptimizer(tables, optax.adagrad(0.05))"
+            )
+        return RowTransformation(rule), 0.0
+    raise TypeError(
+        f"SparseOptimizer: expected a rule of recis.backends.jax.rules (e.g. rules.Adagrad()) "
+        f"or an optax transformation (e.g. optax.adagrad(0.05)), got {type(rule).__name__}"
+    )
 
 
 def _embedders(source) -> list[Embedder]:
