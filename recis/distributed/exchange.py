@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recis.core.arrays import array_module
-from recis.core.dedupe import first_occurrences
+from recis.core.dedupe import first_occurrences, occurrence_counts
 from recis.core.table import EmbeddingTable
 from recis.distributed.communicator import CollectiveError, Communicator
 from recis.distributed.sharding import group_by_owner, owners
@@ -245,7 +245,7 @@ def _serve(request: LookupRequest, keys: np.ndarray, train: bool) -> np.ndarray:
     ids, tags, counts = keys[:, 0], keys[:, 1], keys[:, 2]
     on_device = xp is not np
     first, inverse = first_occurrences(ids, tags, shard.table.sync_free, tags_checked=on_device)
-    total = xp.bincount(inverse, weights=counts, minlength=first.size).astype(np.int64)
+    total = occurrence_counts(inverse, first.size, weights=counts)
     found = shard.table.lookup(ids[first], tags[first], total, train, tags_checked=on_device)
     out[:, :dim] = found.values[inverse]
     if request.with_counts:

@@ -8,14 +8,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "distributed"))
 
 from conftest import on_standin
 
-from recis.distributed.sharding import owners
+from recis.core.optim import Adam
+from recis.distributed.communicator import Communicator, Done
+from recis.distributed.sharding import group_by_owner, owners
 from recis.embedding.embedder import Embedder
+from recis.embedding.sparse_optimizer import SparseOptimizerCore
 
 pytestmark = pytest.mark.gpu
 
@@ -80,7 +84,6 @@ def test_gpu_shards_saved_by_two_ranks_load_on_one_and_four_ranks_and_on_cpu(run
 
 def _one(shards: list[dict]) -> dict:
     """The shards of several ranks as one process's tables (state dicts concatenated)."""
-    import numpy as np
 
     return {
         name: {
@@ -95,3 +98,72 @@ def _row_field(key: str) -> bool:
     return key not in ("id", "tag", "row") and not key.startswith(
         ("rows.", "eviction.", "admission.")
     )
+
+
+class MirrorWorld(Communicator):
+    """Rank 0 of two ranks that see the same batches, in one process: every exchange brings back
+    what this rank sent (the counts too, so the peer sends what it receives). Nothing is copied:
+    it shows what a sharded step itself costs the device, without a transport."""
+
+    rank, world_size = 0, 2
+
+    def all_to_all(self, send, send_counts, recv_counts, what) -> Done:
+        assert list(send_counts) == list(recv_counts), what
+        return Done(send)
+
+    def all_reduce(self, array, op, what):
+        return array * 2 if op == "sum" else array
+
+    def all_gather_object(self, value, what) -> list:
+        return [value, value]
+
+    def report_failure(self, error: BaseException) -> None:
+        """Nobody else to tell."""
+
+
+def test_a_sharded_gpu_step_reads_only_its_two_count_vectors_from_the_device(cp):
+    if not on_standin():
+        pytest.skip("device work is counted on the CuPy stand-in only")
+    one, sharded = _step_copies(cp, None), _step_copies(cp, MirrorWorld())
+    assert one == [{"host_to_device": 1}] * 2  # the batch's tags (of the plan)
+    # and besides: the lookup counts and the gradient counts, one read each
+    assert sharded == [{"host_to_device": 1, "device_to_host": 2}] * 2
+
+
+def _step_copies(cp, comm) -> list[dict]:
+    """The copies between host and device in training steps 2 and 3 of the embedder of
+    ``ranks_gpu`` over ``comm`` (the first step sets up its tables)."""
+    import ranks_gpu
+
+    embedder = Embedder(ranks_gpu.options(), communicator=comm)
+    shards = lambda: embedder.shards or []  # noqa: E731
+    sparse = SparseOptimizerCore(Adam(), embedder.tables.values(), shards=shards)
+    copies = []
+    for step in range(3):
+        batch = ranks_gpu.rank_slice(ranks_gpu.global_batch(step), 0, 1, cp)
+        with cp.counting() as counts:
+            out, context = embedder.lookup(batch)
+            embedder.apply_gradients(context, {f: a / 2 + 0.1 for f, a in out.items()})
+            sparse.step(lr=0.05)
+            sparse.zero_grad()
+        assert all(isinstance(a, cp.ndarray) for a in out.values())
+        copies.append({name: n for (kind, name), n in counts.items() if kind == "copy"})
+    assert all(len(t) > 0 for t in embedder.tables.values())
+    return copies[1:]
+
+
+def test_owners_and_grouping_of_device_ids_equal_the_cpu_ones(cp):
+    rng = np.random.default_rng(3)
+    ids = rng.integers(-(2**63), 2**63 - 1, 2000, dtype=np.int64)
+    tags = rng.integers(0, 3, ids.size)
+    for world_size in (1, 2, 3, 8):
+        for tag in (None, 2, tags):
+            expected = owners(ids, tag, ["a", "b", "c"], world_size)
+            device_tag = cp.asarray(tag) if isinstance(tag, np.ndarray) else tag
+            got = owners(cp.asarray(ids), device_tag, ["a", "b", "c"], world_size)
+            assert isinstance(got, cp.ndarray)
+            np.testing.assert_array_equal(cp.asnumpy(got), expected)
+            order, counts = group_by_owner(got, world_size)
+            expected_order, expected_counts = group_by_owner(expected, world_size)
+            np.testing.assert_array_equal(cp.asnumpy(order), expected_order)
+            np.testing.assert_array_equal(cp.asnumpy(counts), expected_counts)
