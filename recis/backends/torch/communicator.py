@@ -5,7 +5,9 @@ shared with torch over DLPack and exchanged on the caller's (torch's current) st
 through the host (NumPy arrays are copied to the current GPU for NCCL). Over gloo a CuPy array is
 staged through the host — the transport of the tests, where CuPy is a host stand-in. What a rank
 receives is of the kind it sent (NumPy or CuPy). All-to-alls are started asynchronously, so the
-exchanges of several tables overlap. Each wait is bounded by ``timeout`` and a failure raises
+exchanges of several tables overlap. The host waits, bounded by the timeout, only for exchanges
+of host arrays (such as the counts of each step); a device exchange over NCCL makes the caller's
+stream wait, and one that never completes is caught by the next bounded wait. A failure raises
 :class:`~recis.distributed.CollectiveError` naming the collective — and, when another rank
 reported its own failure first, that rank and its exception; otherwise the ranks that did not
 respond within a few seconds (dead, frozen or stalled), found by checking in with the store.
@@ -160,6 +162,15 @@ class TorchCommunicator(Communicator):
                 what, TimeoutError(f"timed out after {self.timeout.total_seconds():g} s")
             )
 
+    def _enqueue_wait(self, work, what: str) -> None:
+        """Make the current stream wait for ``work`` (NCCL on device arrays) without waiting on
+        the host: an exchange that never completes is caught by the next exchange of host
+        arrays (the counts of the next step, queued after it), whose wait is bounded."""
+        try:
+            work.wait()
+        except RuntimeError as error:
+            raise self.failed(what, error) from error
+
     def _tensor(self, array) -> torch.Tensor:
         """``array`` as a tensor on the collective's device: NumPy shares its memory (gloo) or
         is copied to the GPU (NCCL); a device array is shared over DLPack (NCCL) or copied to
@@ -192,7 +203,10 @@ class _TorchPending(Pending):
         self.send = send  # kept alive until the exchange completes
 
     def wait(self):
-        self.comm._wait(self.work, self.what)
+        if self.received.is_cuda and not _is_numpy(self.send):
+            self.comm._enqueue_wait(self.work, self.what)
+        else:
+            self.comm._wait(self.work, self.what)
         return _like(self.received, self.send)
 
 
