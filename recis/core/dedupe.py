@@ -67,7 +67,7 @@ def first_occurrences(keys: np.ndarray, tags=None, padded: bool = False, *, tags
 def occurrence_counts(index, size: int, weights=None):
     """How often each of ``size`` distinct ids occurs, given each occurrence's ``index`` among
     them (int64, on the device of ``index``); with int64 ``weights``, one per occurrence, the
-    sum of the weights of each id's occurrences.
+    sum of the weights of each id's occurrences (on the CPU exact up to 2**53).
 
     >>> occurrence_counts(np.array([0, 1, 0]), 3).tolist()
     [2, 1, 0]
@@ -79,11 +79,8 @@ def occurrence_counts(index, size: int, weights=None):
         return cuda_kernels.occurrence_counts(index, size, weights)
     if not index.size:
         return xp.zeros(size, np.int64)
-    if weights is None:
-        return xp.bincount(index, minlength=size).astype(np.int64, copy=False)
-    sums = np.zeros(max(size, int(index.max()) + 1), np.int64)
-    np.add.at(sums, index, weights)  # exact for int64 weights, unlike bincount's float64
-    return sums
+    counts = xp.bincount(index, weights, minlength=size)  # float64 sums: exact below 2**53
+    return counts.astype(np.int64, copy=False)
 
 
 def unique_inverse(keys: np.ndarray, tags=None) -> tuple[np.ndarray, np.ndarray]:
