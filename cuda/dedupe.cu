@@ -46,3 +46,18 @@ extern "C" __global__ void dedupe_count_occurrences(const long long* __restrict_
         }
     });
 }
+
+// sums[index[i]] += weights[i] for every i: the total weight (e.g. occurrences counted elsewhere)
+// of each of `size` distinct keys (int64 sums, zeroed; exact). Indices outside [0, size) are
+// not counted.
+extern "C" __global__ void dedupe_sum_weights(const long long* __restrict__ index,
+                                              const long long* __restrict__ weights, long long n,
+                                              long long size, long long* sums) {
+    for_each_index(n, [&](long long i) {
+        const long long k = index[i];
+        if (0 <= k && k < size) {
+            atomicAdd(reinterpret_cast<unsigned long long*>(&sums[k]),
+                      static_cast<unsigned long long>(weights[i]));
+        }
+    });
+}

@@ -64,19 +64,23 @@ def first_occurrences(keys: np.ndarray, tags=None, padded: bool = False, *, tags
     return first, inverse
 
 
-def occurrence_counts(index, size: int):
+def occurrence_counts(index, size: int, weights=None):
     """How often each of ``size`` distinct ids occurs, given each occurrence's ``index`` among
-    them (int64, on the device of ``index``).
+    them (int64, on the device of ``index``); with int64 ``weights``, one per occurrence, the
+    sum of the weights of each id's occurrences (on the CPU exact up to 2**53).
 
     >>> occurrence_counts(np.array([0, 1, 0]), 3).tolist()
     [2, 1, 0]
+    >>> occurrence_counts(np.array([0, 1, 0]), 3, weights=np.array([4, 5, 6])).tolist()
+    [10, 5, 0]
     """
     xp = array_module(index)
-    if xp is not np:
-        return cuda_kernels.occurrence_counts(index, size)  # no size read back, as bincount does
+    if xp is not np:  # no size read back, as bincount does
+        return cuda_kernels.occurrence_counts(index, size, weights)
     if not index.size:
         return xp.zeros(size, np.int64)
-    return xp.bincount(index, minlength=size).astype(np.int64, copy=False)
+    counts = xp.bincount(index, weights, minlength=size)  # float64 sums: exact below 2**53
+    return counts.astype(np.int64, copy=False)
 
 
 def unique_inverse(keys: np.ndarray, tags=None) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,13 @@ A training step on ``W`` ranks, per physical table (``ShardedTable``, this rank'
    optimizer. Gradients are averaged over ranks, as DDP averages dense gradients: ``W`` ranks that
    split a global batch train like one process on it.
 
+GPU tables exchange device (CuPy) arrays: ids, rows and gradients stay on the device and the
+communicator moves them (NCCL); only the counts come to the host, once per exchange of all tables.
+Padding entries of a GPU batch's distinct ids (count 0, see
+:func:`~recis.core.dedupe.first_occurrences`) belong to no rank and are never sent. Every count
+exchange also carries each table's device kind, so a rank whose tables live on another kind of
+device than its peers' makes every rank raise :class:`~recis.distributed.CollectiveError`.
+
 >>> import numpy as np
 >>> from recis.core.table import EmbeddingTable
 >>> from recis.distributed.communicator import SingleProcess
@@ -39,10 +46,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recis.core.dedupe import first_occurrences
+from recis.core.arrays import array_module
+from recis.core.dedupe import first_occurrences, occurrence_counts
 from recis.core.table import EmbeddingTable
-from recis.distributed.communicator import Communicator
+from recis.distributed.communicator import CollectiveError, Communicator
 from recis.distributed.sharding import group_by_owner, owners
+
+DEVICE_KINDS = ("cpu", "cuda")  # a table's device kind travels as its index here
 
 
 @dataclass
@@ -55,21 +65,18 @@ class ShardedTable:
         default_factory=list
     )
 
-    def __post_init__(self) -> None:
-        if self.table.device != "cpu" and self.comm.world_size > 1:
-            raise NotImplementedError(
-                f"table {self.name!r} is on {self.table.device}: lookups sharded over "
-                f"{self.comm.world_size} ranks need a CPU table (the exchange of ids, rows and "
-                f"gradients between ranks runs on the host)"
-            )
-
     @property
     def name(self) -> str:
         return self.table.name
 
+    @property
+    def xp(self):
+        """The array module of the table's device (NumPy or CuPy)."""
+        return self.table.xp
+
     def add_gradients(self, reply: LookupReply, grads: np.ndarray) -> None:
         """Record ``grads`` [U, dim] for the ids of ``reply``, to be pushed at the next step."""
-        grads = np.asarray(grads, np.float32)
+        grads = self.xp.asarray(grads, dtype=np.float32)
         if grads.shape != reply.values.shape:
             raise ValueError(
                 f"table {self.name!r}: gradients {list(grads.shape)} do not match the "
@@ -98,8 +105,9 @@ def shard_of(table: EmbeddingTable, comm: Communicator) -> ShardedTable:
 
 @dataclass
 class LookupRequest:
-    """Distinct ``ids`` (with ``tags``, seen ``counts`` times here) to look up in ``table``;
-    ``with_counts`` asks for each id's occurrences over all ranks."""
+    """Distinct ``ids`` (with ``tags``, seen ``counts`` times here; count 0 marks padding) to
+    look up in ``table``, in its device's array module; ``with_counts`` asks for each id's
+    occurrences over all ranks."""
 
     table: ShardedTable
     ids: np.ndarray
@@ -110,8 +118,8 @@ class LookupRequest:
 
 @dataclass
 class LookupReply:
-    """Float32 ``values`` [U, dim] of a request's ids, their ``owner`` ranks and, when asked,
-    their ``counts`` over all ranks."""
+    """Float32 ``values`` [U, dim] of a request's ids (zeros for padding), their ``owner``
+    ranks (the world size for padding) and, when asked, their ``counts`` over all ranks."""
 
     ids: np.ndarray
     tags: np.ndarray
@@ -122,10 +130,14 @@ class LookupReply:
 
 @dataclass
 class _Outgoing:
+    """A request's ids grouped by owner: ``order`` of positions, ``send_counts`` per rank
+    (read to the host by the count exchange) and ``size``, how many are sent."""
+
     request: LookupRequest
     owner: np.ndarray
     order: np.ndarray
     send_counts: np.ndarray
+    size: int = 0
 
 
 def lookup(requests: Sequence[LookupRequest], train: bool) -> list[LookupReply]:
@@ -135,11 +147,11 @@ def lookup(requests: Sequence[LookupRequest], train: bool) -> list[LookupReply]:
         return []
     comm = requests[0].table.comm
     outgoing = [_outgoing(r, comm.world_size) for r in requests]
-    names = [r.table.name for r in requests]
-    recv_counts = comm.exchange_counts(
-        np.stack([o.send_counts for o in outgoing], axis=1),
-        f"all-to-all of lookup counts of tables {names}",
-    )
+    shards = [r.table for r in requests]
+    send = on_host([o.send_counts for o in outgoing])
+    recv_counts = exchange_counts(comm, shards, send, "lookup counts")
+    for o, counts in zip(outgoing, send, strict=True):
+        o.send_counts, o.size = counts, int(counts.sum())
     keys = [
         comm.all_to_all(_keys(o), o.send_counts, recv_counts[:, g], _what("ids", o.request))
         for g, o in enumerate(outgoing)
@@ -153,38 +165,88 @@ def lookup(requests: Sequence[LookupRequest], train: bool) -> list[LookupReply]:
     return [_reply(o, pending.wait()) for o, pending in zip(outgoing, replies, strict=True)]
 
 
+def on_host(arrays: list) -> list[np.ndarray]:
+    """``arrays`` (NumPy or device vectors of one length) as NumPy arrays, the device ones read
+    back in one copy (the one wait for the device of an exchange)."""
+    out = list(arrays)
+    on_device = [i for i, a in enumerate(arrays) if array_module(a) is not np]
+    if on_device:
+        xp = array_module(arrays[on_device[0]])
+        host = xp.asnumpy(xp.stack([arrays[i] for i in on_device]))
+        for i, row in zip(on_device, host, strict=True):
+            out[i] = row
+    return out
+
+
+def exchange_counts(comm: Communicator, shards: Sequence[ShardedTable], counts, what: str):
+    """``received[r, g]``, what rank ``r`` sends this one in table ``g``'s exchange, given
+    ``counts[g][r]``, what this rank sends rank ``r`` (one vector per table, or several): one
+    collective that also carries the
+    tables' device kinds and raises :class:`CollectiveError` on every rank if they differ."""
+    names = [s.name for s in shards]
+    kinds = [DEVICE_KINDS.index(_kind(s)) for s in shards]
+    sent = np.stack(list(counts), axis=1).astype(np.int64).reshape(comm.world_size, -1)
+    width = sent.shape[1]
+    kinds_sent = np.broadcast_to(np.array(kinds, np.int64), (comm.world_size, len(kinds)))
+    received = comm.exchange_counts(
+        np.concatenate([sent, kinds_sent], axis=1), f"all-to-all of {what} of tables {names}"
+    )
+    for g, shard in enumerate(shards):
+        seen = received[:, width + g]
+        if (seen != kinds[g]).any():
+            where = ", ".join(f"rank {r}: {DEVICE_KINDS[k]}" for r, k in enumerate(seen))
+            raise CollectiveError(
+                f"all-to-all of {what} of table {shard.name!r} failed on rank {comm.rank}: the "
+                f"ranks hold the table on different kinds of device ({where}); every rank must "
+                f"place its tables on the same kind of device"
+            )
+    return received[:, :width]
+
+
+def _kind(shard: ShardedTable) -> str:
+    return str(shard.table.device).split(":")[0]
+
+
 def _what(payload: str, request: LookupRequest) -> str:
     return f"all-to-all of {payload} of table {request.table.name!r}"
 
 
 def _outgoing(request: LookupRequest, world_size: int) -> _Outgoing:
-    table = request.table.table
+    table, xp = request.table.table, request.table.xp
     owner = owners(request.ids, request.tags, table.children, world_size)
-    order, send_counts = group_by_owner(owner, world_size)
-    return _Outgoing(request, owner, order, send_counts)
+    owner = xp.where(request.counts > 0, owner, world_size)  # padding goes to no rank
+    order, counts = group_by_owner(owner, world_size + 1)
+    return _Outgoing(request, owner, order, counts[:world_size])
+
+
+def _tags(request: LookupRequest):
+    xp = request.table.xp
+    return xp.zeros(request.ids.size, np.int64) if request.tags is None else request.tags
 
 
 def _keys(o: _Outgoing) -> np.ndarray:
     """[n, 3] int64 rows (id, tag, count) in owner order."""
-    request = o.request
-    tags = np.zeros(request.ids.size, np.int64) if request.tags is None else request.tags
-    keys = np.empty((request.ids.size, 3), np.int64)
-    keys[:, 0] = request.ids[o.order]
-    keys[:, 1] = np.broadcast_to(tags, request.ids.shape)[o.order]
-    keys[:, 2] = request.counts[o.order]
+    request, take = o.request, o.order[: o.size]
+    keys = request.table.xp.empty((o.size, 3), np.int64)
+    keys[:, 0] = request.ids[take]
+    keys[:, 1] = _tags(request)[take]
+    keys[:, 2] = request.counts[take]
     return keys
 
 
 def _serve(request: LookupRequest, keys: np.ndarray, train: bool) -> np.ndarray:
     """The owner's side: rows of the received ``keys`` (plus their total counts, as raw bits in
     one more float32 column, when the request wants them)."""
-    shard = request.table
+    shard, xp = request.table, request.table.xp
+    dim = shard.table.dim
+    out = xp.empty((keys.shape[0], dim + request.with_counts), np.float32)
+    if not keys.shape[0]:
+        return out
     ids, tags, counts = keys[:, 0], keys[:, 1], keys[:, 2]
-    first, inverse = first_occurrences(ids, tags)
-    total = np.bincount(inverse, weights=counts, minlength=first.size).astype(np.int64)
-    found = shard.table.lookup(ids[first], tags[first], total, train)
-    dim = found.values.shape[1]
-    out = np.empty((ids.size, dim + request.with_counts), np.float32)
+    on_device = xp is not np
+    first, inverse = first_occurrences(ids, tags, shard.table.sync_free, tags_checked=on_device)
+    total = occurrence_counts(inverse, first.size, weights=counts)
+    found = shard.table.lookup(ids[first], tags[first], total, train, tags_checked=on_device)
     out[:, :dim] = found.values[inverse]
     if request.with_counts:
         out[:, dim] = total[inverse].astype(np.int32).view(np.float32)
@@ -192,16 +254,15 @@ def _serve(request: LookupRequest, keys: np.ndarray, train: bool) -> np.ndarray:
 
 
 def _reply(o: _Outgoing, received: np.ndarray) -> LookupReply:
-    request = o.request
-    dim = request.table.table.dim
-    values = np.empty((request.ids.size, dim), np.float32)
-    values[o.order] = received[:, :dim]
+    request, xp = o.request, o.request.table.xp
+    dim, take = request.table.table.dim, o.order[: o.size]
+    values = xp.zeros((request.ids.size, dim), np.float32)
+    values[take] = received[:, :dim]
     counts = None
     if request.with_counts:
-        counts = np.empty(request.ids.size, np.int64)
-        counts[o.order] = np.ascontiguousarray(received[:, dim]).view(np.int32)
-    tags = np.zeros(request.ids.size, np.int64) if request.tags is None else request.tags
-    tags = np.broadcast_to(np.asarray(tags, np.int64), request.ids.shape)
+        counts = xp.zeros(request.ids.size, np.int64)
+        counts[take] = xp.ascontiguousarray(received[:, dim]).view(np.int32)
+    tags = xp.broadcast_to(xp.asarray(_tags(request), dtype=np.int64), request.ids.shape)
     return LookupReply(request.ids, tags, o.owner, values, counts)
 
 
@@ -215,47 +276,53 @@ def push_gradients(tables: Sequence[ShardedTable], average: bool = True) -> list
     if not tables:
         return []
     comm = tables[0].comm
-    outgoing = [_gradient_rows(t, comm.world_size) for t in tables]
-    counts = np.stack([counts for _, counts in outgoing], axis=1)
-    totals = np.broadcast_to(counts.sum(axis=0), counts.shape)  # what this rank holds, to all
-    received = comm.exchange_counts(
-        np.concatenate([counts, totals], axis=1),
-        f"all-to-all of gradient counts of tables {[t.name for t in tables]}",
-    )
+    grouped = [_grouped_gradients(t, comm.world_size) for t in tables]
+    counts = on_host([counts for _, counts in grouped])
+    totals = [np.broadcast_to(c.sum(), c.shape) for c in counts]  # what this rank holds, to all
+    received = exchange_counts(comm, tables, counts + totals, "gradient counts")
     recv_counts, held = received[:, : len(tables)], received[:, len(tables) :].sum(axis=0)
-    pending = [
-        comm.all_to_all(
-            rows, counts, recv_counts[:, g], f"all-to-all of gradients of table {t.name!r}"
-        )
-        for g, (t, (rows, counts)) in enumerate(zip(tables, outgoing, strict=True))
-    ]
+    pending = []
+    for g, (table, (group, _), sent) in enumerate(zip(tables, grouped, counts, strict=True)):
+        rows = _gradient_rows(table, group, int(sent.sum()))
+        what = f"all-to-all of gradients of table {table.name!r}"
+        pending.append(comm.all_to_all(rows, sent, recv_counts[:, g], what))
     scale = 1.0 / comm.world_size if average else 1.0
     for table, exchange in zip(tables, pending, strict=True):
         _accumulate(table, exchange.wait(), scale)
     return [t.name for t, count in zip(tables, held, strict=True) if count]
 
 
-def _gradient_rows(shard: ShardedTable, world_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The shard's pending gradients as [n, 4 + dim] float32 rows (id and tag as raw bits)
-    grouped by owner, and the count per owner; clears the pending list."""
-    dim = shard.table.dim
+def _grouped_gradients(shard: ShardedTable, world_size: int):
+    """The shard's pending (ids, tags, grads, order by owner) and the count per owner; clears
+    the pending list."""
     pieces, shard.pending = shard.pending, []
     if not pieces:
-        return np.empty((0, 4 + dim), np.float32), np.zeros(world_size, np.int64)
-    ids, tags, owner, grads = (np.concatenate(part) for part in zip(*pieces, strict=True))
-    order, counts = group_by_owner(owner, world_size)
-    rows = np.empty((ids.size, 4 + dim), np.float32)
-    rows[:, 0:2] = ids[order].view(np.float32).reshape(-1, 2)
-    rows[:, 2:4] = tags[order].view(np.float32).reshape(-1, 2)
-    rows[:, 4:] = grads[order]
-    return rows, counts
+        return None, shard.xp.zeros(world_size, np.int64)
+    ids, tags, owner, grads = (shard.xp.concatenate(part) for part in zip(*pieces, strict=True))
+    order, counts = group_by_owner(owner, world_size + 1)  # padding: owner world_size
+    return (ids, tags, grads, order), counts[:world_size]
+
+
+def _gradient_rows(shard: ShardedTable, grouped, size: int) -> np.ndarray:
+    """The first ``size`` pending gradients in owner order as [size, 4 + dim] float32 rows
+    (id and tag as raw bits)."""
+    rows = shard.xp.empty((size, 4 + shard.table.dim), np.float32)
+    if grouped is None:
+        return rows
+    ids, tags, grads, order = grouped
+    take = order[:size]
+    rows[:, 0:2] = ids[take].view(np.float32).reshape(-1, 2)
+    rows[:, 2:4] = tags[take].view(np.float32).reshape(-1, 2)
+    rows[:, 4:] = grads[take]
+    return rows
 
 
 def _accumulate(shard: ShardedTable, received: np.ndarray, scale: float) -> None:
     if not received.shape[0]:
         return
-    ids = np.ascontiguousarray(received[:, 0:2]).view(np.int64).reshape(-1)
-    tags = np.ascontiguousarray(received[:, 2:4]).view(np.int64).reshape(-1)
+    xp = shard.xp
+    ids = xp.ascontiguousarray(received[:, 0:2]).view(np.int64).reshape(-1)
+    tags = xp.ascontiguousarray(received[:, 2:4]).view(np.int64).reshape(-1)
     grads = received[:, 4:]
     if scale != 1.0:
         grads = grads * np.float32(scale)

@@ -15,11 +15,15 @@ over ranks whatever their distribution.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
-from recis.core.arrays import int64_vector
-from recis.core.dedupe import tag_vector
+from recis.core.arrays import array_module, int64_vector
+from recis.core.cuda import loader
+from recis.core.cuda.sort import stable_argsort
+from recis.core.dedupe import occurrence_counts, tag_vector
 from recis.core.initializers import table_hash
 from recis.core.kernels.random import mix64, mix64_reference
 
@@ -40,20 +44,43 @@ def owner_kernel_reference(ids, tags, tag_stride, salts, world_size, out):
 
 
 def owners(ids: np.ndarray, tags, children: list[str], world_size: int) -> np.ndarray:
-    """Owner rank (int64) of each id; ``tags`` index ``children`` (None: all of ``children[0]``)."""
+    """Owner rank (int64) of each id; ``tags`` index ``children`` (None: all of ``children[0]``).
+    Device (CuPy) ids give device owners, computed there without waiting for the device (the
+    tags of a device batch are then trusted to lie in range, as a table's planner makes them)."""
     if world_size < 1:
         raise ValueError(f"world_size must be >= 1, got {world_size}")
     ids = int64_vector(ids, "ids")
-    tag_array, stride = tag_vector(tags, ids.size)
+    xp = array_module(ids)
+    tag_array, stride = tag_vector(tags, ids.size, xp, checked=xp is not np)
+    if xp is not np:
+        return device_owners(ids, tag_array, stride, device_salts(tuple(children)), world_size)
+    salts = np.array([table_hash(name) for name in children], np.uint64)
     if ids.size and tag_array.size and int(tag_array.max()) >= len(children):
         raise ValueError(f"tags: {int(tag_array.max())} names no table of {children}")
-    salts = np.array([table_hash(name) for name in children], np.uint64)
     out = np.empty(ids.size, np.int64)
     owner_kernel(ids, tag_array, stride, salts, world_size, out)
     return out
 
 
+@functools.cache
+def device_salts(children: tuple[str, ...]):
+    """The tables' salts on the current GPU, copied there once."""
+    cupy = loader.require_cupy("sharding ids on the GPU")
+    return cupy.asarray(np.array([table_hash(name) for name in children], np.uint64))
+
+
+def device_owners(ids, tags, tag_stride: int, salts, world_size: int):
+    """:func:`owner_kernel` as element-wise operations of the ids' array module (CuPy's
+    fused element-wise kernels on the GPU), returning the owners."""
+    salt = salts[tags] if tag_stride else salts[tags[:1]]
+    mixed = mix64_reference(ids.view(np.uint64) ^ salt)
+    return (mixed % np.uint64(world_size)).astype(np.int64)
+
+
 def group_by_owner(owner: np.ndarray, world_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(order, counts)``: positions sorted by owner (stable), and how many each rank owns."""
-    counts = np.bincount(owner, minlength=world_size).astype(np.int64)
-    return np.argsort(owner, kind="stable"), counts
+    """``(order, counts)``: positions sorted by owner (stable), and how many each rank owns,
+    in the owners' array module (on the GPU nothing waits for the device)."""
+    counts = occurrence_counts(owner, world_size)
+    if array_module(owner) is np:
+        return np.argsort(owner, kind="stable"), counts
+    return stable_argsort(owner, world_size), counts

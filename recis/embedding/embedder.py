@@ -43,6 +43,7 @@ from functools import partial
 
 import numpy as np
 
+from recis.core.arrays import array_module
 from recis.core.dedupe import first_occurrences, occurrence_counts
 from recis.core.segment import segment_reduce, segment_reduce_backward
 from recis.core.table import EmbeddingTable
@@ -166,9 +167,12 @@ def _sharded_found(shard: ShardedTable, reply: LookupReply) -> FoundRows:
 
 
 def _tag_array(tags, ids: np.ndarray) -> np.ndarray | None:
+    """One tag per id, in the ids' array module (a scalar tag is filled on their device)."""
     if tags is None:
         return None
-    return np.broadcast_to(np.asarray(tags, np.int64), ids.shape)
+    if np.ndim(tags) == 0:
+        return array_module(ids).full(ids.shape, int(tags), np.int64)
+    return tags
 
 
 @dataclass
@@ -323,9 +327,7 @@ class Embedder:
         ]
         rest = [k for k, pair in enumerate(pairs) if pair is None]
         keys = [  # the planner's tags lie in range
-            distinct_keys(
-                *self._groups[k].lookup_keys(requests), comm is None and tables[k].sync_free, True
-            )
+            distinct_keys(*self._groups[k].lookup_keys(requests), tables[k].sync_free, True)
             for k in rest
         ]
         found = find_rows([tables[k] for k in rest], keys, train, [by_id[k] for k in rest], comm)

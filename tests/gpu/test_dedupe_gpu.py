@@ -8,7 +8,12 @@ import pytest
 from recis.core.cuda import dedupe as gpu_kernels
 from recis.core.cuda.host_mirror import raise_deferred_errors
 from recis.core.cuda.streams import on_stream
-from recis.core.dedupe import first_occurrences, scratch_capacity, unique_inverse
+from recis.core.dedupe import (
+    first_occurrences,
+    occurrence_counts,
+    scratch_capacity,
+    unique_inverse,
+)
 from recis.core.kernels import dedupe as kernels
 
 pytestmark = pytest.mark.gpu
@@ -106,3 +111,13 @@ def test_bad_tags_are_rejected(cp):
         first_occurrences(keys, cp.asarray([0, 1]))
     with pytest.raises(TypeError, match="tags must be a cupy array"):
         first_occurrences(keys, np.zeros(4, np.int64))
+
+
+def test_weighted_occurrence_counts_match_cpu(cp):
+    rng = np.random.default_rng(9)
+    index, weights = rng.integers(0, 50, 1000), rng.integers(0, 2**40, 1000)
+    expected = occurrence_counts(index, 60, weights)
+    np.testing.assert_array_equal(expected, np.bincount(index, weights, 60).astype(np.int64))
+    got = occurrence_counts(cp.asarray(index), 60, cp.asarray(weights))
+    assert isinstance(got, cp.ndarray)
+    np.testing.assert_array_equal(cp.asnumpy(got), expected)

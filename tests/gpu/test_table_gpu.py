@@ -20,8 +20,6 @@ from recis.core.policies import (
     ReadOnly,
 )
 from recis.core.table import EmbeddingTable
-from recis.distributed.communicator import SingleProcess
-from recis.distributed.exchange import ShardedTable
 
 pytestmark = pytest.mark.gpu
 
@@ -269,11 +267,6 @@ def test_gpu_tables_refuse_what_they_cannot_do_by_name(cp):
     with pytest.raises(TypeError, match="table 'cpu' is on cpu: ids must be a NumPy array"):
         cpu.find(cp.asarray([1]))
 
-    class TwoRanks(SingleProcess):
-        world_size = 2
-
-    with pytest.raises(NotImplementedError, match=r"table 'gpu' is on cuda.*over 2 ranks"):
-        ShardedTable(EmbeddingTable("gpu", 4, device="cuda"), TwoRanks())
     full = EmbeddingTable("full", 4, device="cuda", max_size=2)
     with pytest.raises(TableFullError, match="'full'"):
         full.find_or_insert(cp.asarray([1, 2, 3]))

@@ -1,8 +1,13 @@
 """``TorchCommunicator``: the engine's collectives over ``torch.distributed``.
 
-Arrays travel as tensors that share their memory (NumPy on CPU for gloo; CuPy or GPU tensors for
-NCCL, where CPU arrays are staged on the current GPU). All-to-alls are started asynchronously, so
-the exchanges of several tables overlap. Each wait is bounded by ``timeout`` and a failure raises
+Arrays travel as tensors that share their memory: NumPy arrays over gloo; CuPy arrays over NCCL,
+shared with torch over DLPack and exchanged on the caller's (torch's current) stream, with no copy
+through the host (NumPy arrays are copied to the current GPU for NCCL). Over gloo a CuPy array is
+staged through the host — the transport of the tests, where CuPy is a host stand-in. What a rank
+receives is of the kind it sent (NumPy or CuPy). All-to-alls are started asynchronously, so the
+exchanges of several tables overlap. The host waits, bounded by the timeout, only for exchanges
+of host arrays (such as the counts of each step); a device exchange over NCCL makes the caller's
+stream wait, and one that never completes is caught by the next bounded wait. A failure raises
 :class:`~recis.distributed.CollectiveError` naming the collective — and, when another rank
 reported its own failure first, that rank and its exception; otherwise the ranks that did not
 respond within a few seconds (dead, frozen or stalled), found by checking in with the store.
@@ -32,6 +37,7 @@ import torch
 import torch.distributed as dist
 
 from recis.core import arrays as interop
+from recis.core.arrays import array_module
 from recis.distributed.communicator import CollectiveError, Communicator, Pending
 
 FAILURE_KEY = "recis/failure"
@@ -86,7 +92,7 @@ class TorchCommunicator(Communicator):
         entry["bytes"] += int(nbytes)
 
     def all_to_all(self, send, send_counts, recv_counts, what) -> Pending:
-        send_tensor = self._tensor(np.ascontiguousarray(send) if _is_numpy(send) else send)
+        send_tensor = self._tensor(send)
         shape = (int(np.sum(recv_counts)), *send_tensor.shape[1:])
         received = torch.empty(shape, dtype=send_tensor.dtype, device=send_tensor.device)
         self._count("all-to-all", send_tensor.nbytes)
@@ -156,8 +162,25 @@ class TorchCommunicator(Communicator):
                 what, TimeoutError(f"timed out after {self.timeout.total_seconds():g} s")
             )
 
+    def _enqueue_wait(self, work, what: str) -> None:
+        """Make the current stream wait for ``work`` (NCCL on device arrays) without waiting on
+        the host: an exchange that never completes is caught by the next exchange of host
+        arrays (the counts of the next step, queued after it), whose wait is bounded."""
+        try:
+            work.wait()
+        except RuntimeError as error:
+            raise self.failed(what, error) from error
+
     def _tensor(self, array) -> torch.Tensor:
-        tensor = torch.from_numpy(array) if _is_numpy(array) else torch.from_dlpack(array)
+        """``array`` as a tensor on the collective's device: NumPy shares its memory (gloo) or
+        is copied to the GPU (NCCL); a device array is shared over DLPack (NCCL) or copied to
+        the host (gloo)."""
+        if _is_numpy(array):
+            tensor = torch.from_numpy(np.ascontiguousarray(array))
+        elif self.device.type == "cpu":
+            tensor = torch.from_numpy(array_module(array).asnumpy(array))
+        else:
+            tensor = torch.from_dlpack(array_module(array).ascontiguousarray(array))
         if tensor.device != self.device:
             tensor = tensor.to(self.device)
         return tensor
@@ -180,14 +203,20 @@ class _TorchPending(Pending):
         self.send = send  # kept alive until the exchange completes
 
     def wait(self):
-        self.comm._wait(self.work, self.what)
+        if self.received.is_cuda and not _is_numpy(self.send):
+            self.comm._enqueue_wait(self.work, self.what)
+        else:
+            self.comm._wait(self.work, self.what)
         return _like(self.received, self.send)
 
 
 def _like(tensor: torch.Tensor, like):
-    """``tensor`` as an engine array of ``like``'s kind (NumPy for NumPy, else on the GPU)."""
+    """``tensor`` as an engine array of ``like``'s kind (NumPy for NumPy, else on the GPU:
+    shared over DLPack, or copied there from a host tensor of gloo)."""
     if _is_numpy(like):
         return tensor.cpu().numpy() if tensor.device.type != "cpu" else tensor.numpy()
+    if tensor.device.type == "cpu":
+        return array_module(like).asarray(tensor.numpy())
     return interop.as_engine_array(tensor, "received")
 
 

@@ -28,15 +28,19 @@ def unique_inverse(keys, tags, tag_stride, scratch, shift, regions, unique, inve
     return id_map.rank_first_occurrences(inverse, unique)
 
 
-def occurrence_counts(index, size: int):
+def occurrence_counts(index, size: int, weights=None):
     """How often each of ``size`` distinct keys occurs, given each occurrence's ``index`` among
-    them (CuPy int64 in ``[0, size)``), as int64 on the device; unlike ``cupy.bincount`` this
-    reads nothing back."""
+    them (CuPy int64 in ``[0, size)``), as int64 on the device — or, given int64 ``weights``
+    (one per occurrence), their sum per key; unlike ``cupy.bincount`` this reads nothing back."""
     cupy = loader.require_cupy("counting occurrences on the GPU")
     counts = cupy.zeros(size, np.int64)
     index = cupy.ascontiguousarray(index, np.int64)
-    args = (index, np.int64(index.size), np.int64(size), counts)
-    _run("dedupe_count_occurrences", index.size, args)
+    n, size = np.int64(index.size), np.int64(size)
+    if weights is None:
+        _run("dedupe_count_occurrences", index.size, (index, n, size, counts))
+    else:
+        weights = cupy.ascontiguousarray(weights, np.int64)
+        _run("dedupe_sum_weights", index.size, (index, weights, n, size, counts))
     return counts
 
 

@@ -73,5 +73,15 @@ def _tables(streams, tags, tag_stride: int) -> tuple:
     streams = np.asarray(streams, np.uint64)
     if tag_stride == 0:
         return (NULL, np.int64(0), NULL, np.uint64(streams[int(tags[0])]))
-    cupy = loader.require_cupy("GPU initializers")
-    return (cupy.asarray(streams), np.int64(streams.size), tags, np.uint64(0))
+    return (_on_device(streams), np.int64(streams.size), tags, np.uint64(0))
+
+
+_DEVICE_STREAMS: dict[bytes, object] = {}
+
+
+def _on_device(streams: np.ndarray):
+    """``streams`` (the children's streams of a table) on the GPU, copied there once."""
+    key = streams.tobytes()
+    if key not in _DEVICE_STREAMS:
+        _DEVICE_STREAMS[key] = loader.require_cupy("GPU initializers").asarray(streams)
+    return _DEVICE_STREAMS[key]

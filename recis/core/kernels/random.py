@@ -113,8 +113,9 @@ def mix64(x):
 
 
 def mix64_reference(x):
-    """NumPy twin of :func:`mix64`, elementwise over a uint64 array."""
-    x = np.asarray(x, dtype=np.uint64)
+    """NumPy twin of :func:`mix64`, elementwise over a uint64 array (NumPy or, unchanged in
+    its module, CuPy)."""
+    x = x if getattr(x, "dtype", None) == np.uint64 else np.asarray(x, dtype=np.uint64)
     with np.errstate(over="ignore"):  # wrap-around multiplication is intended
         x = (x ^ (x >> _MIX_SHIFT_1)) * _MIX_MULTIPLIER_1
         x = (x ^ (x >> _MIX_SHIFT_2)) * _MIX_MULTIPLIER_2
