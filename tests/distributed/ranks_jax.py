@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from ranks_training import GLOBAL_BATCH, global_batch
-from ranks_training import options as torch_side_options
+from global_batches import GLOBAL_BATCH, global_batch
+from global_batches import options as shared_options
 
 from recis.backends.jax import (
     DynamicLossScale,
@@ -28,8 +28,8 @@ FEATURES = ("user", "item", "tag")
 
 
 def options(grad_reduce_by: str = "worker") -> dict[str, EmbeddingOption]:
-    """The torch tests' tables (:func:`ranks_training.options`) as JAX options."""
-    return torch_side_options(grad_reduce_by, EmbeddingOption)
+    """The sharded-training tests' tables (:func:`global_batches.options`) as JAX options."""
+    return shared_options(grad_reduce_by, EmbeddingOption)
 
 
 def initial_params() -> dict[str, np.ndarray]:

@@ -101,7 +101,7 @@ class TrainStep:
         communicator: Communicator | None = None,
     ) -> None:
         # committed to a device like the step's outputs, so that step 2 reuses step 1's program
-        device = self.device = jax.devices()[0]
+        device = self.device = jax.local_devices()[0]
         self.loss_fn = loss_fn
         self.params, self.state = jax.device_put((params, state), device)
         self.optimizer = optimizer
