@@ -56,22 +56,34 @@ def launch(command: list[str], environments: list[dict], poll_seconds: float = 0
             process.wait()
 
 
+def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The launcher's ``--option value`` pairs, and the command from the script (or ``-m``) on.
+
+    >>> split_command(["--nproc_per_node", "2", "-m", "examples.deepfm.train", "--steps", "6"])
+    (['--nproc_per_node', '2'], ['-m', 'examples.deepfm.train', '--steps', '6'])
+    """
+    i = 0
+    while i < len(argv) and argv[i].startswith("--"):
+        i += 1 if "=" in argv[i] else 2
+    return argv[:i], argv[i:]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    options, command = split_command(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        usage="python -m recis.backends.jax.launch [options] (script | -m module) [args]"
+    )
     parser.add_argument("--nproc_per_node", type=int, default=1)
     parser.add_argument("--nnodes", type=int, default=1)
     parser.add_argument("--node_rank", type=int, default=0)
     parser.add_argument("--master_addr", default="127.0.0.1")
     parser.add_argument("--master_port", type=int, default=29500)
-    parser.add_argument("-m", dest="module", help="run a module, as python -m")
-    parser.add_argument("script", nargs=argparse.REMAINDER, help="script (or module) arguments")
-    args = parser.parse_args(argv)
-    prefix = ["-m", args.module] if args.module else []
-    if not prefix and not args.script:
+    args = parser.parse_args(options)
+    if not command or command == ["-m"]:
         parser.error("give a script or -m module")
     master = f"{args.master_addr}:{args.master_port}"
     environments = rank_environments(args.nproc_per_node, args.nnodes, args.node_rank, master)
-    return launch([sys.executable, *prefix, *args.script], environments)
+    return launch([sys.executable, *command], environments)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ step. Non-trainable model state stays each rank's own.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -46,6 +47,7 @@ from jax.flatten_util import ravel_pytree
 
 from recis.backends.jax.buckets import BatchBuckets, pad_rows
 from recis.backends.jax.embedding import Embedder, LookupContext
+from recis.backends.jax.mesh import DataParallel
 from recis.backends.jax.optim import SparseOptimizer
 from recis.backends.jax.precision import DynamicLossScale, Policy, all_finite
 from recis.core.padded import Padded
@@ -83,6 +85,8 @@ class TrainStep:
         communicator: the ranks the dense gradients are averaged over (default: that of the
             embedders, else :func:`~recis.distributed.world.default_communicator`); one of a
             single rank means one process.
+        mesh: a :class:`~recis.backends.jax.mesh.DataParallel` to split each batch over this
+            process's devices (default: the dense step runs on the first local device).
     """
 
     def __init__(
@@ -99,17 +103,20 @@ class TrainStep:
         buckets: BatchBuckets | None = None,
         has_aux: bool = False,
         communicator: Communicator | None = None,
+        mesh: DataParallel | None = None,
     ) -> None:
         # committed to a device like the step's outputs, so that step 2 reuses step 1's program
-        device = self.device = jax.local_devices()[0]
+        self.device = jax.local_devices()[0]
+        self.mesh = mesh
+        place = mesh.replicate if mesh is not None else partial(jax.device_put, device=self.device)
         self.loss_fn = loss_fn
-        self.params, self.state = jax.device_put((params, state), device)
+        self.params, self.state = place((params, state))
         self.optimizer = optimizer
-        self.opt_state = jax.device_put(optimizer.init(self.params), device)
+        self.opt_state = place(optimizer.init(self.params))
         self.sparse_optimizer = sparse_optimizer
         self.embedders = list(embedders)
         self.policy = policy if policy is not None else Policy()
-        self.loss_scale = jax.device_put(loss_scale, device)
+        self.loss_scale = place(loss_scale)
         self.buckets = buckets if buckets is not None else BatchBuckets()
         self.has_aux = has_aux
         self.trace_count = 0
@@ -123,10 +130,14 @@ class TrainStep:
         """Train on ``batch`` (sparse features as dense ids or Ragged, other entries as arrays)."""
         num_samples = _batch_size(batch)
         size = self.buckets(num_samples)
+        if self.mesh is not None:
+            size = self.mesh.padded_size(size)
         embedded, contexts = self._lookup(batch, size)
-        if self.device.platform != "cpu":  # the engine's activations are host arrays
+        if self.mesh is None and self.device.platform != "cpu":  # host arrays from the engine
             embedded = jax.device_put(embedded, self.device)
         dense = {k: pad_rows(v, size) for k, v in batch.items() if k not in self._features}
+        if self.mesh is not None:
+            embedded, dense = self.mesh.split_batch((embedded, dense))
         dense_step = self._dense_step if self.communicator is None else self._data_parallel_step
         out = dense_step(
             self.params, self.state, self.opt_state, self.loss_scale, embedded, dense,
@@ -134,6 +145,8 @@ class TrainStep:
         )  # fmt: skip
         self.params, self.state, self.opt_state, self.loss_scale, loss, grads, finite, aux = out
         applied = bool(finite)
+        if self.mesh is not None:  # gathered from the devices for the engine
+            grads = {feature: np.asarray(grad) for feature, grad in grads.items()}
         for embedder, context in zip(self.embedders, contexts, strict=True):
             if applied:
                 embedder.apply_gradients(context, grads)
