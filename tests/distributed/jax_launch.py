@@ -27,10 +27,11 @@ def run_jax_ranks(world_size: int, target: str, *args, timeout: float = 180.0, e
     ``env``: extra environment variables of every process."""
     out = Path(tempfile.mkdtemp(prefix="jax-ranks-"))
     (out / "args.pkl").write_bytes(pickle.dumps((target, args)))
-    base = dict(os.environ, OMP_NUM_THREADS="1", RECIS_ENGINE_THREADS="1", **(env or {}))
+    base = dict(os.environ, OMP_NUM_THREADS="1", RECIS_ENGINE_THREADS="1")
+    base.pop("XLA_FLAGS", None)
+    base.update(env or {})
     paths = [str(BLOCKER), str(ROOT), str(TESTS), base.get("PYTHONPATH", "")]
     base["PYTHONPATH"] = os.pathsep.join(paths)
-    base.pop("XLA_FLAGS", None)
     master = f"127.0.0.1:{free_port()}"
     processes = [
         subprocess.Popen(

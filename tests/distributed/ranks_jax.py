@@ -55,11 +55,12 @@ def rank_slice(batch: dict, rank: int, world_size: int) -> dict[str, np.ndarray]
     return {k: v[rank * size : (rank + 1) * size] for k, v in batch.items()}
 
 
-def train(rank: int, world_size: int, grad_reduce_by: str) -> dict:
-    """Train STEPS steps; return this rank's tables, the dense parameters and the losses."""
+def train(rank: int, world_size: int, grad_reduce_by: str, mesh=None) -> dict:
+    """Train STEPS steps (the dense step split over ``mesh``, a ``DataParallel``, if given);
+    return this rank's tables, the dense parameters and the losses."""
     embedder = Embedder(options(grad_reduce_by))
     sparse = SparseOptimizer(embedder, rules.AdamW(weight_decay=0.01), 0.05)
-    step = TrainStep(loss_fn, initial_params(), optax.adam(0.01), sparse, [embedder])
+    step = TrainStep(loss_fn, initial_params(), optax.adam(0.01), sparse, [embedder], mesh=mesh)
     losses = [float(step(rank_slice(global_batch(s), rank, world_size)).loss) for s in range(STEPS)]
     return {
         "tables": {name: table.state_dict() for name, table in embedder.tables.items()},

@@ -3,16 +3,21 @@ each rank can predict, and the JAX sharded-training checks (:mod:`ranks_jax`).""
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import ranks_jax
 
+from recis.backends.jax import DataParallel
 from recis.distributed.world import default_communicator
 
 
 def two_process_checks(rank: int, world_size: int, output_dir: str) -> dict:
-    """Everything the tests run on two JAX processes, in one launch."""
+    """Everything the tests run on two JAX processes, in one launch; ``mesh``: training with
+    the dense step split over this process's devices too."""
     return {
         "collectives": collectives(rank, world_size),
+        "mesh": ranks_jax.train(rank, world_size, "worker", mesh=DataParallel()),
+        "local_devices": len(jax.local_devices()),
         **ranks_jax.two_rank_checks(rank, world_size, output_dir),
     }
 

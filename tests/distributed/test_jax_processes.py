@@ -1,7 +1,8 @@
 """Two JAX processes joined by ``jax.distributed``, in which ``import torch`` fails: the
 ``JaxCommunicator``'s collectives deliver what each rank sent; sharded training (tables over the
 processes, dense gradients averaged) equals one process on the same global batches; the JAX
-Trainer agrees on the end of uneven data; a non-finite step on one process is skipped by both."""
+Trainer agrees on the end of uneven data; a non-finite step on one process is skipped by both.
+Each process has two host devices, over which the dense step is split in one of the runs."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ WORLD = 2
 @pytest.fixture(scope="module")
 def processes(tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("checkpoints"))
-    return run_jax_ranks(WORLD, "ranks_jax_comm:two_process_checks", output_dir)
+    devices = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}  # per process
+    return run_jax_ranks(WORLD, "ranks_jax_comm:two_process_checks", output_dir, env=devices)
 
 
 def expected_rows(rank: int) -> np.ndarray:
@@ -57,6 +59,12 @@ def test_every_collective_delivers_what_the_ranks_sent(processes):
 
 def test_two_processes_train_like_one(processes):
     assert_like_one_process(ranks_jax.train_both(0, 1), [r["parity"] for r in processes])
+
+
+def test_two_processes_of_two_devices_each_train_like_one_process(processes):
+    expected = ranks_jax.train_both(0, 1)["worker"]
+    assert all(r["local_devices"] == 2 for r in processes)
+    assert_like_one_process({"worker": expected}, [{"worker": r["mesh"]} for r in processes])
 
 
 def test_trainer_stops_both_processes_when_the_first_runs_out_of_data(processes):
