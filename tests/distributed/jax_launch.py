@@ -22,8 +22,8 @@ from no_torch_env import BLOCKER
 from recis.backends.jax.launch import rank_environments
 
 
-def run_jax_ranks(world_size: int, target: str, *args, timeout: float = 180.0, env=None) -> list:
-    """Run ``target`` on ``world_size`` JAX processes; return the ranks' return values.
+def start_jax_ranks(world_size: int, target: str, *args, env=None):
+    """Start the processes; return ``(processes, result_dir)`` for :func:`launch.collect`.
     ``env``: extra environment variables of every process."""
     out = Path(tempfile.mkdtemp(prefix="jax-ranks-"))
     (out / "args.pkl").write_bytes(pickle.dumps((target, args)))
@@ -43,7 +43,12 @@ def run_jax_ranks(world_size: int, target: str, *args, timeout: float = 180.0, e
         )
         for rank_env in rank_environments(world_size, 1, 0, master)
     ]
-    results = collect(processes, out, timeout)
+    return processes, out
+
+
+def run_jax_ranks(world_size: int, target: str, *args, timeout: float = 180.0, env=None) -> list:
+    """Run ``target`` on ``world_size`` JAX processes; return the ranks' return values."""
+    results = collect(*start_jax_ranks(world_size, target, *args, env=env), timeout)
     for rank, result in enumerate(results):
         if result.returncode != 0:
             raise AssertionError(f"rank {rank} failed:\n{result.stderr[-4000:]}")

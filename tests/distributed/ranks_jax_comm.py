@@ -50,3 +50,18 @@ def collectives(rank: int, world_size: int) -> dict:
         "objects": comm.all_gather_object({"rank": rank, "pad": "x" * 100 * rank}, "objects"),
         "broadcast": comm.broadcast_object(f"from {rank}", "broadcast", source=1),
     }
+
+
+def failing_rank(rank: int, world_size: int) -> dict:
+    """Rank 1 raises during a training loop; rank 0's next collective fails, naming it."""
+    from recis.distributed.communicator import CollectiveError
+
+    comm = default_communicator()
+    if rank == 1:
+        comm.report_failure(ValueError("bad batch 7"))
+        raise ValueError("bad batch 7")
+    try:
+        comm.all_reduce(np.ones(3, np.float32), "sum", "all-reduce after a failure")
+    except CollectiveError as error:
+        return {"error": str(error)}
+    return {"error": None}

@@ -2,7 +2,8 @@
 ``JaxCommunicator``'s collectives deliver what each rank sent; sharded training (tables over the
 processes, dense gradients averaged) equals one process on the same global batches; the JAX
 Trainer agrees on the end of uneven data; a non-finite step on one process is skipped by both.
-Each process has two host devices, over which the dense step is split in one of the runs."""
+Each process has two host devices, over which the dense step is split in one of the runs. A
+process that fails is named in the error of the other's next collective."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ pytest.importorskip("jax", reason="the JAX backend needs jax")
 pytest.importorskip("flax", reason="the Trainer trains Flax NNX models")
 
 import ranks_jax
-from jax_launch import run_jax_ranks
+from jax_launch import run_jax_ranks, start_jax_ranks
+from launch import collect
 from test_jax_sharded_training import assert_like_one_process
 
 WORLD = 2
@@ -78,3 +80,12 @@ def test_a_non_finite_step_on_one_process_is_skipped_on_both(processes):
     for result in (r["loss_scale"] for r in processes):
         assert result["applied"] is False and result["scale"] == 4.0
         assert result["rows_moved"] == 0.0
+
+
+def test_a_failing_process_is_named_in_the_error_of_the_others():
+    rank0, rank1 = collect(*start_jax_ranks(WORLD, "ranks_jax_comm:failing_rank"), timeout=180)
+    assert rank1.returncode != 0 and "ValueError: bad batch 7" in rank1.stderr
+    assert rank0.returncode == 0
+    assert rank0.value["error"] == (
+        "all-reduce after a failure failed on rank 0: rank 1 raised ValueError: bad batch 7"
+    )
