@@ -13,12 +13,13 @@ minimises the mean loss over the real (unpadded) samples. With ``has_aux=True`` 
 back in :attr:`StepOutput.aux`.
 
 **Data parallelism.** With a communicator of several ranks (by default the embedders', i.e.
-``torch.distributed``'s world), each rank trains on its own batches: the jitted step is split in
-two — gradients, then the optax update — and between them the dense gradients travel as one
-flat buffer in one all-reduce per step, which also carries each rank's loss (the step reports
-their mean) and whether its gradients are finite (all ranks skip a step together). The
-embeddings' gradients go to the ranks owning their rows at the sparse optimizer's
-step. Non-trainable model state stays each rank's own.
+the world of ``jax.distributed`` or ``torch.distributed``), each rank trains on its own batches:
+the jitted step is split in two — gradients, then the optax update — and between them the dense
+gradients travel as one flat buffer in one all-reduce per step, which also carries each rank's
+loss (the step reports their mean) and whether its gradients are finite (all ranks skip a step
+together). The embeddings' gradients go to the ranks owning their rows at the sparse optimizer's
+step. Non-trainable model state stays each rank's own. Within a process, ``mesh`` splits each
+batch over local devices (:class:`~recis.backends.jax.mesh.DataParallel`).
 
 >>> import numpy as np, optax, jax.numpy as jnp
 >>> from recis.backends.jax import Embedder, EmbeddingOption, SparseOptimizer, rules
