@@ -1,12 +1,13 @@
-"""Where torch is not installed, ``import torch`` must fail: with ``tests/`` on ``sys.path`` the
-folder ``tests/torch`` would otherwise be imported as an empty namespace package ``torch``."""
+"""Where torch is not installed, ``import torch`` must fail in the tests: with ``tests/`` on
+``sys.path`` the folder ``tests/torch`` would otherwise be imported as an empty namespace package
+``torch``. (Here rather than in ``tests/``, where ``--doctest-modules`` would collect it.)"""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent / "tests"
 
 
 def _torch_is_only_our_test_folder() -> bool:
