@@ -26,3 +26,7 @@ if _torch_is_only_our_test_folder():
     from no_torch.torch_blocker import install
 
     install()
+
+# not test modules: the torch blocker (importing it would block torch in this process) and a
+# script run with its own PYTHONPATH
+collect_ignore = ["tests/no_torch", "tests/jax/mesh_worker.py"]
