@@ -15,7 +15,10 @@ no CUDA device or CuPy (``pip install 'recis[cuda]'``) is missing.
 Launched by ``torchrun --nproc_per_node N``, the script trains on N ranks (either backend): the
 tables are sharded over the ranks, the dense model is data-parallel and each rank reads its own
 part of the data (``worker_idx=rank``, ``worker_num=N``); rank 0 generates the data and writes
-the logs, plots and checkpoint list.
+the logs, plots and checkpoint list. With ``--backend jax`` the ranks may instead be started by
+``python -m recis.backends.jax.launch --nproc_per_node N`` (or with ``RANK``, ``WORLD_SIZE``,
+``MASTER_ADDR`` and ``MASTER_PORT`` set by hand on each host): they then join through
+``jax.distributed``, and torch need not be installed.
 """
 
 from __future__ import annotations
@@ -73,10 +76,22 @@ def check_device() -> None:
         raise app.UsageError(str(error)) from None
 
 
+def uses_jax_distributed() -> bool:
+    """Whether the ranks join through ``jax.distributed``: a JAX run not started by
+    ``torchrun`` (which sets ``TORCHELASTIC_RUN_ID``) does."""
+    return FLAGS.backend == "jax" and "TORCHELASTIC_RUN_ID" not in os.environ
+
+
 def start_ranks() -> None:
-    """Join the other ranks under ``torchrun`` (gloo on CPU, NCCL on GPU); nothing alone."""
+    """Join the other ranks: through ``jax.distributed`` (:func:`uses_jax_distributed`), else
+    ``torch.distributed`` (gloo on CPU, NCCL on GPU); nothing alone."""
     rank, world_size = rank_and_world_size()
     if world_size == 1:
+        return
+    if uses_jax_distributed():
+        from recis.backends.jax import distributed
+
+        distributed.initialize()
         return
     import torch.distributed as dist
 
@@ -89,7 +104,11 @@ def start_ranks() -> None:
 
 def stop_ranks() -> None:
     """Leave the process group (nothing alone), once the training objects are gone."""
-    if rank_and_world_size()[1] > 1:
+    if rank_and_world_size()[1] > 1 and uses_jax_distributed():
+        from recis.backends.jax import distributed
+
+        distributed.shutdown()
+    elif rank_and_world_size()[1] > 1:
         from recis.backends.torch.communicator import end_process_group
 
         end_process_group()  # collects the trainers' cycles first; skipped after a failure
@@ -97,7 +116,11 @@ def stop_ranks() -> None:
 
 def barrier() -> None:
     """Wait for every rank (nothing alone)."""
-    if rank_and_world_size()[1] > 1:
+    if rank_and_world_size()[1] > 1 and uses_jax_distributed():
+        from recis.distributed.world import default_communicator
+
+        default_communicator().barrier("barrier after writing the data")
+    elif rank_and_world_size()[1] > 1:
         import torch.distributed as dist
 
         dist.barrier()
@@ -245,7 +268,7 @@ class StreamingAuc:
 
     def __init__(self) -> None:
         self.thresholds = auc_thresholds(200)
-        self.communicator = None  # the ranks' communicator, set under torchrun
+        self.communicator = None  # the ranks' communicator, set on several ranks
         self.reset()
 
     def reset(self) -> None:

@@ -1,6 +1,7 @@
 """The default world of ranks: which communicator the embedding layers shard their tables over.
 
-A framework's distributed runtime (``torch.distributed`` today) provides the communicator of its
+A framework's distributed runtime (``torch.distributed``, or ``jax.distributed`` for JAX-only
+installs) provides the communicator of its
 world. The providers are named here by module, and a provider is consulted only once its
 framework's runtime module has been imported by the program, so that this module — and the
 engine — import no framework:
@@ -17,7 +18,10 @@ import sys
 from recis.distributed.communicator import Communicator
 
 # runtime module that must already be loaded → module whose ``default_communicator()`` reads it
-PROVIDERS = {"torch.distributed": "recis.backends.torch.communicator"}
+PROVIDERS = {
+    "torch.distributed": "recis.backends.torch.communicator",
+    "jax.distributed": "recis.backends.jax.communicator",
+}
 
 
 def default_communicator() -> Communicator | None:

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from ranks_training import GLOBAL_BATCH, global_batch
-from ranks_training import options as torch_side_options
+from global_batches import GLOBAL_BATCH, global_batch
+from global_batches import options as shared_options
 
 from recis.backends.jax import (
     DynamicLossScale,
@@ -28,8 +28,8 @@ FEATURES = ("user", "item", "tag")
 
 
 def options(grad_reduce_by: str = "worker") -> dict[str, EmbeddingOption]:
-    """The torch tests' tables (:func:`ranks_training.options`) as JAX options."""
-    return torch_side_options(grad_reduce_by, EmbeddingOption)
+    """The sharded-training tests' tables (:func:`global_batches.options`) as JAX options."""
+    return shared_options(grad_reduce_by, EmbeddingOption)
 
 
 def initial_params() -> dict[str, np.ndarray]:
@@ -55,11 +55,12 @@ def rank_slice(batch: dict, rank: int, world_size: int) -> dict[str, np.ndarray]
     return {k: v[rank * size : (rank + 1) * size] for k, v in batch.items()}
 
 
-def train(rank: int, world_size: int, grad_reduce_by: str) -> dict:
-    """Train STEPS steps; return this rank's tables, the dense parameters and the losses."""
+def train(rank: int, world_size: int, grad_reduce_by: str, mesh=None) -> dict:
+    """Train STEPS steps (the dense step split over ``mesh``, a ``DataParallel``, if given);
+    return this rank's tables, the dense parameters and the losses."""
     embedder = Embedder(options(grad_reduce_by))
     sparse = SparseOptimizer(embedder, rules.AdamW(weight_decay=0.01), 0.05)
-    step = TrainStep(loss_fn, initial_params(), optax.adam(0.01), sparse, [embedder])
+    step = TrainStep(loss_fn, initial_params(), optax.adam(0.01), sparse, [embedder], mesh=mesh)
     losses = [float(step(rank_slice(global_batch(s), rank, world_size)).loss) for s in range(STEPS)]
     return {
         "tables": {name: table.state_dict() for name, table in embedder.tables.items()},

@@ -12,8 +12,8 @@ pytest.importorskip("flax", reason="the Trainer trains Flax NNX models")
 
 import optax
 import ranks_jax
+from global_batches import global_batch
 from launch import run_ranks
-from ranks_training import global_batch
 from table_checks import assert_same_tables
 
 from recis.backends.jax import Embedder, SparseOptimizer, TrainStep, rules

@@ -16,6 +16,7 @@ mask (:class:`Padded`) or with a ``padding_id`` declared in their ``EmbeddingOpt
 from recis.backends.jax import sparse_optax
 from recis.backends.jax.buckets import BatchBuckets, pad_rows
 from recis.backends.jax.embedding import Embedder, LookupContext
+from recis.backends.jax.mesh import DataParallel
 from recis.backends.jax.optim import SparseOptimizer, rules
 from recis.backends.jax.options import EmbeddingOption
 from recis.backends.jax.precision import DynamicLossScale, Policy
@@ -24,6 +25,7 @@ from recis.core.padded import Padded
 
 __all__ = [
     "BatchBuckets",
+    "DataParallel",
     "DynamicLossScale",
     "Embedder",
     "EmbeddingOption",

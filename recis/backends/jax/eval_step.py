@@ -64,7 +64,7 @@ class NnxEvalStep:
         self.policy = policy if policy is not None else Policy()
         self.buckets = buckets if buckets is not None else BatchBuckets()
         self.embedders = [layer.embedder for layer in sparse_layers(model)]
-        self.device = jax.devices()[0]
+        self.device = jax.local_devices()[0]
         model.eval()
         self.graphdef = nnx.split(model, nnx.Param, ...)[0]
         model.train()

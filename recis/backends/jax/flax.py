@@ -172,7 +172,7 @@ class NnxTrainStep(TrainStep):
         self.model = model
 
     def __call__(self, batch: Mapping) -> StepOutput:
-        params, state = jax.device_put(nnx.split(self.model, nnx.Param, ...)[1:], self.device)
+        params, state = self.place(nnx.split(self.model, nnx.Param, ...)[1:])
         self.train_state = self.train_state.replace(params=params, model_state=state)
         out = super().__call__(batch)
         nnx.update(self.model, self.params, self.state)

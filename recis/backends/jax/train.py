@@ -26,12 +26,13 @@ the fix; scan over the dense part (e.g. several dense updates of looked-up activ
 ``jax.lax.scan(lambda s, x: step.dense(s, *x)[:2], ...)``.
 
 **Data parallelism.** With a communicator of several ranks (by default the embedders', i.e.
-``torch.distributed``'s world), each rank trains on its own batches: the dense step is split in
-two — gradients, then the optax update — and between them the dense gradients travel as one
-flat buffer in one all-reduce per step, which also carries each rank's loss (the step reports
-their mean) and whether its gradients are finite (all ranks skip a step together). The
-embeddings' gradients go to the ranks owning their rows at the sparse optimizer's step.
-Non-trainable model state stays each rank's own.
+the world of ``jax.distributed`` or ``torch.distributed``), each rank trains on its own batches:
+the dense step is split in two — gradients, then the optax update — and between them the dense
+gradients travel as one flat buffer in one all-reduce per step, which also carries each rank's
+loss (the step reports their mean) and whether its gradients are finite (all ranks skip a step
+together). The embeddings' gradients go to the ranks owning their rows at the sparse optimizer's
+step. Non-trainable model state stays each rank's own. Within a process, ``mesh`` splits each
+batch over local devices (:class:`~recis.backends.jax.mesh.DataParallel`).
 
 >>> import numpy as np, optax, jax.numpy as jnp
 >>> from recis.backends.jax import Embedder, EmbeddingOption, SparseOptimizer, rules
@@ -64,6 +65,7 @@ from jax.flatten_util import ravel_pytree
 from recis.backends.jax.buckets import BatchBuckets, pad_rows
 from recis.backends.jax.embedding import Embedder, LookupContext
 from recis.backends.jax.joined_grads import join, joined_runs, with_joined_views
+from recis.backends.jax.mesh import DataParallel
 from recis.backends.jax.nnx_state import TableHandle
 from recis.backends.jax.optim import SparseOptimizer
 from recis.backends.jax.precision import DynamicLossScale, Policy, all_finite
@@ -137,6 +139,8 @@ class PureStep:
         clip_global_norm: scale the dense gradients and the tables' row gradients together
             so that their global L2 norm is at most this (as ``optax.clip_by_global_norm``
             over both); one process, no gradient accumulation.
+        mesh: a :class:`~recis.backends.jax.mesh.DataParallel` to split each batch over this
+            process's devices (default: the dense step runs on the first local device).
     """
 
     def __init__(
@@ -152,9 +156,11 @@ class PureStep:
         communicator: Communicator | None = None,
         binding: ParamsBinding | None = None,
         clip_global_norm: float | None = None,
+        mesh: DataParallel | None = None,
     ) -> None:
         # committed to a device like the step's outputs, so that step 2 reuses step 1's program
-        self.device = jax.devices()[0]
+        self.device = jax.local_devices()[0]
+        self.mesh = mesh
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.sparse_optimizer = sparse_optimizer
@@ -185,7 +191,7 @@ class PureStep:
         state's buffers, the caller's stay valid), the optimizer's initial state."""
         params, model_state = jax.tree.map(jnp.array, (params, model_state))
         opt_state = self.optimizer.init(params)
-        leaves = jax.device_put((params, opt_state, model_state, loss_scale), self.device)
+        leaves = self.place((params, opt_state, model_state, loss_scale))
         return TrainState(*leaves, tables=self.tables)
 
     def __call__(self, state: TrainState, batch: Mapping) -> tuple[TrainState, StepOutput]:
@@ -194,19 +200,25 @@ class PureStep:
         self._check_tables(state)
         num_samples = _batch_size(batch)
         size = self.buckets(num_samples)
+        if self.mesh is not None:
+            size = self.mesh.padded_size(size)
         embedded, contexts = self._lookup(batch, size)
-        if self.device.platform != "cpu":  # the engine's activations are host arrays
+        if self.mesh is None and self.device.platform != "cpu":  # host arrays from the engine
             embedded = jax.device_put(embedded, self.device)
         dense = {k: pad_rows(v, size) for k, v in batch.items() if k not in self._features}
+        if self.mesh is not None:
+            embedded, dense = self.mesh.split_batch((embedded, dense))
         count = jnp.asarray(num_samples, jnp.int32)
         if self.clip_global_norm is not None:
             return self._clipped_step(state, embedded, dense, count, contexts)
         if self.communicator is None:
-            joined = joined_runs(contexts) if self.device.platform == "cpu" else ()
+            one_host_device = self.mesh is None and self.device.platform == "cpu"
+            joined = joined_runs(contexts) if one_host_device else ()
             state, metrics = self.dense(state, embedded, dense, count, joined)
             metrics = with_joined_views(metrics, joined)
         else:
             state, metrics = self._data_parallel_step(state, embedded, dense, count)
+        metrics = metrics._replace(embedding_grads=self._on_host(metrics.embedding_grads))
         applied = bool(metrics.applied)
         for embedder, context in zip(self.embedders, contexts, strict=True):
             if applied:
@@ -216,6 +228,19 @@ class PureStep:
         if applied:
             self.sparse_optimizer.step()
         return state, metrics._replace(applied=applied)
+
+    def place(self, tree):
+        """``tree`` on the step's device, or replicated over the mesh's devices."""
+        if self.mesh is not None:
+            return self.mesh.replicate(tree)
+        return jax.device_put(tree, self.device)
+
+    def _on_host(self, grads: dict) -> dict:
+        """The activations' gradients as the engine takes them: gathered from the mesh's
+        devices (one array each), else as they are."""
+        if self.mesh is None:
+            return grads
+        return {feature: np.asarray(grad) for feature, grad in grads.items()}
 
     def _check_tables(self, state: TrainState) -> None:
         if state.tables != self.tables:
@@ -251,6 +276,7 @@ class PureStep:
         loss, model_state, aux, (param_grads, embedding_grads), finite, dense_norm = (
             self._gradients_only(state, embedded, dense, count)
         )
+        embedding_grads = self._on_host(embedding_grads)
         applied = bool(finite)
         for embedder, context in zip(self.embedders, contexts, strict=True):
             if applied:
@@ -420,7 +446,7 @@ class TrainStep:
 
 _PURE_STEP_ATTRIBUTES = {
     "binding", "buckets", "communicator", "dense", "device", "embedders", "has_aux", "loss_fn",
-    "optimizer", "policy", "sparse_optimizer", "trace_count",
+    "mesh", "optimizer", "place", "policy", "sparse_optimizer", "trace_count",
 }  # fmt: skip
 
 

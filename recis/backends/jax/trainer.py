@@ -20,8 +20,8 @@ Gradient accumulation wraps the dense optimizer in ``optax.MultiSteps`` (the mea
 ``accumulation_steps``. Mixed precision: ``"bf16"`` computes in bfloat16, ``"fp16"`` in float16
 with dynamic loss scaling (a step with non-finite gradients is skipped, dense and sparse alike).
 
-Launched on several ranks (``torchrun``, ``torch.distributed`` initialised), the model's tables
-are sharded over the ranks and its dense gradients averaged
+Launched on several ranks (``jax.distributed`` or ``torch.distributed`` initialised), the model's
+tables are sharded over the ranks and its dense gradients averaged
 (:class:`~recis.backends.jax.TrainStep`); the loop then agrees on the end of the data, logs the
 loss averaged over ranks and tells the other ranks when one fails
 (:class:`~recis.framework.loop.TrainingLoop`).
