@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import on_standin
 
+from conftest import on_standin
 from recis.core.table import EmbeddingTable
 from recis.distributed.exchange import LookupRequest, ShardedTable, lookup, push_gradients
 

@@ -14,7 +14,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "distributed"))
 
 from conftest import on_standin
-
 from recis.core.optim import Adam
 from recis.distributed.communicator import Communicator, Done
 from recis.distributed.sharding import group_by_owner, owners
