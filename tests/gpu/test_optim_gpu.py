@@ -163,14 +163,21 @@ def gpu_table(name: str, dim: int, dtype, initial: np.ndarray, cp):
     store = RowStore(dim, dtype, 16, name, "cuda")
     store.ensure_rows(len(initial))
     store.scatter(cp.arange(len(initial)), cp.asarray(initial))
-    return SimpleNamespace(name=name, dim=dim, store=store, grads=GradientBuffer(dim))
+    return _table(name, dim, store)
+
+
+def _table(name: str, dim: int, store: RowStore) -> SimpleNamespace:
+    """A table as the updater sees it; it notes written rows as a table tracking changes does."""
+    return SimpleNamespace(
+        name=name, dim=dim, store=store, grads=GradientBuffer(dim), written=lambda rows: None
+    )
 
 
 def cpu_table(name: str, dim: int, dtype, initial: np.ndarray):
     store = RowStore(dim, dtype, 16, name)
     store.ensure_rows(len(initial))
     store.scatter(np.arange(len(initial)), initial)
-    return SimpleNamespace(name=name, dim=dim, store=store, grads=GradientBuffer(dim))
+    return _table(name, dim, store)
 
 
 @pytest.mark.gpu
