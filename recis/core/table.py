@@ -36,6 +36,7 @@ import numpy as np
 
 from recis.core import arrays as interop
 from recis.core.arrays import array_module, int64_vector
+from recis.core.dedupe import occurrence_counts
 from recis.core.gradients import GradientBuffer
 from recis.core.id_map import Entries, IdMap, Inserted
 from recis.core.initializers import ConstantInitializer, Initializer
@@ -290,7 +291,7 @@ class EmbeddingTable:
         if found.new_rows.size:
             new = found.positions[found.is_new]
             self._initialise(ids[new], _take(tags, new), found.new_rows)
-        counts = np.bincount(found.index, minlength=found.positions.size).astype(np.int64)
+        counts = occurrence_counts(found.index, found.positions.size)
         if self.storage is not None:
             self.store.promote(found.rows, counts)
         stats = LookupStats(new=found.new_rows.size, admitted=found.new_rows.size)

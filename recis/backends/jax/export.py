@@ -20,6 +20,7 @@ from flax import nnx
 
 from recis.backends.jax.flax import sparse_layers
 from recis.export import Bundle, export_tables
+from recis.export.reads import ReadRecorder
 
 PROGRAM_FILE = "dense.jax"
 
@@ -89,25 +90,13 @@ def _feature_entry(options: Mapping, features: Mapping) -> dict:
     return {"features": chains, "aliases": {}}
 
 
-class _Recording(dict):
-    """A dict that remembers which keys were read."""
-
-    def __init__(self, *args) -> None:
-        super().__init__(*args)
-        self.read: set[str] = set()
-
-    def __getitem__(self, key):
-        self.read.add(key)
-        return super().__getitem__(key)
-
-
 def _dense_inputs(method, batch: Mapping, activations: Mapping) -> dict:
     candidates = {
         k: v
         for k, v in batch.items()
         if isinstance(v, np.ndarray | jax.Array) and k not in activations
     }
-    recording = _Recording({**candidates, **activations})
+    recording = ReadRecorder({**candidates, **activations})
     method(recording)
     return {k: np.asarray(candidates[k]) for k in sorted(recording.read) if k in candidates}
 

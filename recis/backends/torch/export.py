@@ -36,6 +36,7 @@ from recis.backends.torch.features.op import (
     SequenceTruncate,
 )
 from recis.export import Bundle, export_tables
+from recis.export.reads import ReadRecorder
 
 PROGRAM_FILE = "dense.pt2"
 
@@ -185,18 +186,6 @@ class _Layered(Mapping):
         return len(set(self.first) | set(self.second))
 
 
-class _Recording(dict):
-    """A dict that remembers which keys were read."""
-
-    def __init__(self, *args) -> None:
-        super().__init__(*args)
-        self.read: set[str] = set()
-
-    def __getitem__(self, key):
-        self.read.add(key)
-        return super().__getitem__(key)
-
-
 class DenseProgram(nn.Module):
     """The model's score method over (dense columns, activations); trace or run it inside
     :func:`stood_in`, which replaces the model's engines."""
@@ -228,7 +217,7 @@ def stood_in(model: nn.Module, features, embeddings):
 def _dense_inputs(model, score, features, embeddings, batch, activations) -> dict:
     if not callable(getattr(model, score, None)):
         raise ValueError(f"{type(model).__name__} has no method {score!r}: pass score=")
-    candidates = _Recording(
+    candidates = ReadRecorder(
         {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k not in activations}
     )
     with stood_in(model, features, embeddings), torch.no_grad():
