@@ -30,23 +30,25 @@ def find_or_mark(slots, shift, keys, tags, tag_stride, regions, rows, leader, sl
     ``regions`` as in :func:`recis.core.kernels.id_map.insert_new`; the map must have room for
     every key being new.
     """
+    n = keys.shape[0]
+    homes = np.empty(n, np.int64)  # hashed first, in a loop of its own: probes then overlap
+    for i in numba.prange(n):
+        homes[i] = home_slot(keys[i], tags[i * tag_stride], shift)
     size = slots.shape[0] // regions
-    deferred = np.zeros(keys.shape[0], np.bool_)
+    deferred = np.zeros(n, np.bool_)
     for r in numba.prange(regions):
         low, high = r * size, (r + 1) * size
-        for i in range(keys.shape[0]):
-            tag = tags[i * tag_stride]
-            home = home_slot(keys[i], tag, shift)
+        for i in range(n):
+            home = homes[i]
             if low <= home < high:
                 deferred[i] = not _find_or_mark_one(
-                    slots, home, high, -1, keys[i], tag, i, rows, leader, slot_of
+                    slots, home, high, -1, keys[i], tags[i * tag_stride], i, rows, leader, slot_of
                 )
     mask = slots.shape[0] - 1
-    for i in range(keys.shape[0]):
+    for i in range(n):
         if deferred[i]:
             tag = tags[i * tag_stride]
-            home = home_slot(keys[i], tag, shift)
-            _find_or_mark_one(slots, home, -1, mask, keys[i], tag, i, rows, leader, slot_of)
+            _find_or_mark_one(slots, homes[i], -1, mask, keys[i], tag, i, rows, leader, slot_of)
 
 
 @numba.njit(inline="always")
