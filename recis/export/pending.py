@@ -21,6 +21,7 @@ started before its parent is written waits for it. Training goes on meanwhile.
 from __future__ import annotations
 
 import atexit
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -45,13 +46,20 @@ class PendingExport:
         lineage: what a delta following this export needs from it (known before it is written).
         snapshot_seconds: how long the caller waited while the rows (and dense weights) were
             copied.
+        finished_at: ``time.perf_counter()`` when the files were written (None before).
     """
 
     def __init__(
         self, write: Callable[[], Bundle | None], dtype: str, lineage, snapshot_seconds: float
     ) -> None:
         self.dtype, self.lineage, self.snapshot_seconds = dtype, lineage, snapshot_seconds
-        self._future: Future = _writer().submit(write)
+        self.finished_at: float | None = None
+        self._future: Future = _writer().submit(self._write, write)
+
+    def _write(self, write: Callable[[], Bundle | None]) -> Bundle | None:
+        bundle = write()
+        self.finished_at = time.perf_counter()
+        return bundle
 
     def __repr__(self) -> str:
         state = "written" if self.done() else "being written"
