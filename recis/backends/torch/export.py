@@ -37,6 +37,7 @@ from recis.backends.torch.features.op import (
     Bucketize,
     FeatureCross,
     Hash,
+    IDMultiHash,
     Mod,
     SelectField,
     SelectFields,
@@ -151,6 +152,8 @@ def _op_entry(feature: str, op) -> dict:
         return {"op": "hash", "hash_type": op.hash_type}
     if isinstance(op, FeatureCross):
         return {"op": "cross"}
+    if isinstance(op, IDMultiHash):
+        return {"op": "multi_hash", "num_buckets": op.num_buckets, "prefix": op.prefix}
     if isinstance(op, SequenceTruncate) and op.truncate:
         return {
             "op": "truncate",
