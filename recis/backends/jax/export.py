@@ -31,6 +31,7 @@ from recis.export import Bundle, PendingExport, start_export
 from recis.export.reads import ReadRecorder
 
 PROGRAM_FILE = "dense.jax"
+PLATFORMS = ("cpu", "cuda")  # the program runs beside a CPU or a GPU Predictor
 
 
 def export_model(model: nnx.Module, path, batch: Mapping, **options) -> Bundle | None:
@@ -144,4 +145,4 @@ def _export(method, dense: Mapping, activations: Mapping):
         return method({**dense, **activations})
 
     args = ({k: spec(v) for k, v in dense.items()}, {k: spec(v) for k, v in activations.items()})
-    return jax.export.export(jax.jit(program))(*args)
+    return jax.export.export(jax.jit(program), platforms=PLATFORMS)(*args)
