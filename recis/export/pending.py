@@ -20,7 +20,6 @@ started before its parent is written waits for it. Training goes on meanwhile.
 
 from __future__ import annotations
 
-import atexit
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,8 +33,7 @@ def _writer() -> ThreadPoolExecutor:
     global _WRITER
     if _WRITER is None:
         _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recis-export")
-        atexit.register(_WRITER.shutdown)
-    return _WRITER
+    return _WRITER  # its thread is joined at exit: exports under way are finished
 
 
 class PendingExport:
