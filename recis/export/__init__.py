@@ -174,7 +174,10 @@ def _checked_lineage(since, dtype: str) -> tuple[Mapping | None, str | None]:
     if isinstance(since, PendingExport):
         parent_dtype, lineage = since.dtype, since.lineage
     else:
-        since = open_bundle(since)
+        try:
+            since = open_bundle(since)
+        except (BundleError, OSError) as error:
+            return None, f"cannot follow {str(since)!r}: {error}"
         parent_dtype, lineage = since.dtype, since.manifest.get("lineage")
     if parent_dtype != dtype:
         return None, f"a delta of {since!r} must use its dtype {parent_dtype!r}, not {dtype!r}"

@@ -27,6 +27,7 @@ import numpy as np
 
 from recis.core.arrays import device_namespace
 from recis.core.ragged import Ragged
+from recis.distributed.communicator import SingleProcess
 from recis.embedding.embedder import Embedder
 from recis.embedding.option import EmbeddingOption
 from recis.export import Bundle, BundleError, Rows, decode, open_bundle
@@ -54,7 +55,8 @@ class Predictor:
             if key not in manifest:
                 raise BundleError(f"{self.bundle!r} has no {key!r} entry: export it with a model")
         self.features = manifest.get("features", {"features": []})
-        self.embedder = Embedder(_options(manifest["embedding"], self.bundle, device))
+        options = _options(manifest["embedding"], self.bundle, device)
+        self.embedder = Embedder(options, communicator=SingleProcess())  # never sharded
         self._load_rows(self.bundle.state())
         self._program = _load_program(self.bundle)
         for delta in deltas:

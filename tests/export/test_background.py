@@ -94,3 +94,11 @@ def _data(tmp_path):
         "eval_torch": batches(tmp_path / "eval", "torch"),
         "eval_numpy": batches(tmp_path / "eval", "numpy"),
     }
+
+
+def test_a_delta_of_a_missing_bundle_is_refused_before_any_row_is_copied(tmp_path):
+    tables = make_tables()
+    train_round(tables, SparseUpdater(Adam(), tables.values()), np.random.default_rng(7))
+    with pytest.raises(ValueError, match=r"cannot follow '.*nowhere'.*not a serving bundle"):
+        start_export(tmp_path / "delta", tables, since=tmp_path / "nowhere")
+    assert all(table.changes is None for table in tables.values())  # no change log started
