@@ -16,7 +16,12 @@ op                  fields                                       engine function
 ``hash``            ``hash_type`` (``farm`` or ``murmur``)       ``hash_column``
 ``cross``                                                        ``feature_cross``
 ``truncate``        ``seq_len``, ``truncate_side``, ``n_dims``   ``sequence_truncate``
+``multi_hash``      ``num_buckets``, ``prefix``                  ``id_multi_hash``
 =================== ============================================ ===========================
+
+A ``multi_hash`` op (``IDMultiHash``) gives one id column per bucket count; as in the torch
+``FeatureEngine``, feature ``f`` then yields ``f"{f}_{prefix}_{k}"`` for each ``k``, each
+embedded in its own table.
 
 >>> import numpy as np
 >>> spec = {"features": [{"name": "user", "ops": [{"op": "select", "column": "uid"},
@@ -45,6 +50,11 @@ def _hash(x, op, raw):
     return engine.hash_column(x, op["hash_type"], x.weights if isinstance(x, Ragged) else None)
 
 
+def _multi_hash(x, op, raw):
+    hashed = engine.id_multi_hash(x, op["num_buckets"])
+    return {f"{op['prefix']}_{k}": ids for k, ids in enumerate(hashed)}
+
+
 OPS = {
     "select": _select,
     "select_many": _select_many,
@@ -55,12 +65,13 @@ OPS = {
     "truncate": lambda x, op, raw: engine.sequence_truncate(
         x, op["seq_len"], op["truncate_side"], op["n_dims"]
     ),
+    "multi_hash": _multi_hash,
 }
 
 
 def run_features(spec: Mapping, raw: Mapping) -> dict:
     """Every feature of ``spec`` computed from the raw columns ``raw``."""
-    out = {}
+    results = {}
     for feature in spec["features"]:
         x = None
         for op in feature["ops"]:
@@ -72,9 +83,15 @@ def run_features(spec: Mapping, raw: Mapping) -> dict:
                 raise type(error)(
                     f"feature {feature['name']!r}, op {op['op']!r}: {error}"
                 ) from None
-        out[feature["name"]] = x
+        results[feature["name"]] = x
     for alias, primary in spec.get("aliases", {}).items():
-        out[alias] = out[primary]
+        results[alias] = results[primary]
+    out = {}
+    for name, result in results.items():
+        if isinstance(result, dict):  # multi_hash
+            out |= {f"{name}_{key}": value for key, value in result.items()}
+        else:
+            out[name] = result
     return out
 
 

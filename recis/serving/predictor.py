@@ -1,4 +1,4 @@
-"""``Predictor``: scores raw rows with a serving bundle, on the CPU.
+"""``Predictor``: scores raw rows with a serving bundle, on the CPU or a GPU.
 
 It runs the bundle's feature configuration (:mod:`~recis.serving.features`), looks the ids up in
 tables holding the bundle's rows — through the same embedding pipeline as training
@@ -6,6 +6,12 @@ tables holding the bundle's rows — through the same embedding pipeline as trai
 (``torch.export`` or ``jax.export``, loaded by :data:`RUNNERS`). **Ids never seen in training
 read as zeros**, as in the trainer's evaluation. Rows of an ``int8`` bundle are dequantized
 when loaded (float32 tables); other dtypes are kept as stored.
+
+With ``device="cuda"`` the tables live on the GPU (CuPy arrays, the engine's GPU tables): the
+feature ops run on the host, the ids of a batch are copied to the device once, and the lookup
+(the engine's GPU kernels) hands the activations to the dense program over DLPack, which runs
+where they are — the torch program is moved to that device, the JAX program is exported for both
+``cpu`` and ``cuda``. Scores come back as NumPy arrays.
 
 :meth:`Predictor.apply` applies a delta (the bundle that follows the one loaded), so a server
 keeps up with a trainer without reloading everything. A predictor is a plain object; a server
@@ -19,6 +25,9 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from recis.core.arrays import device_namespace
+from recis.core.ragged import Ragged
+from recis.distributed.communicator import SingleProcess
 from recis.embedding.embedder import Embedder
 from recis.embedding.option import EmbeddingOption
 from recis.export import Bundle, BundleError, Rows, decode, open_bundle
@@ -34,16 +43,20 @@ class Predictor:
     Args:
         bundle: a :class:`~recis.export.Bundle` or its path; a delta loads its whole chain.
         deltas: deltas to apply after it, in order.
+        device: where the tables live and the lookup runs, ``"cpu"`` or ``"cuda"``.
     """
 
-    def __init__(self, bundle, deltas: Iterable = ()) -> None:
+    def __init__(self, bundle, deltas: Iterable = (), device: str = "cpu") -> None:
+        self.xp = device_namespace(device, "Predictor")
+        self.device = device
         self.bundle = open_bundle(bundle)
         manifest = self.bundle.manifest
         for key in ("embedding", "dense"):
             if key not in manifest:
                 raise BundleError(f"{self.bundle!r} has no {key!r} entry: export it with a model")
         self.features = manifest.get("features", {"features": []})
-        self.embedder = Embedder(_options(manifest["embedding"], self.bundle))
+        options = _options(manifest["embedding"], self.bundle, device)
+        self.embedder = Embedder(options, communicator=SingleProcess())  # never sharded
         self._load_rows(self.bundle.state())
         self._program = _load_program(self.bundle)
         for delta in deltas:
@@ -70,7 +83,7 @@ class Predictor:
     def predict(self, batch: Mapping) -> np.ndarray:
         """Scores of a batch of raw columns (NumPy arrays and ``Ragged`` s by column name)."""
         features = run_features(self.features, batch)
-        inputs = {f: features[f] for f in self.embedder.options}
+        inputs = {f: _on(self.xp, features[f]) for f in self.embedder.options}
         activations, _ = self.embedder.lookup(inputs, train=False)
         dense = {}
         for name in self.bundle.manifest["dense"]["inputs"]:
@@ -93,17 +106,28 @@ class Predictor:
                     continue
                 rows = state[child]
                 if rows.removed.size:
-                    table.erase(rows.removed, tag)
+                    table.erase(self.xp.asarray(rows.removed), tag)
                 if len(rows):
-                    found = table.find_or_insert(rows.ids, np.full(len(rows), tag, np.int8))
+                    tags = self.xp.full(len(rows), tag, np.int8)
+                    found = table.find_or_insert(self.xp.asarray(rows.ids), tags)
                     values = (
                         decode(rows.values, rows.scale) if rows.scale is not None else rows.values
                     )
                     table.store.scatter(found.rows, values)
 
 
-def _options(embedding: Mapping, bundle: Bundle) -> dict[str, EmbeddingOption]:
-    """Serving options of each feature: its table's dim and combiner, the bundle's dtype."""
+def _on(xp, column):
+    """A column of ids (array or ``Ragged``) as ``xp`` arrays."""
+    if not isinstance(column, Ragged):
+        return xp.asarray(column)
+    weights = None if column.weights is None else xp.asarray(column.weights)
+    offsets = tuple(xp.asarray(o) for o in column.offsets)
+    return Ragged(xp.asarray(column.values), offsets, weights)
+
+
+def _options(embedding: Mapping, bundle: Bundle, device: str) -> dict[str, EmbeddingOption]:
+    """Serving options of each feature: its table's dim and combiner, the bundle's dtype, the
+    device."""
     dtype = np.float32 if bundle.dtype == "int8" else DTYPES[bundle.dtype]
     sizes = {name: info["rows"] for name, info in bundle.chain()[0].tables.items()}
     options = {}
@@ -118,6 +142,7 @@ def _options(embedding: Mapping, bundle: Bundle) -> dict[str, EmbeddingOption]:
             padding_id=entry.get("padding_id"),
             dtype=dtype,
             capacity=max(1024, 2 * sizes.get(entry["table"], 0)),
+            device=device,
         )
     return options
 

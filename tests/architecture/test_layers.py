@@ -18,8 +18,8 @@ NEUTRAL = {
     "recis.embedding": {"recis.core", "recis.distributed"},
     "recis.framework": {"recis.core", "recis.checkpoint", "recis.distributed", "recis.utils"},
     "recis.hooks": {"recis.core", "recis.framework", "recis.utils"},
-    "recis.export": {"recis.core", "recis.checkpoint"},
-    "recis.serving": {"recis.core", "recis.embedding", "recis.export"},
+    "recis.export": {"recis.core", "recis.checkpoint", "recis.distributed"},
+    "recis.serving": {"recis.core", "recis.distributed", "recis.embedding", "recis.export"},
 }
 BACKENDS = ("recis.backends.torch", "recis.backends.jax")
 

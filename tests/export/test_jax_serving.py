@@ -10,7 +10,7 @@ import pytest
 
 from examples.deepfm.model_jax import DeepFM
 from recis.backends.jax import SparseOptimizer, rules
-from recis.backends.jax.export import export_model
+from recis.backends.jax.export import export_model, start_export_model
 from recis.backends.jax.flax import sparse_layers
 from recis.backends.jax.trainer import Trainer, TrainingArguments
 from recis.io import OrcDataset
@@ -71,3 +71,30 @@ def test_predictor_scores_equal_the_trainers_evaluation_after_base_and_delta(tmp
     np.testing.assert_array_equal(
         Predictor(full).predict(data["eval"][0]), predictor.predict(data["eval"][0])
     )
+
+
+def test_a_jax_model_trains_while_its_delta_is_exported_and_written(tmp_path, data):
+    model = DeepFM(dim=4, hidden=(16, 8), seed=1)
+    trainer = Trainer(
+        model,
+        TrainingArguments(output_dir=str(tmp_path / "run"), log_steps=1000),
+        dense_optimizer=optax.adamw(1e-2),
+        sparse_optimizer=SparseOptimizer(sparse_layers(model), rules.AdamW(), 1e-2),
+    )
+    trainer.prepare_training()
+    train = [DeepFM.prepare_batch(b) for b in data["train"]]
+    for batch in train[:3]:
+        trainer.run_step(batch)
+    base = start_export_model(model, tmp_path / "base", train[0], features=FEATURES, step=3)
+    for batch in train[3:6]:
+        trainer.run_step(batch)
+    raw = data["eval"][0]
+    expected = np.asarray(model.logits(DeepFM.prepare_batch(raw)))
+    delta = start_export_model(
+        model, tmp_path / "delta", train[0], features=FEATURES, step=6, since=base
+    )
+    for batch in train[6:]:
+        trainer.run_step(batch)  # while the delta is exported and written
+    assert not np.allclose(np.asarray(model.logits(DeepFM.prepare_batch(raw))), expected)
+    predictor = Predictor(base.result(timeout=120), deltas=[delta.result(timeout=120)])
+    np.testing.assert_allclose(predictor.predict(raw), expected, rtol=0, atol=1e-5)

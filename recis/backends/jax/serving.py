@@ -1,6 +1,7 @@
 """The JAX runner of :class:`recis.serving.Predictor`: loads a ``jax.export`` program.
 
-``load_program(file, entry)`` returns ``program(dense, activations) → scores``, NumPy out.
+``load_program(file, entry)`` returns ``program(dense, activations) → scores``, NumPy out; GPU
+activations (CuPy) enter over DLPack, without a copy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ def load_program(file: Path, entry: Mapping) -> Callable[[Mapping, Mapping], np.
 
     def run(dense: Mapping, activations: Mapping) -> np.ndarray:
         dense = {k: np.asarray(v) for k, v in dense.items()}
-        return np.asarray(exported.call(dense, dict(activations)))
+        activations = {
+            k: v if isinstance(v, np.ndarray) else jax.dlpack.from_dlpack(v)
+            for k, v in activations.items()
+        }
+        return np.asarray(exported.call(dense, activations))
 
     return run

@@ -13,13 +13,20 @@ and a method computing scores from a batch (``score="logits"``). Nothing has to 
   by ``torch.export`` into ``dense.pt2``, taking ``(dense columns, activations)`` with a dynamic
   batch size. The dense columns are those the method reads, found by running it once.
 
-The model is put in evaluation mode while it is traced (and back after).
+:func:`start_export_model` holds the caller only while it copies: the rows changed since the
+earlier export, the example batch's activations, and the model with its engines stood in
+(``copy.deepcopy``: the dense weights of that moment, no table). The copy is traced and the
+files are written in the background while training goes on; :func:`export_model` waits for them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import threading
+import time
 from collections.abc import Mapping
+from functools import partial
 
 import torch
 from torch import nn
@@ -30,18 +37,25 @@ from recis.backends.torch.features.op import (
     Bucketize,
     FeatureCross,
     Hash,
+    IDMultiHash,
     Mod,
     SelectField,
     SelectFields,
     SequenceTruncate,
 )
-from recis.export import Bundle, export_tables
+from recis.export import Bundle, PendingExport, start_export
 from recis.export.reads import ReadRecorder
 
 PROGRAM_FILE = "dense.pt2"
 
 
-def export_model(
+def export_model(model: nn.Module, path, batch: Mapping, **options) -> Bundle | None:
+    """Write a bundle of ``model`` at ``path`` (a delta with ``since``, an earlier bundle):
+    :func:`start_export_model`, waiting until it is written."""
+    return start_export_model(model, path, batch, **options).result()
+
+
+def start_export_model(
     model: nn.Module,
     path,
     batch: Mapping,
@@ -50,32 +64,49 @@ def export_model(
     dtype: str = "float32",
     step: int = 0,
     score: str = "logits",
-) -> Bundle:
-    """Write a bundle of ``model`` at ``path`` (a delta with ``since``, an earlier bundle).
+) -> PendingExport:
+    """Start writing a bundle of ``model`` at ``path`` (a delta with ``since``: an earlier
+    bundle, its path or its :class:`~recis.export.PendingExport`); returns once the changed rows
+    and the dense weights are copied, so that training can go on while the dense program is
+    traced and the files are written (``.result()`` waits for them).
 
     ``batch``: an example batch as the trainer gets it (torch tensors and ``RaggedTensor`` s;
     at least 2 rows), to trace the dense program. ``score``: the model's method giving the scores
-    of a batch.
+    of a batch. Sharded tables (several ranks) export collectively: every rank calls this, rank
+    0 writes the bundle.
     """
+    start = time.perf_counter()
+    if not callable(getattr(model, score, None)):
+        raise ValueError(f"{type(model).__name__} has no method {score!r}: pass score=")
     features, embeddings = _engines(model)
     activations = _activations(model, features, embeddings, batch)
-    dense = _dense_inputs(model, score, features, embeddings, batch, activations)
-    program = _trace(model, score, features, embeddings, dense, activations)
+    with stood_in(model, features, embeddings):
+        dense_model = copy.deepcopy(model)  # the dense weights of this moment, engines left out
+    example = {k: v.detach().clone() for k, v in batch.items() if isinstance(v, torch.Tensor)}
     entries = {
         "embedding": embedding_entry(embeddings),
         "features": feature_entry(features),
-        "dense": {"framework": "torch", "file": PROGRAM_FILE, "inputs": sorted(dense)},
     }
-    files = {PROGRAM_FILE: lambda out: torch.export.save(program, out)}
-    return export_tables(
+    pending = start_export(
         path,
         embeddings.embedder.tables,
         dtype=dtype,
         since=since,
         step=step,
         entries=entries,
-        files=files,
+        dense=partial(_dense_export, dense_model, score, example, activations),
+        communicator=embeddings.embedder.communicator,
     )
+    pending.snapshot_seconds = time.perf_counter() - start
+    return pending
+
+
+def _dense_export(model: nn.Module, score: str, batch: Mapping, activations: Mapping):
+    """(manifest entry, file) of the dense program of ``model``, a copy whose engines stand in."""
+    dense = _dense_inputs(model, score, batch, activations)
+    program = _trace(model, score, dense, activations)
+    entry = {"framework": "torch", "file": PROGRAM_FILE, "inputs": sorted(dense)}
+    return {"dense": entry}, {PROGRAM_FILE: lambda out: torch.export.save(program, out)}
 
 
 def embedding_entry(embeddings: EmbeddingEngine) -> dict:
@@ -121,6 +152,8 @@ def _op_entry(feature: str, op) -> dict:
         return {"op": "hash", "hash_type": op.hash_type}
     if isinstance(op, FeatureCross):
         return {"op": "cross"}
+    if isinstance(op, IDMultiHash):
+        return {"op": "multi_hash", "num_buckets": op.num_buckets, "prefix": op.prefix}
     if isinstance(op, SequenceTruncate) and op.truncate:
         return {
             "op": "truncate",
@@ -159,14 +192,14 @@ class _PassBatch(nn.Module):
         return batch
 
 
-_GIVEN: list[Mapping] = []  # the activations of the DenseProgram calls under way, innermost last
+_GIVEN = threading.local()  # .stack: this thread's DenseProgram calls' activations, innermost last
 
 
 class _GivenActivations(nn.Module):
     """Stands in for the embedding engine: the activations given, then the batch's entries."""
 
     def forward(self, batch, *args, **kwargs):
-        return _Layered(_GIVEN[-1], batch)
+        return _Layered(_GIVEN.stack[-1], batch)
 
 
 class _Layered(Mapping):
@@ -187,19 +220,20 @@ class _Layered(Mapping):
 
 
 class DenseProgram(nn.Module):
-    """The model's score method over (dense columns, activations); trace or run it inside
-    :func:`stood_in`, which replaces the model's engines."""
+    """The model's score method over (dense columns, activations), for a model whose engines
+    stand in (see :func:`stood_in`)."""
 
     def __init__(self, model: nn.Module, score: str) -> None:
         super().__init__()
         self.model, self.score = model, score
 
     def forward(self, dense: dict, activations: dict) -> torch.Tensor:
-        _GIVEN.append(activations)
+        stack = _GIVEN.__dict__.setdefault("stack", [])
+        stack.append(activations)
         try:
             return getattr(self.model, self.score)(dense)
         finally:
-            _GIVEN.pop()
+            stack.pop()
 
 
 @contextlib.contextmanager
@@ -214,25 +248,19 @@ def stood_in(model: nn.Module, features, embeddings):
         yield
 
 
-def _dense_inputs(model, score, features, embeddings, batch, activations) -> dict:
-    if not callable(getattr(model, score, None)):
-        raise ValueError(f"{type(model).__name__} has no method {score!r}: pass score=")
-    candidates = ReadRecorder(
-        {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k not in activations}
-    )
-    with stood_in(model, features, embeddings), torch.no_grad():
+def _dense_inputs(model, score, batch, activations) -> dict:
+    """The tensors of ``batch`` that ``model`` (engines stood in) reads for its scores."""
+    candidates = ReadRecorder({k: v for k, v in batch.items() if k not in activations})
+    with torch.no_grad():
         DenseProgram(model, score)(candidates, activations)
     return {k: batch[k] for k in sorted(candidates.read)}
 
 
-def _trace(model, score, features, embeddings, dense, activations):
+def _trace(model, score, dense, activations):
     batch = torch.export.Dim.AUTO
     shapes = ({k: {0: batch} for k in dense}, {k: {0: batch} for k in activations})
-    with stood_in(model, features, embeddings):
-        program = DenseProgram(model, score)
-        return torch.export.export(
-            program, (dense, activations), dynamic_shapes=shapes, strict=False
-        )
+    program = DenseProgram(model, score)
+    return torch.export.export(program, (dense, activations), dynamic_shapes=shapes, strict=False)
 
 
 class _evaluation:
