@@ -178,6 +178,8 @@ def update_in_blocks(rule, store, rows, grads, divisor: int, step: int, lr: floa
     """
     kernel, slot_names, scalars_, per_row = _BLOCK_UPDATES[type(rule)](rule, step, lr)
     rows = rows.reshape(-1)
+    if hasattr(store, "locate"):  # blocks indexed by location (storage tiers), not by row
+        rows = store.locate(rows)
     n, dim = rows.size, store.dim
     if per_row and divisor != 1:  # row-wise Adagrad reads the gradients twice: divide first
         grads, divisor = grads / np.float32(divisor), 1
