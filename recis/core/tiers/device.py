@@ -98,7 +98,8 @@ class DeviceTieredRowStore:
 
     def add_slot(self, name: str, shape: tuple[int, ...] = (), dtype=np.float32, fill=0.0):
         """Add a per-row slot (existing rows get ``fill``): every row goes home first, and the
-        rows are laid out again, as fewer rows now fit the device budget."""
+        rows are copied to a new layout, as fewer rows now fit the device budget (this waits
+        for the device)."""
         self._demote_all()
         old, old_span, capacity = self.rows, self.hot_span, self.capacity
         like = _with_fields(old, ops=None, device="cpu")
@@ -110,9 +111,11 @@ class DeviceTieredRowStore:
         for field, spec in old.fields.items():
             words = old.gather(from_plan, field, dtype=spec.storage_dtype)
             self.rows.scatter(to_plan, words, field)
+        self._cupy().cuda.Device().synchronize()  # the old blocks go: no kernel may read them
 
     def ensure_rows(self, num_rows: int, fill: bool = True) -> None:
-        """Add pinned blocks until rows ``[0, num_rows)`` have homes."""
+        """Add pinned blocks until rows ``[0, num_rows)`` have homes (allocating page-locked
+        memory waits for the device)."""
         self.rows.ensure_rows(self.hot_span + num_rows, fill)
         self.residency.grow(self.capacity)
 
@@ -163,14 +166,14 @@ class DeviceTieredRowStore:
         """Copy every field from locations ``source`` to ``target``, bit for bit."""
         if not source.size:
             return
-        xp = interop.device_namespace("cuda", f"table {self.name!r}")
+        xp = self._cupy()
         source, target = xp.asarray(source), xp.asarray(target)
         for name, spec in self.fields.items():
             kernels.move_rows(self.rows.blocks(name), spec, source, target)
 
     def _note_slots(self, rows: np.ndarray, slots) -> None:
         """Update the device copy of the rows' slot numbers (made again after growth)."""
-        xp = interop.device_namespace("cuda", f"table {self.name!r}")
+        xp = self._cupy()
         known = self.residency.slot_of
         if self._slot_of is None or self._slot_of.size != known.size:
             self._slot_of = xp.asarray(known)
@@ -178,6 +181,9 @@ class DeviceTieredRowStore:
             self._slot_of[xp.asarray(rows)] = xp.asarray(
                 np.broadcast_to(slots, rows.shape), np.int32
             )
+
+    def _cupy(self):
+        return interop.device_namespace("cuda", f"table {self.name!r}")
 
     def locate(self, rows):
         """Locations of table ``rows`` (-1 stays -1), what this store's blocks are indexed by."""
@@ -208,6 +214,7 @@ class DeviceTieredRowStore:
 
     def clear(self) -> None:
         """Drop every row of both tiers (fields are kept)."""
+        self._cupy().cuda.Device().synchronize()  # the old blocks go: no kernel may read them
         self.residency.clear()
         self._lay_out(self.rows)
 
