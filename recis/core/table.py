@@ -437,7 +437,8 @@ class EmbeddingTable:
         slots double in place, on the GPU the old and the new slots exist together during the
         rehash; the row store may add a block at the same time. A table with storage tiers
         counts only what it holds in RAM (on a GPU: in device memory) there, puts its disk files
-        under ``tier_bytes["disk"]`` (its pinned host memory under ``tier_bytes["pinned"]``) and
+        under ``tier_bytes["disk"]`` (its pinned host memory under ``tier_bytes["pinned"]``, and
+        its host record of where rows are under ``tier_bytes["ram"]``) and
         adds ``tiers``: each tier's rows and bytes with the hit rate, promotions and demotions
         of its training lookups (:meth:`~recis.core.tiers.TieredRowStore.tier_stats`).
 
@@ -455,8 +456,11 @@ class EmbeddingTable:
         tier_bytes = {"ram" if self.xp is np else "device": held}
         if self.storage is not None:
             tiers = self.store.tier_stats()
-            slow = "disk" if self.xp is np else "pinned"
-            tier_bytes[slow] = tiers[slow]["bytes"]
+            if self.xp is np:
+                tier_bytes["disk"] = tiers["disk"]["bytes"]
+            else:
+                tier_bytes["pinned"] = tiers["pinned"]["bytes"]
+                tier_bytes["ram"] = tiers["ram"]["index_bytes"]
         return {
             **self.ids.stats(),
             "dim": self.dim,

@@ -190,3 +190,25 @@ def test_budgets_are_checked_and_name_the_table(cp):
         EmbeddingTable(
             "e", dim=2, device="cuda", storage=tiers, eviction=CapacityEviction(max_size=9)
         )
+
+
+@pytest.mark.parametrize("hot_rows", [None, 3000, 40_000])
+def test_the_estimate_of_a_gpu_table_is_what_it_reports(cp, hot_rows):
+    from recis.core.memory import estimate_memory
+
+    row_bytes = 8 * 4 + 8 * 4  # dim 8 and Adagrad's sums
+    tiers = None if hot_rows is None else DeviceTiers(device_bytes=hot_rows * row_bytes)
+    options = {"block_rows": 4096, "device": "cuda", "storage": tiers}
+    table = EmbeddingTable("t", dim=8, **options)
+    SparseUpdater(Adagrad(), [table])
+    keys = np.random.default_rng(0).integers(-(2**62), 2**62, 50_000)
+    for part in np.array_split(keys, 7):
+        table.lookup(cp.asarray(part))
+    estimate = estimate_memory(50_000, 8, optimizer=Adagrad(), **options)
+    stats = table.stats()
+    assert estimate.tiers == stats["tier_bytes"]
+    if hot_rows is not None:
+        assert estimate.tiers["pinned"] == 53_248 * row_bytes
+        assert estimate.parts["hot_rows"] == -(-hot_rows // 4096) * 4096 * row_bytes
+    slots = 16 * table.ids.capacity
+    assert estimate.peak["device"] == estimate.tiers["device"] + slots // 2

@@ -222,9 +222,10 @@ class DeviceTieredRowStore:
         return rows if isinstance(rows, self.rows._ops.Plan) else self.plan(rows)
 
     def tier_stats(self) -> dict:
-        """Per tier its rows and bytes (device: the hot slots; pinned: the homes, every row
-        having one; the host's bookkeeping as ``index_bytes``), and the training lookups'
-        ``hits``, ``misses``, ``hit_rate``, ``promotions``, ``placed`` and ``demotions`` (as
+        """Per tier its rows and bytes (device: the hot slots and the device copy of their
+        numbers; pinned: the homes, every row having one; ram: the host's record of where each
+        row is, ``index_bytes``), and the training lookups' ``hits``, ``misses``,
+        ``hit_rate``, ``promotions``, ``placed`` and ``demotions`` (as
         :meth:`~recis.core.tiers.TieredRowStore.tier_stats`)."""
         looked_up = self.counts["hits"] + self.counts["misses"]
         return {
@@ -233,11 +234,8 @@ class DeviceTieredRowStore:
                 "bytes": self.nbytes,
                 "budget_bytes": self.tiers.device_bytes,
             },
-            "pinned": {
-                "rows": self.capacity,
-                "bytes": self.ops.pinned_bytes,
-                "index_bytes": self.residency.nbytes,
-            },
+            "pinned": {"rows": self.capacity, "bytes": self.ops.pinned_bytes},
+            "ram": {"index_bytes": self.residency.nbytes},
             "hit_rate": self.counts["hits"] / looked_up if looked_up else 1.0,
             **self.counts,
         }
