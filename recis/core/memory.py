@@ -9,7 +9,10 @@ reports once the table holds that many ids:
   (Adagrad: ``dim`` float32, Adam: two times ``dim``) and the eviction policy's usage slot
   (one int64);
 - the admission policy's state: :class:`~recis.core.policies.FrequencyAdmission` keeps the ids
-  seen but not yet admitted (``pending_ids``) in a map of their own with a count each.
+  seen but not yet admitted (``pending_ids``) in a map of their own with a count each;
+- with storage tiers, every row's home in the slow tier (disk, or pinned host memory), the hot
+  tier's rows (at most its budget, in whole blocks) and the record of where each row is (12
+  bytes per row and 8 per hot slot, plus on the GPU a 4-byte copy per row on the device).
 
 ``peak`` adds the working memory of inserting one batch of ``batch`` new ids (41 bytes per id
 plus its initial values) and, with an eviction policy, of one eviction scan
@@ -25,6 +28,11 @@ a few tens of MiB per process, which ``malloc_trim`` returns.
 98.566144
 >>> estimate.fits
 True
+>>> from recis.core.tiers import DeviceTiers
+>>> gpu = estimate_memory(10**8, 64, optimizer=Adagrad(), device="cuda",
+...                       storage=DeviceTiers(device_bytes=8 << 30))
+>>> {tier: round(held / 2**30, 1) for tier, held in gpu.tiers.items()}  # GiB
+{'device': 12.4, 'pinned': 47.7, 'ram': 1.2}
 """
 
 from __future__ import annotations
