@@ -15,7 +15,10 @@ one JSON object:
 - ``table_bytes``, ``ram_budget_bytes``, ``ram_bytes``, ``ram_index_bytes``: the all-in-RAM
   table's rows, the RAM budget, the hot rows the tiered table holds in RAM, and the bookkeeping
   of where its rows are (12 bytes per row);
-- ``disk_bytes``: what its files take on disk, as the file system counts them.
+- ``disk_bytes``: what its files take on disk, as the file system counts them;
+- ``estimated_bytes``, ``measured_bytes``, ``estimator_error``: per tier, what
+  ``estimate_memory`` gives for the tiered table's ids, what the table holds (RAM: its arrays, as
+  ``stats()`` counts them; disk: ``disk_bytes``), and (estimated - measured) / measured.
 
     python benchmarks/tiers.py [--steps 24] [--warmup 4] [--variant sparse_heavy]
 """
@@ -33,6 +36,8 @@ from torch import nn
 from train_cpu import CAPACITY, DIM, NUM_SPARSE, VARIANTS, DenseTower, make_batches
 
 from recis.backends.torch.initializers import UniformInitializer
+from recis.core.memory import estimate_memory
+from recis.core.optim import Adagrad
 from recis.core.tiers import StorageTiers
 from recis.nn import EmbeddingEngine, EmbeddingOption, filter_out_sparse_param
 from recis.optim import SparseAdagrad
@@ -95,6 +100,17 @@ def same_tables(a, b) -> bool:
     return sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
 
 
+def estimated_and_measured(table, tiers) -> tuple[dict, dict]:
+    """Bytes per tier of the tiered ``table``: as ``estimate_memory`` predicts them for its ids,
+    and as held (RAM: the table's arrays; disk: the files' blocks)."""
+    estimate = estimate_memory(
+        len(table), DIM, optimizer=Adagrad(), capacity=table.ids._initial_capacity,
+        block_rows=table.store.block_rows, storage=tiers,
+    )  # fmt: skip
+    measured = {"ram": table.stats()["tier_bytes"]["ram"], "disk": table.store.disk.disk_usage()}
+    return estimate.tiers, measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=24)
@@ -114,6 +130,7 @@ def main() -> None:
     tiers = StorageTiers(int(table_bytes / args.ratio), None, args.directory, args.policy)
     tiered, tier_cpu, tier_losses, tier_table = train(hidden, tiers, batches, args.warmup)
     stats = tier_table.stats()["tiers"]
+    estimated, measured = estimated_and_measured(tier_table, tiers)
     result = {
         "benchmark": "cpu_training_storage_tiers",
         "unit": "samples/s",
@@ -134,7 +151,10 @@ def main() -> None:
         "ram_budget_bytes": tiers.ram_bytes,
         "ram_bytes": stats["ram"]["bytes"],
         "ram_index_bytes": stats["ram"]["index_bytes"],
-        "disk_bytes": tier_table.store.disk.disk_usage(),
+        "disk_bytes": measured["disk"],
+        "estimated_bytes": estimated,
+        "measured_bytes": measured,
+        "estimator_error": {t: (estimated[t] - measured[t]) / measured[t] for t in measured},
         "seconds": time.perf_counter() - began,
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
     }

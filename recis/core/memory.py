@@ -9,7 +9,10 @@ reports once the table holds that many ids:
   (Adagrad: ``dim`` float32, Adam: two times ``dim``) and the eviction policy's usage slot
   (one int64);
 - the admission policy's state: :class:`~recis.core.policies.FrequencyAdmission` keeps the ids
-  seen but not yet admitted (``pending_ids``) in a map of their own with a count each.
+  seen but not yet admitted (``pending_ids``) in a map of their own with a count each;
+- with storage tiers, every row's home in the slow tier (disk, or pinned host memory), the hot
+  tier's rows (at most its budget, in whole blocks) and the record of where each row is (12
+  bytes per row and 8 per hot slot, plus on the GPU a 4-byte copy per row on the device).
 
 ``peak`` adds the working memory of inserting one batch of ``batch`` new ids (41 bytes per id
 plus its initial values) and, with an eviction policy, of one eviction scan
@@ -25,6 +28,11 @@ a few tens of MiB per process, which ``malloc_trim`` returns.
 98.566144
 >>> estimate.fits
 True
+>>> from recis.core.tiers import DeviceTiers
+>>> gpu = estimate_memory(10**8, 64, optimizer=Adagrad(), device="cuda",
+...                       storage=DeviceTiers(device_bytes=8 << 30))
+>>> {tier: round(held / 2**30, 1) for tier, held in gpu.tiers.items()}  # GiB
+{'device': 12.4, 'pinned': 47.7, 'ram': 1.2}
 """
 
 from __future__ import annotations
@@ -38,9 +46,11 @@ import numpy as np
 from recis.core.host_slots import SLOT_BYTES
 from recis.core.optim.rule import Rule
 from recis.core.policies import Admission, CapacityEviction, Eviction, FrequencyAdmission
+from recis.core.tiers.config import DeviceTiers, StorageTiers
+from recis.core.tiers.residency import tracked_rows
 
-TIERS = ("ram",)  # the tiers estimated so far, fastest first
 BATCH_BYTES_PER_ID = 41  # an insert's index arrays per new id (rows, positions, flags, ...)
+GPU_ALLOCATOR_BYTES = 24  # a GPU row allocator's state: high-water mark, free count, flag
 USAGE_SLOT_BYTES = 8  # an eviction policy's last-used step or frequency, one int64 per row
 
 
@@ -75,24 +85,26 @@ def estimate_memory(
     capacity: int = 1024,
     max_load: float = 0.5,
     block_rows: int = 16384,
+    device: str = "cpu",
+    storage: StorageTiers | DeviceTiers | None = None,
 ) -> MemoryEstimate:
     """Bytes per tier of an :class:`~recis.core.table.EmbeddingTable` holding ``ids`` ids.
 
     Args:
         ids: ids the table will hold (a :class:`~recis.core.policies.CapacityEviction` caps it
             at its ``max_size``).
-        dim, dtype, capacity, block_rows: as given to the table; ``max_load`` as its id map's.
+        dim, dtype, capacity, block_rows, device, storage: as given to the table; ``max_load``
+            as its id map's. The tiers are ``"ram"`` (a CPU table), ``"ram"`` and ``"disk"``
+            (with :class:`~recis.core.tiers.StorageTiers`), ``"device"`` (a GPU table), or
+            ``"device"``, ``"pinned"`` (every row's home) and ``"ram"`` (the host's record of
+            which rows are on the device) with :class:`~recis.core.tiers.DeviceTiers`.
         optimizer: the sparse optimizer rule whose slots sit beside the rows (None: no slots).
         admission, eviction: the table's policies (an eviction policy adds a usage slot).
         pending_ids: under :class:`~recis.core.policies.FrequencyAdmission`, the ids seen but
             not yet admitted at once (its counts are estimated at their largest: 16 bytes each).
         batch: new ids inserted in one call (a training step's distinct new ids), for ``peak``.
-        tiers: the storage layout, tier name → byte budget (``None``: unbounded), fastest tier
-            first; rows that do not fit a tier's budget go to the next one. Default
-            ``{"ram": None}``. Only ``"ram"`` is estimated so far: other tiers raise
-            ``NotImplementedError``.
+        tiers: byte budgets by tier name (``None``: unbounded), for :attr:`MemoryEstimate.fits`.
     """
-    budgets = _checked_tiers(tiers)
     if ids < 0 or dim < 1:
         raise ValueError(f"estimate_memory: ids must be >= 0 and dim >= 1, got {ids}, {dim}")
     if isinstance(eviction, CapacityEviction):
@@ -100,18 +112,46 @@ def estimate_memory(
     row_count = math.ceil(ids / block_rows) * block_rows
     itemsize = np.dtype(dtype).itemsize
     slots = optimizer.slots(dim).values() if optimizer is not None else ()
+    slot_bytes = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize for s in slots)
+    policy_bytes = USAGE_SLOT_BYTES if eviction is not None else 0
+    allocator = GPU_ALLOCATOR_BYTES if device == "cuda" else 0
     parts = {
-        "id_map": SLOT_BYTES * id_map_capacity(ids, capacity, max_load),
+        "id_map": SLOT_BYTES * id_map_capacity(ids, capacity, max_load) + allocator,
         "rows": row_count * dim * itemsize,
-        "optimizer": row_count
-        * sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize for s in slots),
-        "policy": row_count * USAGE_SLOT_BYTES if eviction is not None else 0,
+        "optimizer": row_count * slot_bytes,
+        "policy": row_count * policy_bytes,
         "admission": _admission_bytes(admission, pending_ids),
     }
-    held = sum(parts.values())
+    row_bytes = dim * itemsize + slot_bytes + policy_bytes
+    layout = _tier_layout(parts, ids, row_count, row_bytes, block_rows, device, storage)
     working = batch * (BATCH_BYTES_PER_ID + 4 * dim + (itemsize * dim if itemsize != 4 else 0))
     working += eviction_scan_bytes(eviction, ids)
-    return MemoryEstimate({"ram": held}, {"ram": held + working}, parts, budgets)
+    if device == "cuda":  # the GPU id map rehashes into a new array: the old one is held too
+        working += (parts["id_map"] - allocator) // 2
+    fast = next(iter(layout))
+    peak = {**layout, fast: layout[fast] + working}
+    return MemoryEstimate(layout, peak, parts, _checked_budgets(tiers, layout, device, storage))
+
+
+def _tier_layout(parts, ids, row_count, row_bytes, block_rows, device, storage) -> dict:
+    """Bytes per tier, fastest first; adds the hot tier's parts to ``parts``."""
+    fast = "device" if device == "cuda" else "ram"
+    held = sum(parts.values())
+    if storage is None:
+        return {fast: held}
+    homes = parts["rows"] + parts["optimizer"] + parts["policy"]
+    hot_slots = storage.hot_bytes // row_bytes
+    index_rows = tracked_rows(row_count)
+    index = 12 * index_rows + 8 * hot_slots  # per row its slot and score, per slot its row
+    if device == "cuda":
+        hot_span = math.ceil(hot_slots / block_rows) * block_rows
+        parts["hot_rows"], parts["tier_index"] = hot_span * row_bytes, index + 4 * index_rows
+        return {"device": held - homes + parts["hot_rows"] + 4 * index_rows, "pinned": homes,
+                "ram": index}  # fmt: skip
+    hot_block = min(block_rows, 1 << max(0, (hot_slots // 8).bit_length() - 1))
+    parts["hot_rows"] = math.ceil(min(ids, hot_slots) / hot_block) * hot_block * row_bytes
+    parts["tier_index"] = index
+    return {"ram": held - homes + parts["hot_rows"] + index, "disk": homes}
 
 
 def id_map_capacity(ids: int, capacity: int = 1024, max_load: float = 0.5) -> int:
@@ -148,11 +188,13 @@ def _admission_bytes(admission: Admission | None, pending_ids: int) -> int:
     return SLOT_BYTES * id_map_capacity(pending_ids) + counts
 
 
-def _checked_tiers(tiers: Mapping[str, int | None] | None) -> dict[str, int | None]:
-    budgets = dict(tiers) if tiers is not None else {"ram": None}
-    unknown = [name for name in budgets if name not in TIERS]
+def _checked_budgets(tiers, layout: dict, device: str, storage) -> dict[str, int | None]:
+    budgets = dict(tiers) if tiers is not None else {name: None for name in layout}
+    unknown = [name for name in budgets if name not in layout]
     if unknown:
-        raise NotImplementedError(
-            f"estimate_memory: tiers {unknown} are not estimated yet (known: {list(TIERS)})"
+        kind = "no storage tiers" if storage is None else type(storage).__name__
+        raise ValueError(
+            f"estimate_memory: tiers {unknown} are not tiers of a {device} table with {kind} "
+            f"(its tiers: {list(layout)})"
         )
     return budgets

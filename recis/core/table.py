@@ -43,7 +43,7 @@ from recis.core.initializers import ConstantInitializer, Initializer
 from recis.core.policies import Admission, AdmitAll, Eviction, LookupStats
 from recis.core.row_changes import RowChanges
 from recis.core.row_store import EMBEDDING, RowPlan, RowStore
-from recis.core.tiers import StorageTiers, TieredRowStore
+from recis.core.tiers import DeviceTieredRowStore, DeviceTiers, StorageTiers, TieredRowStore
 
 
 class Lookup(NamedTuple):
@@ -94,7 +94,9 @@ class EmbeddingTable:
         device: ``"cpu"`` (NumPy arrays) or ``"cuda"`` (CuPy arrays on the current device);
             a policy must be able to run there (``runs_on_gpu``).
         storage: optional :class:`~recis.core.tiers.StorageTiers`: rows beyond its RAM budget
-            live on disk (CPU tables; default: every row in RAM).
+            live on disk (CPU tables; default: every row in RAM), or for a GPU table
+            :class:`~recis.core.tiers.DeviceTiers`: rows beyond its device budget live in pinned
+            host memory that the kernels read directly (default: every row on the device).
     """
 
     def __init__(
@@ -111,13 +113,9 @@ class EmbeddingTable:
         admission: Admission | None = None,
         eviction: Eviction | None = None,
         device: str = "cpu",
-        storage: StorageTiers | None = None,
+        storage: StorageTiers | DeviceTiers | None = None,
     ) -> None:
-        if storage is not None and device != "cpu":
-            raise NotImplementedError(
-                f"table {name!r}: storage tiers are for CPU tables yet (device={device!r}); "
-                "leave storage unset"
-            )
+        _check_storage(name, storage, device, eviction)
         self.name = name
         self.dim = dim
         self.device = device
@@ -141,7 +139,8 @@ class EmbeddingTable:
     def _new_store(self, dtype, block_rows: int) -> RowStore | TieredRowStore:
         if self.storage is None:
             return RowStore(self.dim, dtype, block_rows, self.name, device=self.device)
-        return TieredRowStore(self.dim, dtype, block_rows, self.name, tiers=self.storage)
+        tiered = DeviceTieredRowStore if self.device == "cuda" else TieredRowStore
+        return tiered(self.dim, dtype, block_rows, self.name, tiers=self.storage)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -153,10 +152,11 @@ class EmbeddingTable:
     @property
     def sync_free(self) -> bool:
         """Whether training lookups (:meth:`lookup`) and updates never wait for the device: a
-        GPU table without admission or eviction policy. Its lookups take padded batches
-        (:func:`~recis.core.dedupe.first_occurrences` with ``padded=True``): ids with count 0
-        are padding and get row -1."""
-        return self.xp is not np and isinstance(self.admission, AdmitAll) and self.eviction is None
+        GPU table without admission or eviction policy or storage tiers. Its lookups take
+        padded batches (:func:`~recis.core.dedupe.first_occurrences` with ``padded=True``): ids
+        with count 0 are padding and get row -1."""
+        plain = isinstance(self.admission, AdmitAll) and self.eviction is None
+        return self.xp is not np and plain and self.storage is None
 
     def _placed(self, policy):
         """``policy`` (None passes) checked to run on this table's device, its state moved there."""
@@ -436,9 +436,11 @@ class EmbeddingTable:
         ``growth_peak_bytes`` is what the table holds once its id map next grows: on the CPU the
         slots double in place, on the GPU the old and the new slots exist together during the
         rehash; the row store may add a block at the same time. A table with storage tiers
-        counts only what it holds in RAM there, puts its disk files under ``tier_bytes["disk"]``
-        and adds ``tiers``: each tier's rows and bytes with the hit rate, promotions and
-        demotions of its training lookups (:meth:`~recis.core.tiers.TieredRowStore.tier_stats`).
+        counts only what it holds in RAM (on a GPU: in device memory) there, puts its disk files
+        under ``tier_bytes["disk"]`` (its pinned host memory under ``tier_bytes["pinned"]``, and
+        its host record of where rows are under ``tier_bytes["ram"]``) and
+        adds ``tiers``: each tier's rows and bytes with the hit rate, promotions and demotions
+        of its training lookups (:meth:`~recis.core.tiers.TieredRowStore.tier_stats`).
 
         >>> table = EmbeddingTable("t", dim=4)
         >>> _ = table.find_or_insert(np.arange(1000))
@@ -454,7 +456,11 @@ class EmbeddingTable:
         tier_bytes = {"ram" if self.xp is np else "device": held}
         if self.storage is not None:
             tiers = self.store.tier_stats()
-            tier_bytes["disk"] = tiers["disk"]["bytes"]
+            if self.xp is np:
+                tier_bytes["disk"] = tiers["disk"]["bytes"]
+            else:
+                tier_bytes["pinned"] = tiers["pinned"]["bytes"]
+                tier_bytes["ram"] = tiers["ram"]["index_bytes"]
         return {
             **self.ids.stats(),
             "dim": self.dim,
@@ -468,6 +474,23 @@ class EmbeddingTable:
             "growth_peak_bytes": held + growth + self.store.block_bytes,
             **({} if self.storage is None else {"tiers": tiers}),
         }
+
+
+def _check_storage(name: str, storage, device: str, eviction) -> None:
+    """Refuse tiers that do not suit a table on ``device``, naming the table."""
+    if storage is None:
+        return
+    wanted = DeviceTiers if device == "cuda" else StorageTiers
+    if not isinstance(storage, wanted):
+        raise TypeError(
+            f"table {name!r}: storage of a table on {device} must be a {wanted.__name__}, "
+            f"got {type(storage).__name__}"
+        )
+    if device == "cuda" and eviction is not None:
+        raise NotImplementedError(
+            f"table {name!r}: a GPU table with storage tiers cannot have an eviction policy yet "
+            "(its rows leave device memory by the tiers' own policy instead)"
+        )
 
 
 def _with_prefix(state: dict, prefix: str) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 
 from recis.core.initializers import ConstantInitializer
 from recis.core.table import EmbeddingTable
-from recis.core.tiers import StorageTiers
+from recis.core.tiers import DeviceTiers, StorageTiers
 
 COMBINERS = ("sum", "mean", "tile")
 STORAGE_DTYPES = frozenset(np.dtype(t) for t in ("float32", "float16", ml_dtypes.bfloat16))
@@ -41,9 +41,10 @@ class EmbeddingOptionBase:
     ``FilterHook`` (anything with ``build()`` and ``info()``). ``pg`` and ``max_partition_num``
     are accepted for compatibility. ``padding_id`` (default None: none) is the id that marks
     padding in dense ids: such entries are left out of lookups, gradients and the combiner's
-    counts (see :mod:`recis.core.padded`). ``storage`` (default None: every row in RAM) is a
-    :class:`~recis.core.tiers.StorageTiers`: rows beyond its RAM budget live on disk; each
-    physical table gets the budgets.
+    counts (see :mod:`recis.core.padded`). ``storage`` (default None: every row in RAM, or on
+    the device) is a :class:`~recis.core.tiers.StorageTiers`: rows beyond its RAM budget live on
+    disk, or for a GPU table a :class:`~recis.core.tiers.DeviceTiers`: rows beyond its device
+    budget live in pinned host memory; each physical table gets the budgets.
     """
 
     embedding_dim: int = 16
@@ -67,7 +68,7 @@ class EmbeddingOptionBase:
     seed: int = 0
     capacity: int = 1024
     padding_id: int | None = None
-    storage: StorageTiers | None = None
+    storage: StorageTiers | DeviceTiers | None = None
 
     def __post_init__(self) -> None:
         if self.combiner not in COMBINERS:

@@ -16,6 +16,7 @@ from recis.core.optim import SGD, Adagrad, Adam
 from recis.core.optim.updater import SparseUpdater
 from recis.core.policies import CapacityEviction, FrequencyAdmission, GlobalStepEviction
 from recis.core.table import EmbeddingTable
+from recis.core.tiers import StorageTiers
 
 CONFIGS = {
     "dim 8": dict(ids=100_000, dim=8),
@@ -82,8 +83,23 @@ def test_peak_adds_one_batch_and_budgets_are_checked():
     assert peak.tiers == held.tiers
     assert peak.peak["ram"] - held.tiers["ram"] == 100_000 * (41 + 4 * 16)
     assert held.fits and not peak.fits  # 98.6 MB held > an 80 MiB budget
-    with pytest.raises(NotImplementedError, match=r"tiers \['disk'\] are not estimated yet"):
+    with pytest.raises(ValueError, match=r"tiers \['disk'\] are not tiers of a cpu table wi"):
         estimate_memory(1000, 8, tiers={"ram": 2**20, "disk": None})
+
+
+@pytest.mark.parametrize(("hot_rows", "policy"), [(3000, "lru"), (40_000, "lfu")])
+def test_estimate_of_a_table_with_storage_tiers_is_what_it_reports(hot_rows, policy):
+    row_bytes = 8 * 4 + 8 * 4  # dim 8 and Adagrad's sums
+    tiers = StorageTiers(ram_bytes=hot_rows * row_bytes, policy=policy)
+    table = built(50_000, 8, optimizer=Adagrad(), block_rows=4096, storage=tiers)
+    estimate = estimate_memory(50_000, 8, optimizer=Adagrad(), block_rows=4096, storage=tiers)
+    stats = table.stats()
+    assert estimate.tiers.keys() == stats["tier_bytes"].keys() == {"ram", "disk"}
+    assert estimate.tiers["disk"] == stats["tier_bytes"]["disk"] == 53_248 * row_bytes
+    assert estimate.parts["hot_rows"] == stats["tiers"]["ram"]["bytes"]
+    free = table.store.residency.free.nbytes  # slots freed by the last demotion, not estimated
+    assert estimate.tiers["ram"] == stats["tier_bytes"]["ram"] - free
+    assert free <= 8 * table.store.residency.slots // 16
 
 
 def test_estimate_memory_is_reachable_from_the_package():

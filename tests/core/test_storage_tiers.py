@@ -19,7 +19,14 @@ from recis.core.optim.updater import SparseUpdater
 from recis.core.policies import CapacityEviction, FrequencyAdmission
 from recis.core.row_store import RowPlan, RowStore
 from recis.core.table import EmbeddingTable
-from recis.core.tiers import DiskRows, Residency, StorageTiers, TieredPlan, TieredRowStore
+from recis.core.tiers import (
+    DeviceTiers,
+    DiskRows,
+    Residency,
+    StorageTiers,
+    TieredPlan,
+    TieredRowStore,
+)
 
 
 def test_the_lowest_scored_unprotected_rows_leave_first():
@@ -94,9 +101,11 @@ def test_a_ram_budget_below_one_row_is_refused():
         StorageTiers(ram_bytes=100, policy="fifo")
 
 
-def test_gpu_tables_have_no_tiers_yet():
-    with pytest.raises(NotImplementedError, match="table 'g': storage tiers are for CPU"):
+def test_each_device_takes_its_own_tiers():
+    with pytest.raises(TypeError, match="table 'g': storage of a table on cuda must be a Dev"):
         EmbeddingTable("g", dim=2, device="cuda", storage=StorageTiers(ram_bytes=1 << 20))
+    with pytest.raises(TypeError, match="table 'c': storage of a table on cpu must be a Stor"):
+        EmbeddingTable("c", dim=2, storage=DeviceTiers(device_bytes=1 << 20))
 
 
 @settings(max_examples=25, deadline=None)

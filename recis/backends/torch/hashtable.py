@@ -36,7 +36,7 @@ from recis.backends.torch.initializers import ConstantInitializer, Initializer
 from recis.core.initializers import Initializer as CoreInitializer
 from recis.core.policies import Admission, LookupStats
 from recis.core.table import EmbeddingTable
-from recis.core.tiers import StorageTiers
+from recis.core.tiers import DeviceTiers, StorageTiers
 from recis.distributed.exchange import ShardedTable, shard_of
 from recis.embedding.embedder import distinct_keys, find_rows
 from recis.embedding.policy_hooks import AdmitHook, FilterHook
@@ -71,7 +71,9 @@ class HashTable(TableAccess, nn.Module):
         seed: seed of the per-id initial values (a ``generator`` given to the initializer wins).
         capacity: expected number of ids, to size the id map up front.
         storage: optional :class:`~recis.core.tiers.StorageTiers`: rows beyond its RAM budget
-            live on disk (default: every row in RAM).
+            live on disk (default: every row in RAM); on a GPU a
+            :class:`~recis.core.tiers.DeviceTiers`: rows beyond its device budget live in
+            pinned host memory.
     """
 
     def __init__(
@@ -90,7 +92,7 @@ class HashTable(TableAccess, nn.Module):
         admit_hook: AdmitHook | None = None,
         seed: int = 0,
         capacity: int = 1024,
-        storage: StorageTiers | None = None,
+        storage: StorageTiers | DeviceTiers | None = None,
     ) -> None:
         super().__init__()
         if grad_reduce_by not in ("worker", "id"):

@@ -171,13 +171,17 @@ def update_in_blocks(rule, store, rows, grads, divisor: int, step: int, lr: floa
     ``divisor`` in the pass; ``counts`` is the table's :class:`NonfiniteCounts`. With ``host``
     (the device address of a :class:`~recis.core.cuda.host_mirror.DeferredErrors` report) a
     non-finite gradient leaves every row as it was and its count is reported there; without,
-    such rows are skipped and counted in ``counts.skipped``. Nothing waits for the device.
+    such rows are skipped and counted in ``counts.skipped``. Nothing waits for the device. A
+    store whose blocks are indexed by location (storage tiers: ``store.locate``) gets the rows'
+    locations.
 
     The caller checks :func:`updates_in_blocks` first. ``rule.update`` over gathered rows gives
     the same values (``tests/gpu/test_optim_gpu.py``).
     """
     kernel, slot_names, scalars_, per_row = _BLOCK_UPDATES[type(rule)](rule, step, lr)
     rows = rows.reshape(-1)
+    if hasattr(store, "locate"):  # blocks indexed by location (storage tiers), not by row
+        rows = store.locate(rows)
     n, dim = rows.size, store.dim
     if per_row and divisor != 1:  # row-wise Adagrad reads the gradients twice: divide first
         grads, divisor = grads / np.float32(divisor), 1

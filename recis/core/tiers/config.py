@@ -1,4 +1,5 @@
-"""``StorageTiers``: where a table's rows live when they do not all fit in RAM.
+"""``StorageTiers`` and ``DeviceTiers``: where a table's rows live when they do not all fit in
+RAM, or in GPU memory.
 
 A table with ``storage=StorageTiers(ram_bytes=...)`` keeps at most ``ram_bytes`` of rows — each
 row with its optimizer slots and policy state — in RAM (the *hot* tier) and every row in
@@ -16,6 +17,10 @@ it raises :class:`~recis.core.errors.TableFullError`.
 Traceback (most recent call last):
 ...
 ValueError: StorageTiers: ram_bytes must be > 0, got 0
+
+A GPU table with ``storage=DeviceTiers(device_bytes=...)`` keeps its hot rows in device memory
+and every row in pinned host memory, which kernels read and write in place (see
+:mod:`recis.core.tiers.device`).
 """
 
 from __future__ import annotations
@@ -50,6 +55,52 @@ class StorageTiers:
         if self.policy not in POLICIES:
             raise ValueError(f"StorageTiers: policy must be one of {POLICIES}, got {self.policy!r}")
 
+    @property
+    def hot_bytes(self) -> int:
+        """The budget of the fast tier."""
+        return self.ram_bytes
+
     def info(self) -> dict:
         """What decides the rows' placement (tables that differ in it are stored apart)."""
         return {"ram_bytes": self.ram_bytes, "disk_bytes": self.disk_bytes, "policy": self.policy}
+
+
+@dataclass(frozen=True)
+class DeviceTiers:
+    """Byte budgets of a GPU table's tiers: at most ``device_bytes`` of rows (embedding,
+    optimizer and policy slots) in device memory, every row in pinned host memory that kernels
+    read directly (at most ``host_bytes`` of it, None: no limit); ``policy`` (``"lru"`` or
+    ``"lfu"``) picks the rows that leave device memory first.
+
+    >>> DeviceTiers(device_bytes=1 << 30).info()
+    {'device_bytes': 1073741824, 'host_bytes': None, 'policy': 'lru'}
+    >>> DeviceTiers(device_bytes=1 << 30, policy="fifo")
+    Traceback (most recent call last):
+    ...
+    ValueError: DeviceTiers: policy must be one of ('lru', 'lfu'), got 'fifo'
+    """
+
+    device_bytes: int
+    host_bytes: int | None = None
+    policy: str = "lru"
+
+    def __post_init__(self) -> None:
+        if self.device_bytes <= 0:
+            raise ValueError(f"DeviceTiers: device_bytes must be > 0, got {self.device_bytes}")
+        if self.host_bytes is not None and self.host_bytes <= 0:
+            raise ValueError(f"DeviceTiers: host_bytes must be > 0, got {self.host_bytes}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"DeviceTiers: policy must be one of {POLICIES}, got {self.policy!r}")
+
+    @property
+    def hot_bytes(self) -> int:
+        """The budget of the fast tier."""
+        return self.device_bytes
+
+    def info(self) -> dict:
+        """What decides the rows' placement (tables that differ in it are stored apart)."""
+        return {
+            "device_bytes": self.device_bytes,
+            "host_bytes": self.host_bytes,
+            "policy": self.policy,
+        }

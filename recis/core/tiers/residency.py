@@ -31,6 +31,20 @@ from recis.core.policies import lowest_scores
 EMPTY = np.empty(0, np.int64)
 
 
+def tracked_rows(num_rows: int) -> int:
+    """The rows a Residency grown for ``num_rows`` rows keeps scores for: the least number
+    ``m * 2**e`` with ``4 <= m <= 8`` that is at least ``num_rows``, so growth comes in steps of
+    at most a quarter.
+
+    >>> [tracked_rows(n) for n in (3, 8, 9, 1000, 1024, 1025)]
+    [3, 8, 10, 1024, 1024, 1280]
+    """
+    if num_rows <= 8:
+        return num_rows
+    step = 1 << (num_rows.bit_length() - 3)
+    return -(-num_rows // step) * step
+
+
 class Moves(NamedTuple):
     """Rows to move: ``rows_out`` leave hot slots ``slots_out`` (first), then ``rows_in`` take
     hot slots ``slots_in``."""
@@ -65,11 +79,12 @@ class Residency:
         return self.slot_of.nbytes + self.score.nbytes + self.owner.nbytes + self.free.nbytes
 
     def grow(self, num_rows: int) -> None:
-        """Make room for rows ``[0, num_rows)`` (new rows are cold, with score 0)."""
+        """Make room for rows ``[0, num_rows)`` (new rows are cold, with score 0), and up to a
+        quarter more: :func:`tracked_rows` of them, whatever the earlier sizes."""
         old = self.slot_of.size
         if num_rows <= old:
             return
-        size = max(num_rows, old + old // 4)
+        size = tracked_rows(num_rows)
         slot_of, score = np.full(size, -1, np.int32), np.zeros(size, np.int64)
         slot_of[:old], score[:old] = self.slot_of, self.score
         self.slot_of, self.score = slot_of, score

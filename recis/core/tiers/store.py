@@ -11,8 +11,8 @@ rows hot slots without reading them. Every other operation takes rows wherever t
 tier's rows (the kernels of :meth:`~TieredRowStore.blocks` use it) when all rows are hot, else a
 :class:`TieredPlan`. Rows move as raw bits, so values never depend on where a row is.
 
-A GPU tier would pair a device RowStore (hot) with one whose blocks are mapped pinned host memory
-(cold), with the same plans; a Residency's decisions would then run on the device.
+A GPU table's tiers (device memory over mapped pinned host memory) are
+:class:`~recis.core.tiers.device.DeviceTieredRowStore`, placed by the same Residency.
 
 >>> import numpy as np
 >>> from recis.core.tiers.config import StorageTiers
