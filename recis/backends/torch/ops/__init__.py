@@ -15,6 +15,7 @@ from recis.backends.torch.ops import (
     metrics,
     optimizers,
     ragged_ops,
+    samples,
     segments,
     sequences,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "metrics",
     "optimizers",
     "ragged_ops",
+    "samples",
     "segments",
     "sequences",
 ]
