@@ -28,5 +28,13 @@ if _torch_is_only_our_test_folder():
     install()
 
 # not test modules: the torch blocker (importing it would block torch in this process) and a
-# script run with its own PYTHONPATH
-collect_ignore = ["tests/no_torch", "tests/jax/mesh_worker.py"]
+# script run with its own PYTHONPATH; and RecIS's hook paths that import as their backend module
+# (recis.backends.torch.recis_path), which doctest collection would take for another file
+collect_ignore = [
+    "tests/no_torch",
+    "tests/jax/mesh_worker.py",
+    "recis/hooks/auto_profiler_hook.py",
+    "recis/hooks/initial_profiler_hook.py",
+    "recis/hooks/monitor_report_hook.py",
+    "recis/hooks/profiler_hook.py",
+]

@@ -1,7 +1,7 @@
 """Training hooks.
 
 The hooks are imported on first use, so that a front end imports only those it needs (the torch
-ones — filter, profiler — are never loaded by a JAX run).
+ones — filter, profiler, metric report — are never loaded by a JAX run).
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ _MODULES = {
     "HashTableFilterHook": "recis.backends.torch.hooks.filter_hook",
     "Hook": "recis.hooks.hook",
     "LoggerHook": "recis.hooks.logger_hook",
+    "MetricReportHook": "recis.backends.torch.hooks.monitor_report_hook",
     "PlotHook": "recis.hooks.plot_hook",
     "ProfilerHook": "recis.backends.torch.hooks.profiler_hook",
     "TensorBoardHook": "recis.hooks.tensorboard_hook",
+    "_InitialProfilerHook": "recis.backends.torch.hooks.initial_profiler_hook",
 }
 
 __all__ = sorted(_MODULES)

@@ -18,6 +18,7 @@ NEUTRAL = {
     "recis.embedding": {"recis.core", "recis.distributed"},
     "recis.framework": {"recis.core", "recis.checkpoint", "recis.distributed", "recis.utils"},
     "recis.hooks": {"recis.core", "recis.framework", "recis.utils"},
+    "recis.monitor": {"recis.utils"},
     "recis.export": {"recis.core", "recis.checkpoint", "recis.distributed"},
     "recis.serving": {"recis.core", "recis.distributed", "recis.embedding", "recis.export"},
 }

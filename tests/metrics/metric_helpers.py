@@ -47,11 +47,14 @@ def run_groups(indicators):
     return runs
 
 
-def sklearn_gauc(predictions, labels, runs):
-    """Size-weighted mean of sklearn's AUC over the two-class runs (NaN when there are none)."""
+def sklearn_gauc(predictions, labels, runs, by_clicks=False):
+    """Mean of sklearn's AUC over the two-class runs weighted by their size (or clicks); NaN
+    when there are none."""
     total = weight = 0.0
     for start, end in runs:
-        if 0 < labels[start:end].sum() < end - start:
-            total += roc_auc_score(labels[start:end], predictions[start:end]) * (end - start)
-            weight += end - start
+        clicks = labels[start:end].sum()
+        if 0 < clicks < end - start:
+            run_weight = clicks if by_clicks else end - start
+            total += roc_auc_score(labels[start:end], predictions[start:end]) * run_weight
+            weight += run_weight
     return total / weight if weight else float("nan")

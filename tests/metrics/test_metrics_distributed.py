@@ -37,7 +37,8 @@ def check_on_rank(rank: int, init_file: str) -> None:
     try:
         everything = [np.concatenate(x) for x in zip(*map(rank_data, range(WORLD)), strict=True)]
         all_predictions, all_labels, _ = everything
-        threshold, exact, gauc = AUROC(dist_sync_on_step=True), AUROC(mode="exact"), Gauc()
+        threshold, exact = AUROC(dist_sync_on_step=True), AUROC(mode="exact")
+        gauc = Gauc(span_batches=True)
         for step, (predictions, labels, indicators) in enumerate(zip(*batches(rank), strict=True)):
             batch_value = threshold(torch.tensor(predictions), torch.tensor(labels)).item()
             step_data = [[x[step] for x in batches(r)] for r in range(WORLD)]

@@ -46,3 +46,15 @@ def multi_hash(input: torch.Tensor, muls, primes, bucket_num) -> list[torch.Tens
     buckets = torch.as_tensor(bucket_num, dtype=torch.int64).reshape(-1).expand(len(muls))
     hashes = fused_multi_hash([input.reshape(-1)], [muls], [primes], [buckets.contiguous()])
     return [h.reshape(input.shape) for h in hashes]
+
+
+def parse_sample_id(data, is_max: bool = True) -> int:
+    """The newest (``is_max``) or oldest timestamp of a batch's sample ids: the integer after
+    each id's last ``^`` (``data``: a list of strings, or an array of ``str``/``bytes``).
+
+    >>> parse_sample_id(["u1^item^1700000005", "u2^item^1700000003"], is_max=False)
+    1700000003
+    """
+    ids = data.reshape(-1).tolist() if hasattr(data, "reshape") else list(data)
+    ids = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+    return torch.ops.recis.parse_sample_id(ids, is_max)

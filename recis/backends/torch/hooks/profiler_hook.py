@@ -1,26 +1,25 @@
 """``ProfilerHook``: torch profiler traces of a few training steps (RecIS API).
 
-The profiler follows ``torch.profiler.schedule(wait, warmup, active, repeat)`` over training
-steps: each cycle skips ``wait`` steps, warms up for ``warmup`` and records ``active`` steps,
-then writes a Chrome trace (``chrome://tracing`` or Perfetto) to
-``<output_dir>/<APP_ID>-<rank>-timeline-<step>.json`` (``APP_ID`` from the environment, default
-``local``). It records CPU activity, and CUDA activity when a GPU is present, with shapes,
-memory, stacks and FLOPs, as RecIS does; ``profile_options`` overrides those settings.
-
-The profiler starts at ``before_train`` (or the first ``after_step``, if the trainer does not
-call ``before_train``) and each ``after_step`` ends a profiled step; ``after_train``/``end``
-stop it. A profiler that fails (e.g. because another one holds the session) is reported and
-left off, so training goes on.
+The hook counts the steps it sees. At step 10 (:data:`USER_PROFILER_CREATE_STEP`, after RecIS's
+startup FLOPS profiler has closed: only one profiler may run at a time) it creates a profiler
+whose schedule ``wait, warmup, active, repeat`` counts from there — with ``wait=1, warmup=1,
+active=1`` step 12 is recorded. ``wait`` must be at least 1, so that the profiler starts idle.
+Each recorded cycle is written as a Chrome trace (``chrome://tracing`` or Perfetto) to
+``<output_dir>/<APP_ID>-<RANK>-timeline-<step>.json`` (``APP_ID`` default ``local``; ``<step>``
+counts from the profiler's creation); the file names are kept in ``traces``. CPU activity is
+recorded, and CUDA activity where a GPU is present, with shapes, memory, stacks and FLOPs;
+``profile_options`` overrides those settings. A profiler that fails (another one holds the
+session) is reported and dropped, and a trace that takes longer than ``_TRACE_SAVE_TIMEOUT``
+seconds to write is abandoned: training goes on either way.
 
 >>> import torch, tempfile, os
 >>> directory = tempfile.mkdtemp()
 >>> hook = ProfilerHook(wait=1, warmup=1, active=1, repeat=1, output_dir=directory)
->>> hook.before_train()
->>> for step in range(1, 5):  # doctest: +ELLIPSIS
+>>> for step in range(1, 14):  # doctest: +ELLIPSIS
+...     hook.before_step()
 ...     _ = torch.ones(8) @ torch.ones(8)
-...     hook.after_step({}, step)
-[...] [INFO] [recis.hooks.ProfilerHook] profiler trace written to .../local-0-timeline-3.json
->>> hook.end()
+...     hook.after_step()
+[...] [INFO] [ProfilerHook] profiler trace written to .../local-0-timeline-3.json
 >>> os.listdir(directory)
 ['local-0-timeline-3.json']
 """
@@ -28,12 +27,20 @@ left off, so training goes on.
 from __future__ import annotations
 
 import os
+import threading
+import traceback
 
 import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
+from recis.backends.torch.hooks.initial_profiler_hook import USER_PROFILER_CREATE_STEP
+from recis.backends.torch.recis_path import serve_at_recis_path
 from recis.hooks.hook import Hook
 from recis.utils.logger import Logger, distributed_rank
+
+# seconds a trace may take to be written before it is abandoned (a stuck file system must not
+# stall training)
+_TRACE_SAVE_TIMEOUT = 600
 
 DEFAULT_OPTIONS = {
     "record_shapes": True,
@@ -43,14 +50,40 @@ DEFAULT_OPTIONS = {
 }
 
 
+def run_with_timeout(action, timeout: float, what: str, logger: Logger) -> bool:
+    """Run ``action()`` in a daemon thread for at most ``timeout`` seconds; False (logged as an
+    error) when it failed or is still running then (it is left to finish on its own)."""
+    failure: list[str] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException:  # reported below, whatever it is
+            failure.append(traceback.format_exc())
+
+    worker = threading.Thread(target=run, name="recis-trace-save", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        logger.error("%s timed out after %ss; this trace is abandoned", what, timeout)
+        return False
+    if failure:
+        logger.error("%s failed:\n%s", what, failure[0])
+        return False
+    return True
+
+
 class ProfilerHook(Hook):
     """Profile training steps on a schedule (see the module docstring).
 
     Args:
-        wait, warmup, active, repeat: the profiler schedule (steps; ``repeat`` cycles).
+        wait, warmup, active, repeat: the profiler schedule, counted from step 10.
         output_dir: directory of the traces (created when needed).
-        profile_options: keyword arguments for ``torch.profiler.profile`` that replace the
+        profile_options: keyword arguments of ``torch.profiler.profile`` replacing the
             defaults above (e.g. ``{"with_stack": False}`` for smaller traces).
+
+    Raises:
+        ValueError: ``wait`` is below 1.
     """
 
     def __init__(
@@ -62,68 +95,74 @@ class ProfilerHook(Hook):
         output_dir: str = "./",
         profile_options: dict | None = None,
     ) -> None:
-        if wait < 0 or warmup < 0 or active < 1 or repeat < 0:
-            raise ValueError(
-                f"need wait >= 0, warmup >= 0, active >= 1, repeat >= 0; got "
-                f"wait={wait}, warmup={warmup}, active={active}, repeat={repeat}"
-            )
+        self.logger = Logger("ProfilerHook")
+        if wait <= 0:
+            raise ValueError("ProfilerHook wait must be greater than 0")
         self.wait, self.warmup, self.active, self.repeat = wait, warmup, active, repeat
         self.output_dir = output_dir
         self.options = {**DEFAULT_OPTIONS, **(profile_options or {})}
-        self.logger = Logger("recis.hooks.ProfilerHook")
         self.traces: list[str] = []
-        self._profiler: profile | None = None
-        self._state = "idle"  # idle, running, stopped or failed
+        self.prof: profile | None = None
+        self.prof_step_count = 0
 
-    def before_train(self) -> None:
-        if self._state == "idle":
-            self._start()
+    def get_trace_handler(self):
+        """The ``on_trace_ready`` callback: write the trace (bounded in time)."""
 
-    def after_step(self, metrics: dict | None = None, global_step: int = 0) -> None:
-        if self._state == "idle":
-            self._start()
-        elif self._state == "running":
-            try:
-                self._profiler.step()
-            except RuntimeError as error:
-                self._give_up(error)
+        def write_trace(prof) -> None:
+            app = os.environ.get("APP_ID", "local")
+            path = os.path.join(
+                self.output_dir, f"{app}-{distributed_rank()}-timeline-{prof.step_num}.json"
+            )
 
-    def after_train(self) -> None:
-        self._stop()
+            def save() -> None:
+                os.makedirs(self.output_dir, exist_ok=True)
+                prof.export_chrome_trace(path)
+                self.traces.append(path)
+                self.logger.info("profiler trace written to %s", path)
 
-    def end(self) -> None:
-        self._stop()
+            run_with_timeout(
+                save, _TRACE_SAVE_TIMEOUT, f"writing profiler trace {path}", self.logger
+            )
 
-    def _start(self) -> None:
+        return write_trace
+
+    def get_prof_schedule(self) -> profile:
+        """A new profiler following this hook's schedule (not started: steps drive it)."""
         activities = [ProfilerActivity.CPU]
         if torch.cuda.is_available():
             activities.append(ProfilerActivity.CUDA)
         steps = schedule(wait=self.wait, warmup=self.warmup, active=self.active, repeat=self.repeat)
-        self._profiler = profile(
-            activities=activities, schedule=steps, on_trace_ready=self._save, **self.options
+        return profile(
+            activities=activities,
+            schedule=steps,
+            on_trace_ready=self.get_trace_handler(),
+            **self.options,
         )
-        try:
-            self._profiler.start()
-        except RuntimeError as error:
-            self._give_up(error)
+
+    def before_step(self, *args, **kwargs) -> None:
+        if self.prof_step_count + 1 != USER_PROFILER_CREATE_STEP:
             return
-        self._state = "running"
+        try:
+            self.prof = self.get_prof_schedule()
+        except Exception:
+            self.logger.error("profiler not created:\n%s", traceback.format_exc())
 
-    def _give_up(self, error: RuntimeError) -> None:
-        self.logger.error("profiler failed, training goes on without it: %s", error)
-        self._profiler = None
-        self._state = "failed"
+    def after_step(self, *args, **kwargs) -> None:
+        self.prof_step_count += 1
+        if self.prof_step_count < USER_PROFILER_CREATE_STEP or self.prof is None:
+            return
+        try:
+            self.prof.step()
+        except Exception as error:  # another profiler may hold the session
+            self.prof = None
+            self.logger.error("profiler failed, training goes on without it: %s", error)
 
-    def _stop(self) -> None:
-        if self._state == "running":
-            self._profiler.stop()
-            self._state = "stopped"
+    def end(self, *args, **kwargs) -> None:
+        """Close a profiler still warming up or recording (a cycle cut short while recording is
+        written as it stands)."""
+        if self.prof is not None and self.prof.profiler is not None:
+            self.prof.stop()
+        self.prof = None
 
-    def _save(self, profiler: profile) -> None:
-        os.makedirs(self.output_dir, exist_ok=True)
-        app = os.environ.get("APP_ID", "local")
-        name = f"{app}-{distributed_rank()}-timeline-{profiler.step_num}.json"
-        path = os.path.join(self.output_dir, name)
-        profiler.export_chrome_trace(path)
-        self.traces.append(path)
-        self.logger.info("profiler trace written to %s", path)
+
+serve_at_recis_path(__name__, "recis.hooks.profiler_hook")

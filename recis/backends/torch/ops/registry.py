@@ -19,6 +19,7 @@ import torch
 
 NAMESPACE = "recis"
 _LIBRARY = torch.library.Library(NAMESPACE, "FRAGMENT")
+OP_NAMES: list[str] = []  # the ops defined here, in order
 
 
 def recis_op(schema: str, fake: Callable) -> Callable[[Callable], Callable]:
@@ -32,6 +33,7 @@ def recis_op(schema: str, fake: Callable) -> Callable[[Callable], Callable]:
     def register(kernel: Callable) -> Callable:
         name = schema.split("(", 1)[0]
         _LIBRARY.define(schema)
+        OP_NAMES.append(name)
         _LIBRARY.impl(name, kernel, "CompositeExplicitAutograd")
         torch.library.register_fake(f"{NAMESPACE}::{name}", fake, lib=_LIBRARY)
         return kernel

@@ -1,0 +1,1 @@
+"""The torch side of ``recis.monitor``: timing on the current CUDA stream."""
