@@ -19,6 +19,8 @@ from recis.core import optim as rules
 class SparseAdam(SparseOptimizer):
     """Adam; ``weight_decay`` is coupled L2 as in ``torch.optim.Adam`` (RecIS ignored it)."""
 
+    recis_slot_prefix = "sparse_adam_"
+
     def __init__(
         self,
         param_dict,
@@ -37,6 +39,8 @@ class SparseAdam(SparseOptimizer):
 
 class SparseAdamW(SparseOptimizer):
     """AdamW: decoupled decay ``w *= 1 - lr·weight_decay``, then Adam."""
+
+    recis_slot_prefix = "sparse_adamw_"
 
     recis_prefix = "sparse_adamw_"
 
@@ -59,6 +63,8 @@ class SparseAdamW(SparseOptimizer):
 class SparseAdamWTF(SparseOptimizer):
     """RecIS's TF-style AdamW: decay ``w *= 1 - weight_decay``, epsilon outside the bias
     correction. ``use_nesterov=True`` is not supported."""
+
+    recis_slot_prefix = "sparse_adamw_tf_"
 
     recis_prefix = "sparse_adamw_tf_"
 
@@ -90,6 +96,8 @@ class SparseSGD(SparseOptimizer):
 class SparseAdagrad(SparseOptimizer):
     """Adagrad as ``torch.optim.Adagrad`` (per-element accumulator)."""
 
+    recis_slot_prefix = "sparse_adagrad_"
+
     def __init__(
         self,
         param_dict,
@@ -110,6 +118,8 @@ class SparseAdagrad(SparseOptimizer):
 
 class SparseRowwiseAdagrad(SparseOptimizer):
     """Row-wise Adagrad: one accumulator per row (the mean of g²), as FBGEMM/TorchRec."""
+
+    recis_slot_prefix = "sparse_row_wise_adagrad_"
 
     def __init__(
         self,
