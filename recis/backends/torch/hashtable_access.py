@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from recis.backends.torch.bridge import as_engine, as_tensor, beside_torch
+from recis.backends.torch.optim.squared_gradients import accept_grad_sq
 from recis.backends.torch.slot_group import SlotGroup
 from recis.core.id_map import Entries
 from recis.core.row_store import EMBEDDING
@@ -185,6 +186,10 @@ class HashtableImpl:
 
     def slot_group(self) -> SlotGroup:
         return self._table.slot_group()
+
+    def accept_grad_sq(self, grad_index, grad_sq) -> None:
+        """Add squared gradients of rows (for RecIS's ``*Sum`` Adagrad optimizers)."""
+        accept_grad_sq(self._table, grad_index, grad_sq)
 
     def ids(self, child=None) -> torch.Tensor:
         return self._table.ids(child)
