@@ -12,6 +12,7 @@ AdamW(beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.01, amsgrad=False)
 
 from __future__ import annotations
 
+from recis.backends.torch.optim.recis_steps import RecisSteps
 from recis.backends.torch.optim.sparse_optimizer import SparseOptimizer
 from recis.core import optim as rules
 
@@ -93,10 +94,12 @@ class SparseSGD(SparseOptimizer):
         super().__init__(param_dict, rules.SGD(weight_decay), lr, on_nonfinite)
 
 
-class SparseAdagrad(SparseOptimizer):
-    """Adagrad as ``torch.optim.Adagrad`` (per-element accumulator)."""
+class SparseAdagrad(RecisSteps, SparseOptimizer):
+    """Adagrad as ``torch.optim.Adagrad`` (per-element accumulator); its state holds RecIS's
+    step entries (``sparse_adagrad_step``, :mod:`~recis.backends.torch.optim.recis_steps`)."""
 
     recis_slot_prefix = "sparse_adagrad_"
+    recis_step_prefix = "sparse_adagrad_"
 
     def __init__(
         self,
