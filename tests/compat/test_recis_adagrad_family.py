@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from recis.nn.modules.hashtable import HashTable
-from recis.optim import SparseAdagradSum, SparseRowWiseAdagrad, SparseRowWiseAdagradSum
+from recis.optim import (
+    SparseAdagrad,
+    SparseAdagradSum,
+    SparseRowWiseAdagrad,
+    SparseRowWiseAdagradSum,
+)
 
 STATE = "sparse_row_wise_adagrad_state_sum"
 
@@ -109,3 +114,36 @@ def test_adagrad_sum_uses_given_squares_and_falls_back_to_the_gradient_square():
     state = table.slot_group().slot_by_name("sparse_adagrad_state_sum").value()[rows]
     assert state.view(-1).tolist() == pytest.approx([9.0, 4.0])
     assert table(torch.tensor([1, 2])).view(-1).tolist() == pytest.approx([-2.0 / 3.0, -1.0])
+
+
+def test_update_info_records_every_nth_update_with_the_state_before_it():
+    table = _table("info_table", dim=1)
+    optimizer = SparseAdagrad({"info_table": table}, lr=1.0, save_update_info_interval=2)
+    for gradient in (1.0, 3.0, 5.0):
+        (table(torch.tensor([9])) * gradient).sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    info = optimizer.get_step_update_info()  # the 2nd update; the 3rd is not recorded
+    assert info["info_table_last_saved_step"].item() == 2
+    assert info["info_table_updated_grad"].tolist() == [[3.0]]
+    assert info["info_table_updated_state_sum"].tolist() == [[1.0]]
+    assert info["info_table_updated_params_before"].tolist() == [[-1.0]]
+    after = -1.0 - 3.0 / math.sqrt(10.0)
+    assert info["info_table_updated_params_after"].item() == pytest.approx(after)
+    assert info["info_table_updated_ids"].tolist() == [9]
+
+
+def test_checkpoint_reader_gives_recis_step_entry(tmp_path):
+    from recis.framework.checkpoint_manager import Saver
+    from recis.serialize.checkpoint_reader import CheckpointReader
+
+    model = torch.nn.Module()
+    model.table = _table("reader_table")
+    optimizer = SparseAdagrad({"reader_table": model.table})
+    for _ in range(3):
+        model.table(torch.tensor([1])).sum().backward()
+        optimizer.step()
+    path = Saver(model, optimizer, output_dir=str(tmp_path)).save("ckpt_3")
+    reader = CheckpointReader(path)
+    assert "sparse_adagrad_step" in reader.tensor_names()
+    assert reader.read_tensor("sparse_adagrad_step").tolist() == [3]
