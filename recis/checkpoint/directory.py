@@ -14,6 +14,7 @@ from recis.checkpoint.files import (
     LIST_FILE,
     OLD_PREFIX,
     TEMP_PREFIX,
+    check_plain_name,
     read_checkpoint_list,
     write_text_atomic,
 )
@@ -62,9 +63,11 @@ class CheckpointDirectory:
         fill: Callable[[CheckpointWriter], None],
         metadata: Mapping | None = None,
         communicator: Communicator | None = None,
+        name: str | None = None,
         **writer_options,
     ) -> Path:
-        """Write ``ckpt_<step>`` (``fill(writer)`` adds its content), list it, drop old ones.
+        """Write ``ckpt_<step>`` (or ``name``; ``fill(writer)`` adds its content), list it, drop
+        old ones (only ``ckpt_<step>`` ones are deleted; others are unlisted).
 
         A checkpoint of the same step is replaced; it is unlisted while that happens, so a
         crash at any point leaves the list naming only whole checkpoints. With a
@@ -72,12 +75,16 @@ class CheckpointDirectory:
         shard (:mod:`~recis.checkpoint.sharded`); rank 0 alone keeps the list and removes
         old checkpoints, and every rank returns once the checkpoint is listed.
         """
-        name = self.path(step).name
-        names = agree(communicator, partial(self._prepare, name), f"preparing to save {name!r}")
-        with checkpoint_writer(self.path(step), communicator, **writer_options) as writer:
+        path = self.path(step) if name is None else self.root / name
+        if name is not None:
+            check_plain_name(name, self.root / LIST_FILE)
+        names = agree(
+            communicator, partial(self._prepare, path.name), f"preparing to save {path.name!r}"
+        )
+        with checkpoint_writer(path, communicator, **writer_options) as writer:
             fill(writer)
             writer.commit({"step": step, **(metadata or {})}, then=partial(self._list, names))
-        return self.path(step)
+        return path
 
     def _prepare(self, name: str) -> list[str]:
         """Clear what interrupted saves left, unlist ``name``; return the names still listed."""

@@ -265,7 +265,8 @@ class Embedder:
         )
         self.tables: dict[str, EmbeddingTable] = {}
         for group in self._groups:
-            option = self.options[group.features[0]]
+            trained = [f for f in group.features if self.options[f].trainable]
+            option = self.options[(trained or group.features)[0]]
             self.tables[group.name] = make_table(option, group.name, group.children)
         self._communicator = communicator
 

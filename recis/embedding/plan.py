@@ -2,7 +2,8 @@
 the engine form of a feature's ids.
 
 Front ends (torch, JAX) describe each feature by an option object with ``shared_name``,
-``coalesced_info()`` (storage properties: features that agree share a physical table) and
+``coalesced_info()`` (storage properties: features that agree share a physical table, unless
+one's logical table is trained and the other's is not) and
 ``runtime_info()`` (per-request properties: features that agree are combined in one call).
 Requests hold NumPy arrays, or CuPy arrays for inputs on the GPU; their work stays on the device.
 
@@ -215,12 +216,14 @@ def _device_shifts(xp, device: int, starts: tuple[int, ...], counts: tuple[int, 
 @dataclass
 class TableGroup:
     """Features stored in one physical table (``name``), holding logical tables ``children``;
-    features are ordered so that equal runtime options are adjacent."""
+    features are ordered so that equal runtime options are adjacent. ``trainable``: whether a
+    trainable feature uses the table (a logical table no feature trains is stored apart)."""
 
     name: str
     features: list[str]
     children: list[str]
     tags: dict[str, int]
+    trainable: bool = True
 
     def runs(self, options: dict) -> list[list[str]]:
         """Consecutive features with equal ``runtime_info()``: one combine call each."""
@@ -244,21 +247,23 @@ class TableGroup:
 
 def plan_tables(options: dict) -> list[TableGroup]:
     """Group features by storage options into physical tables (see the module docstring)."""
-    by_storage: dict[str, list[str]] = {}
+    trained = {option.shared_name for option in options.values() if option.trainable}
+    by_storage: dict[tuple[str, bool], list[str]] = {}
     for feature, option in options.items():
-        by_storage.setdefault(option.coalesced_info(), []).append(feature)
+        key = (option.coalesced_info(), option.shared_name in trained)
+        by_storage.setdefault(key, []).append(feature)
     _check_shared_names(options, by_storage)
     groups = []
-    for features in by_storage.values():
+    for (_, trainable), features in by_storage.items():
         features = sorted(features, key=lambda f: options[f].runtime_info())
         children = list(dict.fromkeys(options[f].shared_name for f in features))
         name = children[0] if len(children) == 1 else f"{children[0]}+{len(children) - 1}"
         tags = {f: children.index(options[f].shared_name) for f in features}
-        groups.append(TableGroup(name, features, children, tags))
+        groups.append(TableGroup(name, features, children, tags, trainable))
     return groups
 
 
-def _check_shared_names(options: dict, by_storage: dict[str, list[str]]) -> None:
+def _check_shared_names(options: dict, by_storage: dict[tuple[str, bool], list[str]]) -> None:
     owner: dict[str, str] = {}
     for info, features in by_storage.items():
         for feature in features:

@@ -148,8 +148,9 @@ class CheckpointManagerBase(abc.ABC):
             return self.save()
         return None
 
-    def save(self) -> Path:
-        """Write ``ckpt_<global step>`` now, list it and drop the oldest beyond ``max_to_keep``."""
+    def save(self, name: str | None = None) -> Path:
+        """Write ``ckpt_<global step>`` (or ``name``) now, list it and drop the oldest
+        ``ckpt_<step>`` beyond ``max_to_keep``."""
         tables = self.engine_tables()
         pending = [name for name, table in tables.items() if table.grads]
         if pending:
@@ -161,7 +162,7 @@ class CheckpointManagerBase(abc.ABC):
         fill = partial(self.write, tables)
         metadata = self.metadata()
         return self.directory.save(
-            self._global_step, fill, metadata, self.communicator(), **self.writer_options
+            self._global_step, fill, metadata, self.communicator(), name, **self.writer_options
         )
 
     def restore(self, step: int | None = None) -> bool:

@@ -7,12 +7,15 @@ from recis.backends.torch.checkpoint import (
     CheckpointManager,
 )
 from recis.backends.torch.framework_saver import Saver, SaverCheckpointManager
+from recis.backends.torch.saver_options import ExtraFields, SaverOptions
 
 __all__ = [
     "EXTRA_FILE",
     "MODEL_FILE",
     "RANK_FILE",
     "CheckpointManager",
+    "ExtraFields",
     "Saver",
     "SaverCheckpointManager",
+    "SaverOptions",
 ]

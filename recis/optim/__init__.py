@@ -12,8 +12,10 @@ from recis.backends.torch.optim.sparse_optimizers import (
     SparseRowwiseAdagrad,
     SparseSGD,
 )
-
-SparseRowWiseAdagrad = SparseRowwiseAdagrad
+from recis.backends.torch.optim.sparse_row_wise_adagrad import (
+    SparseRowWiseAdagrad,
+    SparseRowWiseAdagradSum,
+)
 
 __all__ = [
     "AdamWTF",
@@ -25,6 +27,7 @@ __all__ = [
     "SparseFtrl",
     "SparseOptimizer",
     "SparseRowWiseAdagrad",
+    "SparseRowWiseAdagradSum",
     "SparseRowwiseAdagrad",
     "SparseSGD",
 ]

@@ -19,7 +19,7 @@ from recis.nn.modules.hashtable import (
     gen_slice,
     split_sparse_dense_state_dict,
 )
-from recis.optim import SparseAdamW, SparseRowwiseAdagrad
+from recis.optim import SparseAdamW, SparseOptimizer, SparseRowwiseAdagrad
 from recis.utils.data_utils import CompareOp, copy_data_to_device
 
 OPTIMIZER_PATHS = {
@@ -40,10 +40,13 @@ def test_optimizer_module_paths_give_the_package_optimizers(path, name):
     assert getattr(importlib.import_module(path), name) is getattr(recis.optim, name)
 
 
-def test_row_wise_adagrad_has_recis_spelling_too():
+def test_row_wise_adagrad_recis_spelling_has_recis_signature():
     from recis.optim.sparse_row_wise_adagrad import SparseRowWiseAdagrad
 
-    assert SparseRowWiseAdagrad is SparseRowwiseAdagrad
+    assert issubclass(SparseRowWiseAdagrad, SparseOptimizer)
+    assert SparseRowWiseAdagrad is not SparseRowwiseAdagrad  # lr_decay before the accumulator
+    optimizer = SparseRowWiseAdagrad({"spelling": HashTable([-1, 2], name="spelling")})
+    assert optimizer.param_groups[0]["lr"] == 1e-3
 
 
 def test_a_sparse_optimizer_from_its_recis_path_trains_a_table():

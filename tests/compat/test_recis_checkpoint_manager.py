@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from recis.backends.torch.initializers import UniformInitializer
+from recis.checkpoint.files import CheckpointError
 from recis.framework.checkpoint_manager import CheckpointManager, Saver, SaverCheckpointManager
 from recis.nn import HashTable
 from recis.optim import SparseAdamWTF
@@ -172,8 +173,10 @@ def test_window_saving_replaces_step_saving(tmp_path):
 
 def test_bad_checkpoint_ids_and_shards_are_errors_naming_them(tmp_path):
     saver = Saver(Model(), output_dir=str(tmp_path))
-    with pytest.raises(ValueError, match="'best' must be 'ckpt_<step>'"):
-        saver.save("best")
+    assert saver.save("best") == tmp_path / "best"  # any plain name, as RecIS
+    assert (tmp_path / "checkpoint").read_text() == "best\n"
+    with pytest.raises(CheckpointError, match=r"'\.\./best', which is not a plain file name"):
+        saver.save("../best")
     with pytest.raises(ValueError, match="shard 1 of 2 does not match"):
         saver.save("ckpt_1", shard_id=1, shard_num=2)
     with pytest.raises(ValueError, match="unknown parts \\['weights'\\]"):

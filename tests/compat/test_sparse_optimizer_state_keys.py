@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recis.nn import HashTable
-from recis.optim import SparseAdagrad, SparseAdamW, SparseAdamWTF
+from recis.optim import SparseAdagrad, SparseAdamW, SparseAdamWTF, SparseSGD
 
 
 def _step(tables: dict[str, HashTable], optimizer, names) -> None:
@@ -84,5 +84,14 @@ def test_a_state_without_either_kind_of_entry_is_an_error_naming_the_key():
 
 
 def test_optimizers_without_recis_entries_keep_their_state_as_before():
-    optimizer = SparseAdagrad({"t": HashTable([-1, 2], name="t")})
+    optimizer = SparseSGD({"t": HashTable([-1, 2], name="t")})
     assert set(optimizer.state_dict()) == {"param_groups", "rule", "tables"}
+
+
+def test_adagrad_gives_recis_step_entry_and_its_table():
+    table = HashTable([-1, 2], name="t")
+    optimizer = SparseAdagrad({"t": table})
+    _step({"t": table}, optimizer, ["t"])
+    state = optimizer.state_dict()
+    assert set(state) == {"param_groups", "rule", "tables", "t", "sparse_adagrad_step"}
+    assert state["t"] is table and state["sparse_adagrad_step"].tolist() == [1]

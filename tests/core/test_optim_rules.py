@@ -481,3 +481,13 @@ def test_ftrl_needs_a_positive_lr():
     params = np.zeros((1, DIM), np.float32)
     with pytest.raises(ValueError, match=r"^lr:"):
         rule.update(params, params, rule.init(1, DIM), 1, 0.0)
+
+
+def test_row_wise_adagrad_lr_decay_divides_the_rate_by_the_step():
+    rule = RowWiseAdagrad(lr_decay=0.5)
+    params, grads = np.zeros((1, 1), np.float32), np.ones((1, 1), np.float32)
+    slots = rule.init(1, 1)
+    first, slots = rule.update(params, grads, slots, 1, 1.0)
+    second, _ = rule.update(first, grads, slots, 2, 1.0)
+    assert first.tolist() == [[-1.0]]
+    np.testing.assert_allclose(second, [[-1.0 - (1 / 1.5) / np.sqrt(2.0)]], rtol=1e-6)

@@ -21,6 +21,7 @@ RULES = [
     Adagrad(initial_accumulator_value=0.1, weight_decay=0.01, lr_decay=0.05, eps=1e-6),
     RowWiseAdagrad(),
     RowWiseAdagrad(initial_accumulator_value=0.5, weight_decay=0.02, eps=1e-3),
+    RowWiseAdagrad(lr_decay=0.1),
     Adam(),
     Adam(weight_decay=0.05, amsgrad=True, beta1=0.8, beta2=0.99, eps=1e-6),
     AdamW(),
@@ -182,7 +183,11 @@ def cpu_table(name: str, dim: int, dtype, initial: np.ndarray):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, ml_dtypes.bfloat16])
-@pytest.mark.parametrize("rule", [Adam(amsgrad=True), RowWiseAdagrad(), Ftrl(l1=0.01)], ids=repr)
+@pytest.mark.parametrize(
+    "rule",
+    [Adam(amsgrad=True), RowWiseAdagrad(), RowWiseAdagrad(lr_decay=0.1), Ftrl(l1=0.01)],
+    ids=repr,
+)
 def test_updater_on_gpu_tables_equals_the_cpu(cp, dtype, rule):
     initial = np.random.default_rng(0).uniform(-1, 1, (100, 8)).astype(np.float32)
     cpu, gpu = cpu_table("emb", 8, dtype, initial), gpu_table("emb", 8, dtype, initial, cp)

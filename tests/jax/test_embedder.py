@@ -125,7 +125,8 @@ def test_lookups_and_gradients_match_the_torch_front_end_over_steps():
     engine = recis_nn.EmbeddingEngine(_options(recis_nn))
     torch_tables = {t.name: t.table for t in engine.tables.values()}
     assert sorted(embedder.tables) == sorted(torch_tables)
-    assert len(embedder.tables) == 3  # dim-4 tables merged but for grad_reduce_by='id'
+    # dim-4 tables merged, but for grad_reduce_by='id' and the frozen logical table (as RecIS)
+    assert len(embedder.tables) == 4
     rng = np.random.default_rng(0)
     for _ in range(3):
         inputs = _inputs(rng)

@@ -35,13 +35,16 @@ from recis.embedding.plan import Request, dense_request, ragged_request
 class EmbeddingOption(EmbeddingOptionBase):
     """How a feature is embedded: RecIS's fields (see
     :class:`~recis.embedding.option.EmbeddingOptionBase`), ``dtype`` a torch dtype,
-    ``device`` ``"cpu"`` or ``"cuda"`` (the table's, and the ids').
+    ``device`` ``"cpu"`` or ``"cuda"`` (the table's, and the ids'). With ``no_reduce=True`` the
+    feature's output is a :class:`~recis.backends.torch.no_reduce.NoReduceEmbedding` (its
+    distinct ids' rows, uncombined) rather than a tensor.
 
     Features whose options agree on :meth:`coalesced_info` share one physical table; features
     with the same ``shared_name`` share rows.
     """
 
     dtype: torch.dtype = torch.float32
+    no_reduce: bool = False
 
     def storage_dtype(self) -> np.dtype:
         return storage_dtype(self.dtype)
@@ -63,6 +66,7 @@ class EmbeddingOption(EmbeddingOptionBase):
             seed=self.table_seed,
             capacity=self.capacity,
             storage=self.storage,
+            trainable=self.trainable,
         )
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from recis.backends.torch.checkpoint import CheckpointManager
+from recis.backends.torch.saver_options import SaverOptions
 from recis.checkpoint import Checkpoint, CheckpointDirectory
 from recis.framework.model_bank import PARTS
 
@@ -47,6 +48,8 @@ class Saver:
 
     Args:
         model: the model; its HashTables are saved as sparse tables, the rest as its dense state.
+            A :class:`~recis.backends.torch.saver_options.SaverOptions` in its place gives every
+            argument (RecIS's later form), and its ``model_bank`` is what :meth:`restore` loads.
         sparse_optim: the sparse optimizer, saved and restored with it.
         output_dir: the run's directory (``ckpt_<step>/`` and the ``checkpoint`` list).
         max_keep: checkpoints kept.
@@ -56,7 +59,7 @@ class Saver:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: torch.nn.Module | SaverOptions,
         sparse_optim=None,
         output_dir: str = "./",
         max_keep: int = 1,
@@ -64,9 +67,25 @@ class Saver:
         *,
         allow_pickle: bool = False,
     ) -> None:
+        model_bank = None
+        if isinstance(model, SaverOptions):
+            options = model
+            if options.params_not_save is not None or options.save_filter_fn is not None:
+                raise ValueError(
+                    "SaverOptions: params_not_save and save_filter_fn select RecIS's write "
+                    "blocks, which this package's checkpoint format does not have"
+                )
+            model, sparse_optim, model_bank = (
+                options.model,
+                options.sparse_optim,
+                options.model_bank,
+            )
+            output_dir = "./" if options.output_dir is None else options.output_dir
+            max_keep, concurrency = options.max_keep, options.concurrency
         self.model = model
         self.sparse_optim = sparse_optim
-        self.output_dir = str(output_dir)
+        self._output_dir = str(output_dir)
+        self._model_bank = list(model_bank or [])
         self.max_keep = max_keep
         self.concurrency = concurrency
         self.allow_pickle = allow_pickle
@@ -100,22 +119,51 @@ class Saver:
             return torch.tensor(self.manager.global_step, dtype=torch.int64)
         return self._extra.get(name)
 
+    @property
+    def output_dir(self) -> str:
+        """The run's directory; setting it sends later saves elsewhere."""
+        return self._output_dir
+
+    @output_dir.setter
+    def output_dir(self, value) -> None:
+        self._output_dir = str(value)
+        self.manager.directory = CheckpointDirectory(self._output_dir, self.max_keep)
+
     def save(self, ckpt_id: str, shard_id: int = 0, shard_num: int = 1) -> Path:
-        """Write ``<output_dir>/<ckpt_id>`` (``ckpt_<step>``), list it and drop the oldest beyond
-        ``max_keep``; with several ranks every rank calls it together. Returns its path."""
-        match = CHECKPOINT_ID.fullmatch(ckpt_id)
-        if match is None:
-            raise ValueError(
-                f"Saver {self.output_dir!r}: checkpoint id {ckpt_id!r} must be 'ckpt_<step>'"
-            )
+        """Write ``<output_dir>/<ckpt_id>``, list it and drop the oldest ``ckpt_<step>`` beyond
+        ``max_keep``; ``ckpt_<step>`` also sets the saved global step. With several ranks every
+        rank calls it together. Returns its path."""
         if (shard_id, shard_num) != self.manager.place():
             rank, world = self.manager.place()
             raise ValueError(
                 f"Saver {self.output_dir!r}: shard {shard_id} of {shard_num} does not match this "
                 f"process, rank {rank} of {world}"
             )
+        match = CHECKPOINT_ID.fullmatch(ckpt_id)
+        if match is None:
+            return self.manager.save(name=ckpt_id)
         self.manager._global_step = int(match.group(1))
         return self.manager.save()
+
+    def _init_model_bank(self, model_bank=None) -> None:
+        """Set the model bank :meth:`restore` loads (None: the options' one)."""
+        if model_bank is not None:
+            self._model_bank = list(model_bank)
+
+    def restore(self) -> None:
+        """Load the model bank's entries in order (RecIS's keys ``path``, ``load`` (parts or
+        ``"*"``), ``exclude``; ``is_dynamic``, ``hashtable_clear`` and ``ignore_error`` are
+        accepted), or, without one, the newest checkpoint of ``output_dir`` if any."""
+        if not self._model_bank:
+            self.load()
+            return
+        for entry in self._model_bank:
+            if entry.get("oname"):
+                raise ValueError(
+                    f"Saver: model bank entry {entry.get('path')!r}: 'oname' (loading under "
+                    "other names) is not supported"
+                )
+            self.load(entry["path"], load_conf=entry, direct_path=True)
 
     def load(
         self,

@@ -74,7 +74,13 @@ class HashTable(TableAccess, nn.Module):
             live on disk (default: every row in RAM); on a GPU a
             :class:`~recis.core.tiers.DeviceTiers`: rows beyond its device budget live in
             pinned host memory.
+        trainable: False for a table no feature trains: sparse optimizers given it add no
+            state to its rows (:meth:`requires_optimizer_state`).
     """
+
+    recis_slot_prefix: str | None = None
+    """RecIS's prefix of the optimizer state names of this table's slots (e.g.
+    ``"sparse_adagrad_"``), set by the sparse optimizer that updates it."""
 
     def __init__(
         self,
@@ -93,6 +99,7 @@ class HashTable(TableAccess, nn.Module):
         seed: int = 0,
         capacity: int = 1024,
         storage: StorageTiers | DeviceTiers | None = None,
+        trainable: bool = True,
     ) -> None:
         super().__init__()
         if grad_reduce_by not in ("worker", "id"):
@@ -119,6 +126,7 @@ class HashTable(TableAccess, nn.Module):
         self.name = name
         self.dtype = dtype
         self.grad_reduce_by = grad_reduce_by
+        self.trainable = trainable
         self._trigger = torch.zeros((), requires_grad=True)  # makes autograd call our backward
         self._admissions: dict[str, Admission] = {}  # per-lookup admit hooks, built once each
         _TABLES.add(self)
@@ -137,6 +145,16 @@ class HashTable(TableAccess, nn.Module):
         """Ids new, admitted, refused and evicted by the last lookup (of this rank's shard, when
         the table is sharded over ranks)."""
         return self.table.last_stats
+
+    def requires_optimizer_state(self) -> bool:
+        """Whether sparse optimizers keep state for this table's rows (it is trainable)."""
+        return self.trainable
+
+    @property
+    def _hashtable(self) -> HashTable:
+        """The table itself: RecIS reaches a table through ``DynamicEmbedding._hashtable``,
+        and this package's engines hold the tables directly."""
+        return self
 
     @property
     def dim(self) -> int:
@@ -201,6 +219,12 @@ class HashTable(TableAccess, nn.Module):
         (found,) = find_rows([self.table], [keys], train, by_id, default_communicator())
         values = rows_tensor(found, train=train, trigger=self._trigger)
         return values[as_tensor(keys.index)].reshape(*ids.shape, self.dim)
+
+
+def filter_out_trainable_sparse_param(model: nn.Module) -> dict[str, HashTable]:
+    """The model's trainable hash tables by name (those that keep optimizer state)."""
+    tables = filter_out_sparse_param(model)
+    return {name: table for name, table in tables.items() if table.requires_optimizer_state()}
 
 
 def filter_out_sparse_param(model: nn.Module) -> dict[str, HashTable]:

@@ -24,7 +24,10 @@ import numpy as np
 import torch
 
 from recis.backends.torch.bridge import as_engine, as_tensor, beside_torch
+from recis.backends.torch.optim.squared_gradients import accept_grad_sq
+from recis.backends.torch.slot_group import SlotGroup
 from recis.core.id_map import Entries
+from recis.core.row_store import EMBEDDING
 
 
 class TableAccess:
@@ -73,6 +76,14 @@ class TableAccess:
         """``(ids, rows, embeddings)`` of everything the table holds."""
         entries = self._entries(child)
         return as_tensor(entries.keys), as_tensor(entries.rows), self._rows_of(entries)
+
+    def raw_embeddings(self) -> torch.Tensor:
+        """Every row's embedding (float32 ``[rows, dim]``), indexed by row, free rows too."""
+        return self.slot_group().slot_by_name(EMBEDDING).value()
+
+    def slot_group(self) -> SlotGroup:
+        """The table's per-row slots by RecIS's names (:mod:`~recis.backends.torch.slot_group`)."""
+        return SlotGroup(self)
 
     @beside_torch
     def accept_grad(self, grad_index: torch.Tensor, grad: torch.Tensor) -> None:
@@ -172,6 +183,13 @@ class HashtableImpl:
 
     def clear_grad(self) -> None:
         self._table.clear_grad()
+
+    def slot_group(self) -> SlotGroup:
+        return self._table.slot_group()
+
+    def accept_grad_sq(self, grad_index, grad_sq) -> None:
+        """Add squared gradients of rows (for RecIS's ``*Sum`` Adagrad optimizers)."""
+        accept_grad_sq(self._table, grad_index, grad_sq)
 
     def ids(self, child=None) -> torch.Tensor:
         return self._table.ids(child)

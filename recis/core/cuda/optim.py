@@ -79,7 +79,8 @@ def _adagrad(cupy, rule, params, grads, slots, step, lr):
 def _rowwise_adagrad(cupy, rule, params, grads, slots, step, lr):
     new_params, new_sum = cupy.empty_like(params), cupy.empty_like(slots["sum"])
     args = (params, grads, slots["sum"], np.int64(params.shape[1]), *_decay(rule.weight_decay))
-    args += (np.float32(lr), np.float32(rule.eps), new_params, new_sum)
+    clr = lr / (1 + (step - 1) * rule.lr_decay)
+    args += (np.float32(clr), np.float32(rule.eps), new_params, new_sum)
     _run("rowwise_adagrad_update", params.shape[0], args)
     return new_params, {"sum": new_sum}
 
@@ -223,7 +224,8 @@ def _adagrad_blocks(rule, step, lr):
 
 
 def _rowwise_adagrad_blocks(rule, step, lr):
-    scalars_ = (*_decay(rule.weight_decay), np.float32(lr), np.float32(rule.eps))
+    clr = lr / (1 + (step - 1) * rule.lr_decay)
+    scalars_ = (*_decay(rule.weight_decay), np.float32(clr), np.float32(rule.eps))
     return "rowwise_adagrad_update_blocks", ["sum"], scalars_, True
 
 

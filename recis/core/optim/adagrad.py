@@ -52,8 +52,9 @@ class Adagrad(Rule):
 class RowWiseAdagrad(Rule):
     """Adagrad sharing one accumulator per row, with coupled L2 weight decay.
 
-    ``g += weight_decay * w; sum += mean(g²) over the row; w -= lr * g / (sqrt(sum) + eps)``.
-    Slot ``"sum"`` of shape ``()``: one float per row.
+    ``g += weight_decay * w; sum += mean(g²) over the row; w -= clr * g / (sqrt(sum) + eps)``
+    where ``clr = lr / (1 + (step - 1) * lr_decay)``. Slot ``"sum"`` of shape ``()``: one float
+    per row.
 
     >>> import numpy as np
     >>> rule = RowWiseAdagrad()
@@ -66,6 +67,7 @@ class RowWiseAdagrad(Rule):
     initial_accumulator_value: float = 0.0
     eps: float = 1e-10
     weight_decay: float = 0.0
+    lr_decay: float = 0.0
 
     def __post_init__(self) -> None:
         set_fields(
@@ -75,6 +77,7 @@ class RowWiseAdagrad(Rule):
             ),
             eps=check_real("eps", self.eps, 0.0),
             weight_decay=check_real("weight_decay", self.weight_decay, 0.0),
+            lr_decay=check_real("lr_decay", self.lr_decay, 0.0),
         )
 
     def slots(self, dim: int) -> dict[str, SlotSpec]:
@@ -83,5 +86,6 @@ class RowWiseAdagrad(Rule):
     def _update(self, xp, params, grads, slots, step, lr):
         grads = with_l2(grads, params, self.weight_decay)
         total = slots["sum"] + xp.mean(grads * grads, axis=1)
-        scale = lr / (xp.sqrt(total) + self.eps)
+        clr = lr / (1 + (step - 1) * self.lr_decay)
+        scale = clr / (xp.sqrt(total) + self.eps)
         return params - scale[:, None] * grads, {"sum": total}

@@ -6,10 +6,12 @@ from recis.backends.torch.embedding import (
     autocast_output,
     make_request,
 )
+from recis.backends.torch.no_reduce import NoReduceEmbedding
 
 __all__ = [
     "DynamicEmbedding",
     "EmbeddingOption",
+    "NoReduceEmbedding",
     "autocast_output",
     "make_request",
 ]

@@ -3,6 +3,7 @@
 from recis.backends.torch.hashtable import (
     HashTable,
     filter_out_sparse_param,
+    filter_out_trainable_sparse_param,
     live_hashtables,
     storage_dtype,
     table_device,
@@ -16,6 +17,7 @@ __all__ = [
     "HashtableHookFactory",
     "Slice",
     "filter_out_sparse_param",
+    "filter_out_trainable_sparse_param",
     "gen_slice",
     "is_hashtable",
     "live_hashtables",

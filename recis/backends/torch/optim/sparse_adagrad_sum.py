@@ -1,10 +1,12 @@
 """``SparseAdagradSum``: RecIS's Adagrad that sums the workers' gradients of an id.
 
 RecIS adds ``Σ_w g_w²`` (each worker's gradient squared, then summed) to the accumulator and
-steps by ``Σ_w g_w``. On one process this is Adagrad without weight decay, which is what this
-class runs. With several ranks the engine adds the ranks' gradients of an id before the
-optimizer sees them, so ``Σ_w g_w²`` is not available: the constructor raises rather than train
-with another rule.
+steps by ``Σ_w g_w``. A table given these squares (``table._hashtable_impl.accept_grad_sq``,
+e.g. from :mod:`~recis.backends.torch.functional.sparse_grad_group_ops`) is updated so
+(:mod:`~recis.backends.torch.optim.squared_gradients`); without them, on one process, the
+gradient is the one worker's and this is Adagrad without weight decay. With several ranks the
+engine adds the ranks' gradients of an id before the optimizer sees them, so ``Σ_w g_w²`` is not
+available: the constructor raises rather than train with another rule.
 
 >>> import torch
 >>> from recis.backends.torch.hashtable import HashTable
@@ -18,9 +20,14 @@ with another rule.
 
 from __future__ import annotations
 
+import torch
 import torch.distributed as dist
 
 from recis.backends.torch.optim.sparse_optimizers import SparseAdagrad
+from recis.backends.torch.optim.squared_gradients import (
+    clear_squared_gradients,
+    fold_squared_gradients,
+)
 
 
 class SparseAdagradSum(SparseAdagrad):
@@ -53,6 +60,23 @@ class SparseAdagradSum(SparseAdagrad):
             initial_accumulator_value=initial_accumulator_value,
             eps=eps,
         )
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """As :meth:`SparseAdagrad.step`, the accumulators first taking the squared gradients
+        the tables received."""
+        updater = self.core.updater
+        if (updater.micro_step + 1) % updater.accumulation_steps == 0:
+            for table in self.hashtables.values():
+                fold_squared_gradients(table, "sum", updater.accumulation_steps, row_wise=False)
+        return super().step(closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop gradients and squared gradients, except those being accumulated."""
+        if self.core.at_boundary:
+            for table in self.hashtables.values():
+                clear_squared_gradients(table)
+        super().zero_grad(set_to_none)
 
 
 def world_size() -> int:

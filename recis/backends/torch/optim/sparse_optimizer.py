@@ -21,6 +21,7 @@ import torch
 
 from recis.backends.torch.bridge import as_tensor, beside_torch
 from recis.backends.torch.hashtable import HashTable
+from recis.backends.torch.hashtable_access import as_hashtable
 from recis.backends.torch.optim.recis_state import recis_entries, recis_steps
 from recis.core.optim.rule import Rule
 from recis.embedding.sparse_optimizer import SparseOptimizerCore
@@ -41,6 +42,10 @@ class SparseOptimizer(torch.optim.Optimizer):
     """Prefix of RecIS's state entries (:mod:`~recis.backends.torch.optim.recis_state`), e.g.
     ``"sparse_adamw_tf_"``; None where RecIS has none."""
 
+    recis_slot_prefix: str | None = None
+    """RecIS's prefix of this optimizer's slot names (``table.slot_group()``), e.g.
+    ``"sparse_adagrad_"``."""
+
     def __init__(
         self, param_dict: dict[str, HashTable], rule: Rule, lr: float, on_nonfinite="raise"
     ):
@@ -53,13 +58,17 @@ class SparseOptimizer(torch.optim.Optimizer):
         self.add_params(param_dict)
 
     def add_params(self, param_dict: dict[str, HashTable]) -> None:
-        """Also update these tables."""
+        """Also update these tables (a frozen one, ``requires_optimizer_state()`` False, gets
+        no state)."""
         for name, table in param_dict.items():
+            table = as_hashtable(table)
             if not isinstance(table, HashTable):
                 raise TypeError(
                     f"{name!r}: sparse optimizers update HashTables, got {type(table).__name__}"
                 )
-            self.core.add_table(table.table)
+            if table.requires_optimizer_state():
+                self.core.add_table(table.table)
+                table.recis_slot_prefix = self.recis_slot_prefix
             self.hashtables[name] = table
 
     def set_grad_accum_steps(self, steps: int) -> None:

@@ -12,12 +12,18 @@ AdamW(beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.01, amsgrad=False)
 
 from __future__ import annotations
 
+import torch
+
+from recis.backends.torch.optim.recis_steps import RecisSteps
 from recis.backends.torch.optim.sparse_optimizer import SparseOptimizer
+from recis.backends.torch.optim.update_info import UpdateRecorder
 from recis.core import optim as rules
 
 
 class SparseAdam(SparseOptimizer):
     """Adam; ``weight_decay`` is coupled L2 as in ``torch.optim.Adam`` (RecIS ignored it)."""
+
+    recis_slot_prefix = "sparse_adam_"
 
     def __init__(
         self,
@@ -37,6 +43,8 @@ class SparseAdam(SparseOptimizer):
 
 class SparseAdamW(SparseOptimizer):
     """AdamW: decoupled decay ``w *= 1 - lr·weight_decay``, then Adam."""
+
+    recis_slot_prefix = "sparse_adamw_"
 
     recis_prefix = "sparse_adamw_"
 
@@ -59,6 +67,8 @@ class SparseAdamW(SparseOptimizer):
 class SparseAdamWTF(SparseOptimizer):
     """RecIS's TF-style AdamW: decay ``w *= 1 - weight_decay``, epsilon outside the bias
     correction. ``use_nesterov=True`` is not supported."""
+
+    recis_slot_prefix = "sparse_adamw_tf_"
 
     recis_prefix = "sparse_adamw_tf_"
 
@@ -87,8 +97,14 @@ class SparseSGD(SparseOptimizer):
         super().__init__(param_dict, rules.SGD(weight_decay), lr, on_nonfinite)
 
 
-class SparseAdagrad(SparseOptimizer):
-    """Adagrad as ``torch.optim.Adagrad`` (per-element accumulator)."""
+class SparseAdagrad(RecisSteps, SparseOptimizer):
+    """Adagrad as ``torch.optim.Adagrad`` (per-element accumulator); its state holds RecIS's
+    step entries (``sparse_adagrad_step``, :mod:`~recis.backends.torch.optim.recis_steps`).
+    ``save_update_info_interval=n`` records every n-th update's rows for
+    :meth:`get_step_update_info` (:mod:`~recis.backends.torch.optim.update_info`)."""
+
+    recis_slot_prefix = "sparse_adagrad_"
+    recis_step_prefix = "sparse_adagrad_"
 
     def __init__(
         self,
@@ -99,17 +115,41 @@ class SparseAdagrad(SparseOptimizer):
         initial_accumulator_value=0.0,
         eps=1e-10,
         on_nonfinite="raise",
+        save_update_info_interval: int = 0,
     ):
+        self._recorder = UpdateRecorder(save_update_info_interval)
         super().__init__(
             param_dict,
             rules.Adagrad(initial_accumulator_value, eps, weight_decay, lr_decay),
             lr,
             on_nonfinite,
         )
+        self._eps = self.rule.eps
+
+    def step(self, closure=None):
+        """As :meth:`SparseOptimizer.step`, recording the update when it is one to record."""
+        updater = self.core.updater
+        recording = self._recorder.interval and (
+            (updater.micro_step + 1) % updater.accumulation_steps == 0
+        )
+        if recording:
+            self._recorder.before(
+                self.hashtables, self.core.table_steps, self.core.accumulation_steps
+            )
+        loss = super().step(closure)
+        if recording:
+            self._recorder.after()
+        return loss
+
+    def get_step_update_info(self) -> dict[str, torch.Tensor]:
+        """The rows of the latest recorded update (empty without ``save_update_info_interval``)."""
+        return dict(self._recorder.info)
 
 
 class SparseRowwiseAdagrad(SparseOptimizer):
     """Row-wise Adagrad: one accumulator per row (the mean of g²), as FBGEMM/TorchRec."""
+
+    recis_slot_prefix = "sparse_row_wise_adagrad_"
 
     def __init__(
         self,

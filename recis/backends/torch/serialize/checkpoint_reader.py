@@ -1,7 +1,9 @@
 """``CheckpointReader``: lists and reads the tensors of a checkpoint (RecIS API).
 
 Sparse tensors are named ``<table>/<field>`` (see :mod:`recis.checkpoint`); dense tensors
-and the dense model's state-dict entries (of a trainer's checkpoint) keep their names. Nothing is
+and the dense model's state-dict entries (of a trainer's checkpoint) keep their names. The sparse
+optimizer's update count reads as RecIS names it (e.g. ``sparse_adagrad_step``, int64 ``[1]``:
+the most updates of any table). Nothing is
 unpickled: the ``model.pt`` of checkpoints of older versions is read only with
 ``allow_pickle=True``.
 
@@ -23,6 +25,14 @@ from recis.backends.torch.serialize.tensors import TENSORS, to_torch, torch_dtyp
 from recis.checkpoint import Checkpoint
 from recis.checkpoint.state_tree import read_state, state_file_names
 
+RECIS_STEP_ENTRIES = {
+    "Adagrad": "sparse_adagrad_step",
+    "RowWiseAdagrad": "sparse_row_wise_adagrad_step",
+    "AdamW": "sparse_adamw_step",
+    "AdamWTF": "sparse_adamw_tf_step",
+}
+"""RecIS's name of a sparse optimizer's update count, by engine rule."""
+
 MODEL = "model"  # the dense model's state (JSON and safetensors)
 MODEL_FILE = "model.pt"  # the same, pickled, in checkpoints of older versions
 
@@ -41,22 +51,34 @@ class CheckpointReader:
         extra = [
             name for name in self._model_state() if name not in self.checkpoint.index["tensors"]
         ]
-        return sorted([*self.checkpoint.tensor_names(), *extra])
+        return sorted([*self.checkpoint.tensor_names(), *extra, *self._optimizer_steps()])
 
     def read_tensor(self, name: str) -> torch.Tensor:
         if name in self.checkpoint.index["tensors"]:
             return to_torch(self.checkpoint.read_tensor(name))
+        steps = self._optimizer_steps()
+        if name in steps:
+            return steps[name]
         return self._model_tensor(name).clone()
+
+    def _optimizer_steps(self) -> dict[str, torch.Tensor]:
+        """RecIS's step entry of the saved sparse optimizer (none without one)."""
+        state = self.checkpoint.metadata.get("sparse_optimizer") or {}
+        name = RECIS_STEP_ENTRIES.get(state.get("rule"))
+        if name is None:
+            return {}
+        steps = state.get("tables", {}).get("steps", {})
+        return {name: torch.tensor([max(steps.values(), default=0)], dtype=torch.int64)}
 
     def tensor_shape(self, name: str) -> list[int]:
         if name in self.checkpoint.index["tensors"]:
             return list(self.checkpoint.tensor_info(name)["shape"])
-        return list(self._model_tensor(name).shape)
+        return list(self.read_tensor(name).shape)
 
     def tensor_dtype(self, name: str) -> torch.dtype:
         if name in self.checkpoint.index["tensors"]:
             return torch_dtype(self.checkpoint.tensor_info(name)["dtype"])
-        return self._model_tensor(name).dtype
+        return self.read_tensor(name).dtype
 
     def _model_tensor(self, name: str) -> torch.Tensor:
         state = self._model_state()
