@@ -277,9 +277,8 @@ class _CudaPrefetchIterator(_Base):
             raw = next(self._input_iterator)
         except StopIteration:
             raw, self._input_done = _END, True
-        except BaseException:
-            self._close_quietly()
-            raise
+        except BaseException as error:  # reaches the consumer after the batches before it
+            raw, self._input_done = _Failure(error), True
         self._put(self._raw_queue, raw)
 
     def _next_output(self):
@@ -303,9 +302,9 @@ class _CudaPrefetchIterator(_Base):
                     self._released.wait(timeout=_GATE_FALLBACK_TIMEOUT)
                     self._released.clear()
                 first = False
-                raw = self._fetch()
-                if raw is _END or self._stop.is_set():
-                    self._put_output(_END)
+                raw = _END if self._stop.is_set() else self._fetch()
+                if raw is _END or isinstance(raw, _Failure):
+                    self._put_output(raw)
                     return
                 if not self._put_output(self._streams.run(self._transform, raw)):
                     return
