@@ -254,3 +254,41 @@ def test_parse_multihash():
     assert parse_multihash("mh:3,4,5:mean:1") == ("mh", [3, 4, 5], "mean", True)
     with pytest.raises(ValueError, match="prefix"):
         parse_multihash("yx:3")
+
+
+def test_fg_reads_orc_and_feeds_the_feature_and_embedding_engines(tmp_path):
+    import pyarrow as pa
+    import pyarrow.orc as orc
+
+    from recis.features import FeatureEngine
+    from recis.io import OrcDataset
+    from recis.nn import EmbeddingEngine
+
+    clicks = {**FG_CONF["features"][5], "features": [_string_feature("item", 1000, 16)]}
+    conf = {"features": [*FG_CONF["features"][:2], clicks]}
+    (tmp_path / "fg.json").write_text(json.dumps(conf))
+    (tmp_path / "data").mkdir()
+    strings, nested = pa.list_(pa.string()), pa.list_(pa.list_(pa.string()))
+    table = pa.table({
+        "city": pa.array([["bj"], ["sh", "bj"], [], ["gz"]], strings),
+        "price": pa.array([[5.0], [10.0], [25.0], [15.0]], pa.list_(pa.float64())),
+        "clicks_item": pa.array([[["a"], ["b"], ["c"]], [["d"]], [], [["e"], ["f"]]], nested),
+        "label": pa.array([[1.0], [0.0], [1.0], [0.0]], pa.list_(pa.float64())),
+    })  # fmt: skip
+    orc.write_table(table, str(tmp_path / "data" / "part.orc"))
+    mc = {"User": ["City", "price"], "clicks": ["item"]}
+    fg = build_fg(
+        str(tmp_path / "fg.json"), mc_config=mc, lower_case=True, emb_default_device="cpu"
+    )
+    fg.add_label("label")
+    dataset = OrcDataset(4, read_threads_num=1, transform_fn=[lambda tables: tables[0]])
+    dataset.add_path(str(tmp_path / "data"))
+    fg.add_io_features(dataset)
+    features = FeatureEngine(fg.get_feature_confs())(next(iter(dataset)))
+    assert features["price"].reshape(-1).tolist() == [0, 1, 2, 1]
+    assert features["city"].values().tolist() == _farm(["bj", "sh", "bj", "gz"], 100)
+    out = EmbeddingEngine(fg.get_emb_confs())(features)
+    user = torch.cat([out["city"], out["price"]], dim=-1)
+    assert [-1, *user.shape[1:]] == fg.get_shape("user")
+    assert [-1, *out["clicks_item"].shape[1:]] == fg.get_shape("clicks") == [-1, 2, 16]
+    assert out["clicks_item"][2].abs().sum() == 0  # no clicks: padded with zeros
