@@ -22,13 +22,12 @@ StopIteration
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Iterable, Iterator
 
-from recis.utils.logger import Logger
-
-logger = Logger(__name__)
+logger = logging.getLogger(__name__)
 _QUEUE_TIMEOUT = 0.1
 _CLOSE_TIMEOUT = 5.0
 _END = object()

@@ -11,8 +11,12 @@ import pytest
 import torch
 
 from recis.backends.torch import cuda_prefetch
+from recis.backends.torch.cuda_prefetch import (
+    StreamPriority,
+    _holdables_of,
+    cuda_prefetch_iterator,
+)
 from recis.framework import pipeline_utils
-from recis.io.cuda_prefetch_dataset import StreamPriority, _holdables_of, cuda_prefetch_iterator
 from recis.ragged.tensor import RaggedTensor
 
 MODES = {
