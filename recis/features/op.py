@@ -1,5 +1,6 @@
 """RecIS's import path for :mod:`recis.backends.torch.features.op`."""
 
+from recis.backends.torch.features.mask import Mask
 from recis.backends.torch.features.op import (
     Bucketize,
     FeatureCross,
@@ -12,16 +13,19 @@ from recis.backends.torch.features.op import (
     cross_inputs,
     hash_inputs,
 )
+from recis.backends.torch.features.string_multi_hash import StringMultiHash
 
 __all__ = [
     "Bucketize",
     "FeatureCross",
     "Hash",
     "IDMultiHash",
+    "Mask",
     "Mod",
     "SelectField",
     "SelectFields",
     "SequenceTruncate",
+    "StringMultiHash",
     "cross_inputs",
     "hash_inputs",
 ]

@@ -56,6 +56,11 @@ class Trainer(TrainingLoop):
         dense_optimizers: ``(optimizer, lr_scheduler)``, either may be None.
         sparse_optimizer: a :class:`~recis.optim.SparseOptimizer` over the model's tables.
         data_to_cuda: move batches to the current GPU.
+        ddp_find_unused_parameters, ddp_broadcast_buffers, ddp_gradient_as_bucket_view,
+            ddp_bucket_cap_mb, ddp_static_graph: ``DistributedDataParallel``'s options
+            (RecIS's defaults: unused parameters are looked for, buffers broadcast).
+        saver: RecIS's positional slot; a saver of one's own is not supported (checkpoints
+            are the ``CheckpointManager``'s).
     """
 
     def __init__(
@@ -68,8 +73,26 @@ class Trainer(TrainingLoop):
         dense_optimizers=(None, None),
         sparse_optimizer: SparseOptimizer | None = None,
         data_to_cuda: bool = False,
+        ddp_find_unused_parameters: bool = True,
+        ddp_broadcast_buffers: bool = True,
+        saver=None,
+        ddp_gradient_as_bucket_view: bool = False,
+        ddp_bucket_cap_mb: int = 25,
+        ddp_static_graph: bool = False,
         **_accelerator_kwargs,
     ) -> None:
+        if saver is not None:
+            raise NotImplementedError(
+                "Trainer(saver=...): checkpoints are written by the Trainer's own "
+                "CheckpointManager in args.output_dir"
+            )
+        self.ddp_options = {
+            "find_unused_parameters": ddp_find_unused_parameters,
+            "broadcast_buffers": ddp_broadcast_buffers,
+            "gradient_as_bucket_view": ddp_gradient_as_bucket_view,
+            "bucket_cap_mb": ddp_bucket_cap_mb,
+            "static_graph": ddp_static_graph,
+        }
         self.model = model
         self.args = args if args is not None else TrainingArguments()
         self.train_dataset = train_dataset
@@ -106,7 +129,7 @@ class Trainer(TrainingLoop):
         """``model`` wrapped in DDP when there are several ranks and dense parameters."""
         if self.communicator is None or not any(p.requires_grad for p in model.parameters()):
             return model
-        return nn.parallel.DistributedDataParallel(model)
+        return nn.parallel.DistributedDataParallel(model, **self.ddp_options)
 
     def prepare_training(self) -> None:
         self.model.train()

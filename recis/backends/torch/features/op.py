@@ -214,7 +214,13 @@ class IDMultiHash(_OP):
         return {f"{self.prefix}_{k}": result for k, result in enumerate(results)}
 
     def _get_config(self) -> dict:
-        return {"num_buckets": self.num_buckets, "prefix": self.prefix}
+        muls, mods = list(self.multi_muls), list(self.multi_mods)
+        return {
+            "num_buckets": self.num_buckets,
+            "prefix": self.prefix,
+            "multi_muls": muls,
+            "multi_mods": mods,
+        }
 
 
 class FeatureCross(_OP):
