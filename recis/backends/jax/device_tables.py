@@ -24,7 +24,7 @@ sharded over devices (a clear error says so).
 >>> table = DeviceShardedTable([EmbeddingTable("item", dim=2) for _ in range(4)])
 >>> found = table.lookup(np.arange(8))
 >>> [len(shard) for shard in table.shards], len(table)
-([1, 3, 1, 3], 8)
+([1, 2, 2, 3], 8)
 >>> (found.rows % 4).tolist() == table.devices_of(np.arange(8)).tolist()
 True
 """
@@ -197,6 +197,40 @@ class DeviceShardedTable:
             part["rows.high_water"] = np.array(take.size)
             part["rows.free"] = np.empty(0, np.int64)
             self.shards[d].load_state_dict(part, strict=strict)
+
+    def stats(self) -> dict:
+        """:meth:`EmbeddingTable.stats` of the shards together: sizes and bytes summed (the
+        growth peak is the largest shard's growth on top of the rest), ``shards`` each one's.
+
+        >>> from recis.core.table import EmbeddingTable
+        >>> table = DeviceShardedTable([EmbeddingTable("t", dim=2) for _ in range(2)])
+        >>> _ = table.lookup(np.arange(100))
+        >>> stats = table.stats()
+        >>> stats["size"], stats["capacity"], [shard["size"] for shard in stats["shards"]]
+        (100, 2048, [51, 49])
+        """
+        shards = [shard.stats() for shard in self.shards]
+        total = {key: sum(s[key] for s in shards) for key in _ADDED_STATS}
+        growth = max(s["growth_peak_bytes"] - s["bytes"] for s in shards)
+        tiers = {
+            tier: sum(s["tier_bytes"][tier] for s in shards) for tier in shards[0]["tier_bytes"]
+        }
+        return {
+            **total,
+            "name": self.name,
+            "dim": self.dim,
+            "load_factor": total["size"] / total["capacity"],
+            "bytes_per_id": total["bytes"] / max(total["size"], 1),
+            "tier_bytes": tiers,
+            "growth_peak_bytes": total["bytes"] + growth,
+            "shards": shards,
+        }
+
+
+_ADDED_STATS = (
+    "size", "capacity", "rows_high_water", "rows_free", "row_blocks", "id_map_bytes",
+    "row_bytes", "admission_bytes", "bytes",
+)  # fmt: skip
 
 
 class _ShardedStores:
