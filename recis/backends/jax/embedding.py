@@ -95,13 +95,21 @@ class Embedder(embedder.Embedder):
     ) -> tuple[dict[str, jax.Array], LookupContext]:
         """Activations of every configured feature of ``batch`` as ``jax.Array`` s, and the
         context of the lookup (see :meth:`recis.embedding.embedder.Embedder.lookup`)."""
+        values, context = self.engine_lookup(batch, train=train, batch_size=batch_size)
+        return {f: jax.dlpack.from_dlpack(v) for f, v in values.items()}, context
+
+    def engine_lookup(
+        self, batch: Mapping, *, train: bool = True, batch_size: int | None = None
+    ) -> tuple[dict, LookupContext]:
+        """:meth:`lookup` with the activations as the engine's arrays (NumPy, or CuPy for GPU
+        tables), e.g. to hand a train step the features combined in one call as one array."""
         check_not_traced(self.features, batch)
         if train:
             self.check_applied("the next training lookup")
         values, context = super().lookup(batch, train=train, batch_size=batch_size)
         if train:
             self._pending = context
-        return {f: jax.dlpack.from_dlpack(v) for f, v in values.items()}, context
+        return values, context
 
     def apply_gradients(
         self, context: LookupContext, grads: Mapping, *, allow_missing: bool = False
