@@ -4,13 +4,18 @@ Flags (absl): ``--backend`` (``torch`` or ``jax``: the framework of the dense mo
 (a directory of ORC files; empty: generate a Criteo-shaped dataset of ``--rows`` rows under
 ``--output_dir``), ``--batch_size``, ``--steps``, ``--eval_steps``, ``--output_dir``,
 ``--device``, ``--lr``, ``--sparse_lr``, ``--dim``, ``--mixed_precision``, ``--log_steps``,
-``--save_steps``, ``--seed``. Training resumes from the newest checkpoint in ``--output_dir``.
-The chosen backend alone is imported: a single-process JAX run never loads torch.
+``--save_steps``, ``--seed``, ``--devices``. Training resumes from the newest checkpoint in
+``--output_dir``. The chosen backend alone is imported: a single-process JAX run never loads torch.
 
 ``--device=cuda`` (torch backend) trains on the GPU: the dense model, the embedding tables
 (``EmbeddingOption(device="cuda")``) and the batches, which the dataset packs in pinned memory and
 copies to the GPU while the previous step trains. It stops at once, saying why, where torch sees
 no CUDA device or CuPy (``pip install 'recis[cuda]'``) is missing.
+
+``--devices N`` (JAX backend) trains on N local devices of each process: each batch is split over
+them, the dense parameters replicated and the embedding tables sharded row-wise over them
+(:class:`~recis.backends.jax.DataParallel`). On a CPU host, JAX then makes N host devices
+(``--xla_force_host_platform_device_count``).
 
 Launched by ``torchrun --nproc_per_node N``, the script trains on N ranks (either backend): the
 tables are sharded over the ranks, the dense model is data-parallel and each rank reads its own
@@ -51,6 +56,7 @@ flags.DEFINE_enum("mixed_precision", None, ["bf16", "fp16"], "Mixed precision of
 flags.DEFINE_integer("log_steps", 20, "Steps between log lines.")
 flags.DEFINE_integer("save_steps", 100, "Steps between checkpoints.")
 flags.DEFINE_integer("seed", 0, "Seed of the data generator and the dense initial weights.")
+flags.DEFINE_integer("devices", 1, "Local devices of each process (JAX backend).", lower_bound=1)
 
 DENSE_WEIGHT_DECAY = 0.01  # torch.optim.AdamW's default, used by both backends
 
@@ -74,6 +80,29 @@ def check_device() -> None:
         loader.require_cupy("--device=cuda")
     except ImportError as error:
         raise app.UsageError(str(error)) from None
+
+
+def use_host_devices() -> None:
+    """Ask JAX for ``--devices`` CPU devices (on a CPU host it has one); before JAX starts."""
+    if FLAGS.backend != "jax" or FLAGS.devices == 1:
+        return
+    flag = f"--xla_force_host_platform_device_count={FLAGS.devices}"
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+
+
+def data_parallel():
+    """The JAX ``DataParallel`` over ``--devices`` local devices, or None for one device."""
+    if FLAGS.devices == 1:
+        return None
+    import jax
+    from jax.sharding import Mesh
+
+    from recis.backends.jax import DataParallel
+
+    devices = jax.local_devices()
+    if len(devices) < FLAGS.devices:
+        raise app.UsageError(f"--devices={FLAGS.devices}, but JAX sees {len(devices)} devices")
+    return DataParallel(Mesh(np.array(devices[: FLAGS.devices]), ("data",)))
 
 
 def uses_jax_distributed() -> bool:
@@ -183,6 +212,7 @@ def run(builders: dict[str, Callable]) -> dict:
     """Train the model that ``builders[FLAGS.backend]()`` builds with the flags above, evaluate
     it and report where the outputs are."""
     check_device()
+    use_host_devices()
     start_ranks()
     train_dir, eval_dir = data_directories()
     if FLAGS.backend == "jax":
@@ -239,6 +269,7 @@ def _jax_trainer(build_model, train_dir: str, eval_dir: str):
         dense_optimizer=optax.adamw(FLAGS.lr, weight_decay=DENSE_WEIGHT_DECAY),
         sparse_optimizer=SparseOptimizer(layers, rules.AdamW(), FLAGS.sparse_lr),
         metrics_fn=auc,
+        mesh=data_parallel(),
     )
     auc.communicator = trainer.communicator
     tables = [table for layer in layers for table in layer.tables.values()]

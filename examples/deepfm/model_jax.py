@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from recis.backends.jax import EmbeddingOption
+from recis.backends.jax import DataParallel, EmbeddingOption
 from recis.backends.jax.flax import SparseEmbedding
 from recis.core.initializers import TruncNormalInitializer
 from recis.tools.synthetic import CATEGORICAL, DENSE
@@ -38,11 +38,18 @@ def embedding_options(dim: int) -> dict[str, EmbeddingOption]:
 
 
 class DeepFM(nnx.Module):
-    """FM (first and second order) + MLP over the embeddings and dense features."""
+    """FM (first and second order) + MLP over the embeddings and dense features; the tables
+    sharded over the devices of ``mesh``, if given."""
 
-    def __init__(self, dim: int = 16, hidden: tuple[int, ...] = (400, 400, 400), seed: int = 0):
+    def __init__(
+        self,
+        dim: int = 16,
+        hidden: tuple[int, ...] = (400, 400, 400),
+        seed: int = 0,
+        mesh: DataParallel | None = None,
+    ) -> None:
         rngs = nnx.Rngs(seed)
-        self.embeddings = SparseEmbedding(embedding_options(dim))
+        self.embeddings = SparseEmbedding(embedding_options(dim), mesh=mesh)
         widths = [len(CATEGORICAL) * dim + len(DENSE), *hidden]
         layers = []
         for width, size in itertools.pairwise(widths):

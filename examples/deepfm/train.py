@@ -1,5 +1,5 @@
 """Train DeepFM on Criteo-shaped ORC data: ``python -m examples.deepfm.train --steps 200``
-(``--backend=jax`` for the Flax model).
+(``--backend=jax`` for the Flax model, ``--devices=4`` to train it on four local devices).
 
 See :mod:`examples.launcher` for the flags.
 """
@@ -26,7 +26,8 @@ def torch_model():
 def jax_model():
     from examples.deepfm.model_jax import DeepFM
 
-    return DeepFM(dim=flags.FLAGS.dim, hidden=hidden(), seed=flags.FLAGS.seed)
+    mesh = launcher.data_parallel()
+    return DeepFM(dim=flags.FLAGS.dim, hidden=hidden(), seed=flags.FLAGS.seed, mesh=mesh)
 
 
 def main(_) -> None:

@@ -61,17 +61,20 @@ class GradientBuffer:
         self._rows.append(rows)
         self._grads.append(grads)
 
-    def summed(self, divisor: int) -> tuple[np.ndarray, np.ndarray]:
+    def summed(self, divisor: int, read_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Distinct rows (in order of first gradient) and their summed gradients / ``divisor``.
 
+        The gradients are a new array, except with ``read_only`` (the caller only reads them):
+        then one distinct piece divided by 1 is the array recorded, uncopied.
         On the GPU the arrays are as long as the gradients recorded, not as the distinct rows:
         the entries of row -1 among them are to be ignored (rows that were dropped, padding).
         """
         if self._xp is not np:
             return self._summed_on_gpu(divisor)
         if self._distinct and len(self._rows) == 1:
-            grads = self._grads[0] / np.float32(divisor)  # a copy: callers may modify it
-            return self._rows[0], grads
+            if read_only and divisor == 1:
+                return self._rows[0], np.ascontiguousarray(self._grads[0])
+            return self._rows[0], self._grads[0] / np.float32(divisor)
         rows = np.concatenate(self._rows) if self._rows else np.empty(0, np.int64)
         grads = np.concatenate(self._grads) if self._grads else np.empty((0, self.dim), np.float32)
         unique_rows, inverse = unique_inverse(rows)

@@ -48,6 +48,8 @@ class SparseOptimizerCore:
         on_nonfinite: ``"raise"`` (default) or ``"skip"`` rows with NaN/inf gradients.
         shards: returns this rank's shards of the tables when they are sharded over ranks, else
             [] (default: :func:`world_shards` of the tables).
+        updater: the :class:`~recis.core.optim.updater.SparseUpdater` class applying the rule
+            (a front end's subclass may update tables of its own kind).
     """
 
     def __init__(
@@ -57,9 +59,10 @@ class SparseOptimizerCore:
         accumulation_steps: int = 1,
         on_nonfinite: str = "raise",
         shards: Callable[[], list[ShardedTable]] | None = None,
+        updater: type[SparseUpdater] = SparseUpdater,
     ) -> None:
         self.rule = rule
-        self.updater = SparseUpdater(rule, tables, accumulation_steps, on_nonfinite)
+        self.updater = updater(rule, tables, accumulation_steps, on_nonfinite)
         self._shards = shards or (lambda: world_shards(self.tables))
 
     def add_table(self, table: EmbeddingTable) -> None:

@@ -56,9 +56,10 @@ def rank_slice(batch: dict, rank: int, world_size: int) -> dict[str, np.ndarray]
 
 
 def train(rank: int, world_size: int, grad_reduce_by: str, mesh=None) -> dict:
-    """Train STEPS steps (the dense step split over ``mesh``, a ``DataParallel``, if given);
-    return this rank's tables, the dense parameters and the losses."""
-    embedder = Embedder(options(grad_reduce_by))
+    """Train STEPS steps (the dense step split over ``mesh``, a ``DataParallel``, and the
+    tables sharded over its devices, if given); return this rank's tables, the dense
+    parameters and the losses."""
+    embedder = Embedder(options(grad_reduce_by), mesh=mesh)
     sparse = SparseOptimizer(embedder, rules.AdamW(weight_decay=0.01), 0.05)
     step = TrainStep(loss_fn, initial_params(), optax.adam(0.01), sparse, [embedder], mesh=mesh)
     losses = [float(step(rank_slice(global_batch(s), rank, world_size)).loss) for s in range(STEPS)]
@@ -67,6 +68,19 @@ def train(rank: int, world_size: int, grad_reduce_by: str, mesh=None) -> dict:
         "dense": {name: np.asarray(value) for name, value in step.params.items()},
         "losses": losses,
         "data_parallel": step.communicator is not None,
+        "shards": device_shards(embedder),
+    }
+
+
+def device_shards(embedder: Embedder) -> dict:
+    """Per table sharded over devices: its children and each device's (ids, tags)."""
+    return {
+        name: {
+            "children": table.children,
+            "entries": [shard.ids.export()[:2] for shard in table.shards],
+        }
+        for name, table in embedder.tables.items()
+        if hasattr(table, "shards")
     }
 
 

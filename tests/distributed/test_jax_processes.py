@@ -2,7 +2,8 @@
 ``JaxCommunicator``'s collectives deliver what each rank sent; sharded training (tables over the
 processes, dense gradients averaged) equals one process on the same global batches; the JAX
 Trainer agrees on the end of uneven data; a non-finite step on one process is skipped by both.
-Each process has two host devices, over which the dense step is split in one of the runs. A
+Each process has two host devices, over which the dense step is split and the tables sharded in
+one of the runs (2 processes x 2 devices train like one process). A
 process that fails is named in the error of the other's next collective."""
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import ranks_jax
 from jax_launch import run_jax_ranks, start_jax_ranks
 from launch import collect
 from test_jax_sharded_training import assert_like_one_process
+
+from recis.distributed.sharding import owners
 
 WORLD = 2
 
@@ -67,6 +70,21 @@ def test_two_processes_of_two_devices_each_train_like_one_process(processes):
     expected = ranks_jax.train_both(0, 1)["worker"]
     assert all(r["local_devices"] == 2 for r in processes)
     assert_like_one_process({"worker": expected}, [{"worker": r["mesh"]} for r in processes])
+
+
+def test_each_device_of_each_process_holds_the_rows_of_its_global_shard(processes):
+    """Global shard g = owner over 2 processes x 2 devices lives on process g % 2, device
+    g // 2: each of the four shards holds ids, and only its own."""
+    held = 0
+    for rank, result in enumerate(r["mesh"] for r in processes):
+        assert sorted(result["shards"]) == sorted(result["tables"])
+        for table in result["shards"].values():
+            for device, (ids, tags) in enumerate(table["entries"]):
+                assert ids.size > 0
+                expected = device * WORLD + rank
+                assert (owners(ids, tags, table["children"], 2 * WORLD) == expected).all()
+                held += ids.size
+    assert held == sum(t["id"].size for r in processes for t in r["mesh"]["tables"].values())
 
 
 def test_trainer_stops_both_processes_when_the_first_runs_out_of_data(processes):

@@ -225,3 +225,50 @@ def test_the_gradients_of_features_combined_in_one_call_reach_the_engine_without
         # the mean loss of 3 samples: d/db = 2/3, d/dc = -1/3
         np.testing.assert_allclose(metrics.embedding_grads["b"], np.full((3, 4), 2 / 3))
         np.testing.assert_allclose(grads[8:11], np.full((3, 4), -1 / 3))
+
+
+def test_the_activations_of_features_combined_in_one_call_reach_jit_as_one_shared_buffer(
+    monkeypatch,
+):
+    """The dense step gets one array per combine call, sharing the engine's output, and splits
+    it into the features inside jit: same loss and gradients as with one array per feature."""
+    from recis.backends.jax import train
+
+    handed = []
+
+    def recording(values, joined):
+        out, kept = original(values, joined)
+        handed.append((values, out, kept))
+        return out, kept
+
+    original = train.jax_activations
+    monkeypatch.setattr(train, "jax_activations", recording)
+    option = EmbeddingOption(embedding_dim=4, shared_name="t", initializer=NormalInitializer())
+    losses = []
+    for joinable in (True, False):
+        embedder = Embedder({"a": option, "b": option, "c": option})
+        sparse = SparseOptimizer(embedder, rules.SGD(), 0.1)
+
+        def loss_fn(params, batch):
+            return ((batch["a"] * batch["b"] - batch["c"]) @ params["w"]) ** 2
+
+        step = PureStep(loss_fn, optax.sgd(0.1), sparse, [embedder])
+        if not joinable:
+            monkeypatch.setattr(step, "_joinable", lambda contexts: ())
+        state = step.init({"w": jnp.ones(4)})
+        batch = {f: np.arange(5)[:, None] + 3 * i for i, f in enumerate("abc")}
+        run = []
+        for _ in range(3):
+            state, metrics = step(state, batch)
+            run.append((float(metrics.loss), np.array(metrics.embedding_grads["c"])))
+        losses.append(run)
+        values, out, kept = handed[-1]
+        if joinable:
+            assert len(kept) == 1 and sorted(out) == ["a"]
+            assert out["a"].unsafe_buffer_pointer() == values["a"].ctypes.data
+            assert out["a"].shape[0] >= 15 and np.shares_memory(values["c"], np.asarray(out["a"]))
+        else:
+            assert kept == () and sorted(out) == ["a", "b", "c"]
+    for (joined_loss, joined_grad), (loss, grad) in zip(*losses, strict=True):
+        assert joined_loss == loss
+        np.testing.assert_array_equal(joined_grad, grad)

@@ -59,7 +59,6 @@ from __future__ import annotations
 import random
 from fnmatch import fnmatchcase
 
-import jax
 import numpy as np
 from flax import nnx
 
@@ -183,8 +182,8 @@ class CheckpointManager(CheckpointManagerBase):
         if "io_state" in parts:
             for name, dataset in self.io_datasets.items():
                 loader.state(name, dataset, loader.io_states().get(name))
-        step.params, step.state, step.opt_state, step.loss_scale = jax.device_put(
-            (step.params, step.state, step.opt_state, step.loss_scale), step.device
+        step.params, step.state, step.opt_state, step.loss_scale = step.place(
+            (step.params, step.state, step.opt_state, step.loss_scale)
         )
         if isinstance(step, NnxTrainStep):  # the model holds the variables too
             nnx.update(step.model, step.params, step.state)

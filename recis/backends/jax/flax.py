@@ -37,6 +37,7 @@ import optax
 from flax import linen, nnx
 
 from recis.backends.jax.embedding import Embedder, LookupContext
+from recis.backends.jax.mesh import DataParallel
 from recis.backends.jax.nnx_state import SparseTable, TableHandle
 from recis.backends.jax.optim import SparseOptimizer
 from recis.backends.jax.options import EmbeddingOption
@@ -51,12 +52,16 @@ class SparseEmbedding(nnx.Module):
 
     Its engine tables are NNX state: one :class:`~recis.backends.jax.nnx_state.SparseTable`
     per physical table in ``table_state``, so ``nnx.state``, ``nnx.split``/``merge``,
-    ``nnx.clone`` (which copies the tables) and ``nnx.display`` see them.
+    ``nnx.clone`` (which copies the tables) and ``nnx.display`` see them. With ``mesh`` (a
+    :class:`~recis.backends.jax.mesh.DataParallel`), each table's rows are sharded over the
+    mesh's devices (see :class:`~recis.backends.jax.Embedder`).
     """
 
-    def __init__(self, options: Mapping[str, EmbeddingOption]) -> None:
+    def __init__(
+        self, options: Mapping[str, EmbeddingOption], mesh: DataParallel | None = None
+    ) -> None:
         self.options = dict(options)
-        embedder = Embedder(self.options)
+        embedder = Embedder(self.options, mesh=mesh)
         makers = embedder.table_makers()
         self.table_state = nnx.data(
             {n: SparseTable(TableHandle(t, makers[n])) for n, t in embedder.tables.items()}
@@ -78,7 +83,9 @@ class SparseEmbedding(nnx.Module):
         other tables, e.g. in a clone)."""
         tables = self.tables
         if any(self._embedder.tables[n] is not t for n, t in tables.items()):
-            self._embedder = Embedder(self.options, make_table=lambda o, n, c: tables[n])
+            self._embedder = Embedder(
+                self.options, make_table=lambda o, n, c: tables[n], mesh=self._embedder.mesh
+            )
         return self._embedder
 
     def lookup(self, batch: Mapping, **kwargs) -> tuple[dict[str, jax.Array], LookupContext]:

@@ -1,24 +1,27 @@
-"""The gradients of features combined in one call, handed to the engine as one buffer.
+"""The features combined in one call, handed to the dense step and back as one buffer.
 
 The engine combines the features that share an option in one call, whose output holds them back
 to back (:func:`~recis.embedding.layout.layout_run`); their gradients must come back laid out
-the same way. Returned by the dense step one array per feature, they would be copied into a
-fresh buffer at every step. Instead the traced step concatenates them (:func:`join`, with zero
-segments in the layout's alignment gaps) into one output, and :func:`with_joined_views` hands
-the engine NumPy views of it, which :meth:`~recis.embedding.layout.RunLayout.join` takes as
-they are.
+the same way. Handed over one array per feature, the activations would cross into JAX one
+import at a time, and their gradients would be copied into a fresh buffer at every step.
+Instead :func:`jax_activations` imports each such call's output once (over DLPack, no copy),
+the traced step splits it into the features (:func:`split`), so that the gradient w.r.t. it is
+the joined gradient (zero in the layout's alignment gaps), and :func:`with_joined_views` hands
+the engine NumPy views of that one output, which
+:meth:`~recis.embedding.layout.RunLayout.join` takes as they are.
 
 >>> import jax.numpy as jnp
 >>> runs = (((2,), (("a", 0, 1, (1, 2)), ("b", 2, 3, (1, 2)))),)  # a gap segment at 1
->>> join({"a": jnp.ones((1, 2)), "b": jnp.full((1, 2), 3.0)}, runs)["a"].tolist()
-[[1.0, 1.0], [0.0, 0.0], [3.0, 3.0]]
+>>> out = split({"a": jnp.arange(6.0).reshape(3, 2)}, runs)
+>>> out["a"].tolist(), out["b"].tolist()
+([[0.0, 1.0]], [[4.0, 5.0]])
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 
 from recis.backends.jax.embedding import LookupContext
@@ -37,19 +40,53 @@ def joined_runs(contexts: Sequence[LookupContext]) -> tuple:
     )  # fmt: skip
 
 
-def join(grads: dict, joined: tuple) -> dict:
-    """``grads`` with each joined run's features replaced by one zero-gapped array of the
-    run's layout, under its first feature (traced)."""
-    grads = dict(grads)
+def jax_activations(values: dict, joined: tuple) -> tuple[dict, tuple]:
+    """The engine's activations ``values`` as JAX arrays, the features of each ``joined`` run
+    as the run's one output under its first feature; also the runs so joined (a run whose
+    features are not back to back in one buffer is imported feature by feature)."""
+    values, out, kept = dict(values), {}, []
     for segment, features in joined:
-        pieces, end = [], 0
-        for feature, start, stop, _ in features:
-            if start > end:
-                pieces.append(jnp.zeros((start - end, *segment), jnp.float32))
-            pieces.append(grads.pop(feature).reshape(-1, *segment).astype(jnp.float32))
-            end = stop
-        grads[features[0][0]] = jnp.concatenate(pieces)
-    return grads
+        combined = _combined_output(values, segment, features)
+        if combined is None:
+            continue
+        for feature, *_ in features:
+            del values[feature]
+        out[features[0][0]] = jax.dlpack.from_dlpack(combined)
+        kept.append((segment, features))
+    out |= {feature: jax.dlpack.from_dlpack(value) for feature, value in values.items()}
+    return out, tuple(kept)
+
+
+def _combined_output(values: dict, segment: tuple, features) -> np.ndarray | None:
+    """The run's output ``[segments, *segment]`` as one view of the buffer its features'
+    activations are views of, where they lie in it as the layout says."""
+    first = values[features[0][0]]
+    base = first.base
+    if not isinstance(base, np.ndarray) or not base.flags.c_contiguous:
+        return None
+    width = int(np.prod(segment, dtype=np.int64)) * first.itemsize  # bytes per segment
+    start = first.ctypes.data - base.ctypes.data
+    for feature, begin, _, _ in features:
+        value = values[feature]
+        where = value.ctypes.data - base.ctypes.data - begin * width
+        if where != start or value.base is not base or not value.flags.c_contiguous:
+            return None
+    size = features[-1][2] * width
+    if start % first.itemsize or start + size > base.nbytes:
+        return None
+    raw = base.reshape(-1).view(np.uint8)[start : start + size]
+    return raw.view(first.dtype).reshape(-1, *segment)
+
+
+def split(embedded: dict, joined: tuple) -> dict:
+    """``embedded`` with each joined run's one array (under its first feature) split into the
+    run's features (traced)."""
+    embedded = dict(embedded)
+    for _, features in joined:
+        combined = embedded.pop(features[0][0])
+        for feature, start, stop, shape in features:
+            embedded[feature] = combined[start:stop].reshape(shape)
+    return embedded
 
 
 def with_joined_views(metrics, joined: tuple):

@@ -7,8 +7,10 @@ across the devices, so the update is the one a single device would make on the w
 (within float rounding). The batch is padded to a multiple of the number of devices with empty
 samples, which the loss leaves out. Pass it as ``TrainStep(..., mesh=DataParallel())``.
 
-The embedding tables stay in the engine, in host memory, and serve all local devices; across
-processes they are sharded row-wise (:mod:`recis.backends.jax.distributed`).
+The embedding tables stay in the engine, in host memory. Across processes they are sharded
+row-wise (:mod:`recis.backends.jax.distributed`); an ``Embedder`` (or ``SparseEmbedding``) built
+with ``mesh=`` also shards them row-wise over the mesh's devices
+(:mod:`recis.backends.jax.device_tables`).
 
 >>> import jax
 >>> data = DataParallel()  # every local device on the axis "data"

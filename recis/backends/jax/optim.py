@@ -29,6 +29,7 @@ from collections.abc import Callable
 import numpy as np
 import optax
 
+from recis.backends.jax.device_tables import DeviceShardedTable, DeviceShardedUpdater
 from recis.backends.jax.embedding import Embedder
 from recis.backends.jax.sparse_optax import RowTransformation
 from recis.core import optim as rules
@@ -47,7 +48,7 @@ class SparseOptimizer:
 
     Args:
         tables: an :class:`~recis.backends.jax.Embedder`, a sparse layer, an
-            ``EmbeddingTable``, or a list of them.
+            ``EmbeddingTable`` (or a table sharded over devices), or a list of them.
         rule: the engine's row-wise rule, e.g. ``rules.Adam()``, or an optax transformation
             over rows, e.g. ``optax.chain(optax.clip_by_global_norm(1.0), sparse_optax.adam(
             1e-3))``, which holds its own learning rate.
@@ -71,8 +72,9 @@ class SparseOptimizer:
         self.learning_rate = learning_rate
         self._embedders = _embedders(tables)
         self.core = SparseOptimizerCore(
-            rule, _tables(tables), accumulation_steps, on_nonfinite, shards=self._shards
-        )
+            rule, _tables(tables), accumulation_steps, on_nonfinite, shards=self._shards,
+            updater=DeviceShardedUpdater,
+        )  # fmt: skip
 
     @property
     def accumulation_steps(self) -> int:
@@ -182,7 +184,7 @@ def _embedders(source) -> list[Embedder]:
 
 def _tables(source) -> list[EmbeddingTable]:
     """The engine tables of an Embedder, a sparse layer, a table, or a list of them."""
-    if isinstance(source, EmbeddingTable):
+    if isinstance(source, EmbeddingTable | DeviceShardedTable):
         return [source]
     if hasattr(source, "tables"):
         return list(source.tables.values())

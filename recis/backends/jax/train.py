@@ -64,7 +64,12 @@ from jax.flatten_util import ravel_pytree
 
 from recis.backends.jax.buckets import BatchBuckets, pad_rows
 from recis.backends.jax.embedding import Embedder, LookupContext
-from recis.backends.jax.joined_grads import join, joined_runs, with_joined_views
+from recis.backends.jax.joined_grads import (
+    jax_activations,
+    joined_runs,
+    split,
+    with_joined_views,
+)
 from recis.backends.jax.mesh import DataParallel
 from recis.backends.jax.nnx_state import TableHandle
 from recis.backends.jax.optim import SparseOptimizer
@@ -202,7 +207,8 @@ class PureStep:
         size = self.buckets(num_samples)
         if self.mesh is not None:
             size = self.mesh.padded_size(size)
-        embedded, contexts = self._lookup(batch, size)
+        values, contexts = self._lookup(batch, size)
+        embedded, joined = jax_activations(values, self._joinable(contexts))
         if self.mesh is None and self.device.platform != "cpu":  # host arrays from the engine
             embedded = jax.device_put(embedded, self.device)
         dense = {k: pad_rows(v, size) for k, v in batch.items() if k not in self._features}
@@ -212,8 +218,6 @@ class PureStep:
         if self.clip_global_norm is not None:
             return self._clipped_step(state, embedded, dense, count, contexts)
         if self.communicator is None:
-            one_host_device = self.mesh is None and self.device.platform == "cpu"
-            joined = joined_runs(contexts) if one_host_device else ()
             state, metrics = self.dense(state, embedded, dense, count, joined)
             metrics = with_joined_views(metrics, joined)
         else:
@@ -250,25 +254,34 @@ class PureStep:
                 f"{[handle.table.name for handle in self.tables]}: build it with step.init"
             )
 
+    def _joinable(self, contexts: list[LookupContext]) -> tuple:
+        """The combine calls whose features the dense step takes as one array and returns
+        the gradients of as one array: all of them on one host device (:mod:`.joined_grads`),
+        none elsewhere."""
+        one_host_device = self.mesh is None and self.device.platform == "cpu"
+        plain = self.communicator is None and self.clip_global_norm is None
+        return joined_runs(contexts) if one_host_device and plain else ()
+
     def _lookup(self, batch: Mapping, size: int) -> tuple[dict, list[LookupContext]]:
         embedded, contexts = {}, []
         for embedder in self.embedders:
-            out, context = embedder.lookup(batch, batch_size=size)
+            out, context = embedder.engine_lookup(batch, batch_size=size)
             embedded.update(out)
             contexts.append(context)
         return embedded, contexts
 
     def _dense_impl(self, state: TrainState, embedded, dense, count, joined=()):
         """The traced part: the next state and the metrics, with the gradients w.r.t. the
-        activations ``embedded`` (``count`` real samples lead the padded batch). The gradients
-        of the features of each of the ``joined`` runs come as one array laid out like the
-        run's combined output, under the run's first feature (:mod:`.joined_grads`)."""
+        activations ``embedded`` (``count`` real samples lead the padded batch). The features
+        of each of the ``joined`` runs come as one array laid out like the run's combined
+        output, under the run's first feature, and so do their gradients
+        (:mod:`.joined_grads`)."""
         self.trace_count += 1  # runs when jit traces, i.e. once per compilation
-        loss, model_state, aux, grads = self._gradients(state, embedded, dense, count)
+        loss, model_state, aux, grads = self._gradients(state, embedded, dense, count, joined)
         finite = all_finite(grads) & jnp.isfinite(loss)
         param_grads, embedding_grads = grads
         state = self._apply(state, model_state, param_grads, finite)
-        return state, StepOutput(loss, join(embedding_grads, joined), finite, aux)
+        return state, StepOutput(loss, embedding_grads, finite, aux)
 
     def _clipped_step(self, state: TrainState, embedded, dense, count, contexts):
         """The step with the dense and the row gradients scaled together to a global norm of
@@ -334,12 +347,13 @@ class PureStep:
         param_grads = ravel_pytree(state.params)[1](mean[:-2])
         return self._apply(state, model_state, param_grads, finite), mean[-1], finite
 
-    def _gradients(self, state: TrainState, embedded, dense, count):
-        """Mean loss, new model state, aux and the gradients w.r.t. (params, activations)."""
+    def _gradients(self, state: TrainState, embedded, dense, count, joined=()):
+        """Mean loss, new model state, aux and the gradients w.r.t. (params, activations), the
+        ``joined`` runs' activations given as one array each."""
         loss_scale = state.loss_scale
 
         def objective(params, embedded):
-            batch = self.policy.cast_to_compute({**dense, **embedded})
+            batch = self.policy.cast_to_compute({**dense, **split(embedded, joined)})
             model = self.binding.bind(self.policy.cast_to_compute(params), state.model_state)
             out = self.loss_fn(model, batch)
             losses, aux = out if self.has_aux else (out, None)

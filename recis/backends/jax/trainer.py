@@ -24,7 +24,9 @@ Launched on several ranks (``jax.distributed`` or ``torch.distributed`` initiali
 tables are sharded over the ranks and its dense gradients averaged
 (:class:`~recis.backends.jax.TrainStep`); the loop then agrees on the end of the data, logs the
 loss averaged over ranks and tells the other ranks when one fails
-(:class:`~recis.framework.loop.TrainingLoop`).
+(:class:`~recis.framework.loop.TrainingLoop`). Within a process, ``mesh`` (a
+:class:`~recis.backends.jax.mesh.DataParallel`) splits each batch over local devices; sparse
+layers built with the same mesh shard their tables over those devices.
 
 >>> import tempfile, numpy as np, optax
 >>> from flax import nnx
@@ -66,6 +68,7 @@ from recis.backends.jax.buckets import BatchBuckets
 from recis.backends.jax.checkpoint import CheckpointManager
 from recis.backends.jax.eval_step import NnxEvalStep
 from recis.backends.jax.flax import nnx_train_step, sparse_layers
+from recis.backends.jax.mesh import DataParallel
 from recis.backends.jax.optim import SparseOptimizer, rules
 from recis.backends.jax.precision import DynamicLossScale, Policy
 from recis.backends.jax.train import _batch_size
@@ -94,6 +97,10 @@ class Trainer(TrainingLoop):
         loss_fn: ``(model, batch) -> (per_example_loss, outputs)``, default ``model(batch)``.
         metrics_fn: ``(outputs, batch) -> None``, run outside ``jit`` after every step.
         buckets: the padded batch sizes of training (default: adaptive).
+        mesh: a :class:`~recis.backends.jax.mesh.DataParallel` splitting each training batch
+            over this process's devices (default: the first device). Build the model's
+            :class:`~recis.backends.jax.flax.SparseEmbedding` layers with the same mesh to
+            shard their tables over those devices too.
     """
 
     def __init__(
@@ -108,6 +115,7 @@ class Trainer(TrainingLoop):
         loss_fn: Callable | None = None,
         metrics_fn: Callable | None = None,
         buckets: BatchBuckets | None = None,
+        mesh: DataParallel | None = None,
     ) -> None:
         self.model = model
         self.args = args if args is not None else TrainingArguments()
@@ -124,7 +132,7 @@ class Trainer(TrainingLoop):
         self.train_step = nnx_train_step(
             model, loss_fn, _dense_optimizer(dense_optimizer, accumulation),
             _sparse_optimizer(model, sparse_optimizer, accumulation),
-            policy=policy, loss_scale=loss_scale, buckets=buckets, has_aux=True,
+            policy=policy, loss_scale=loss_scale, buckets=buckets, has_aux=True, mesh=mesh,
         )  # fmt: skip
         self.communicator = self.train_step.communicator
         self.step_loss_is_global = True  # the train step averages the loss over ranks

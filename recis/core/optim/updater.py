@@ -147,7 +147,7 @@ class SparseUpdater:
     def _summed_gradients(self, table: EmbeddingTable) -> tuple[np.ndarray, np.ndarray]:
         if table.store.device != "cpu":
             return table.grads.summed_on_device()  # divided and checked by _apply_on_gpu
-        unique_rows, grads = table.grads.summed(self.accumulation_steps)
+        unique_rows, grads = table.grads.summed(self.accumulation_steps, read_only=True)
         xp = interop.namespace(grads)
         if xp is np and np.isfinite(grads).all():  # the common case, in one flat pass
             return unique_rows, grads
