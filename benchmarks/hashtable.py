@@ -4,7 +4,10 @@ For each table size N (default 1M and 16M random int64 keys) it measures, in one
 
 - ``insert_from_empty``: find_or_insert of N fresh keys in batches of 1M into an empty table
   (growth and rehashing included);
-- ``insert_presized``: the same into a table created with capacity for N keys;
+- ``insert_presized``: the same into a table created with capacity for N keys; the two take
+  turns, and ``growth_ratio_wall`` / ``growth_ratio_cpu`` give presized over growing time
+  (median of the runs' ratios, by wall time and by the process's CPU time), with each run's
+  ``[wall, cpu]`` seconds in ``insert_seconds``;
 - ``find``: lookups of existing keys, batches of 1M;
 - ``find_or_insert_hits``: find_or_insert of existing keys (the steady state of training);
 - ``find_or_insert_10pct_new``: batches where 10% of the keys are new;
@@ -69,8 +72,7 @@ def bench_size(n: int, queries: int, rng: np.random.Generator, cases, repeats: i
     result = {"keys": n, "queries": queries}
 
     if "insert" in cases:
-        result["insert_from_empty"] = n / timed(lambda: build(keys, 1024), repeats)
-        result["insert_presized"] = n / timed(lambda: build(keys, int(n / 0.5) + 1), repeats)
+        result.update(bench_inserts(keys, repeats))
     if "lookups" in cases:
         result.update(bench_lookups(build(keys, 1024), hits))
     if "mixed" in cases:
@@ -80,6 +82,24 @@ def bench_size(n: int, queries: int, rng: np.random.Generator, cases, repeats: i
     if "dict" in cases:
         result.update(bench_dict(keys, hits))
     return result
+
+
+def bench_inserts(keys: np.ndarray, repeats: int) -> dict:
+    """Inserts into a growing and a presized table, in turns; the ratios are presized time over
+    growing time (1.0: growth costs nothing), by wall time and by this process's CPU time."""
+    runs = {"insert_from_empty": [], "insert_presized": []}
+    for _ in range(repeats):
+        for name, capacity in zip(runs, (1024, int(keys.size / 0.5) + 1), strict=True):
+            wall, cpu = time.perf_counter(), time.process_time()
+            build(keys, capacity)
+            runs[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    growing, presized = (np.array(times) for times in runs.values())
+    return {
+        **{name: keys.size / float(np.median(np.array(t)[:, 0])) for name, t in runs.items()},
+        "growth_ratio_wall": float(np.median(presized[:, 0] / growing[:, 0])),
+        "growth_ratio_cpu": float(np.median(presized[:, 1] / growing[:, 1])),
+        "insert_seconds": {name: np.round(t, 2).tolist() for name, t in runs.items()},
+    }
 
 
 def bench_lookups(table: IdMap, hits: np.ndarray) -> dict:

@@ -379,7 +379,7 @@ class IdMap:
             self._host_slots.grow(capacity)
             self._use_slots(self._host_slots.array)
             kernels.touch_pages(self._slots, old_capacity, PAGE_SLOTS)  # map them in parallel
-            kernels.grow_in_place(self._slots, old_capacity, self._shift)
+            kernels.grow_in_place(self._slots, old_capacity, self._shift, self._regions)
         else:
             self._reset_slots(capacity)
             self._kernels.rehash(old_slots, self._slots, self._shift, self._regions)

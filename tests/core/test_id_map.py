@@ -215,31 +215,57 @@ def test_erase_and_rehash_kernels_match_twins():
     np.testing.assert_array_equal(left[0], left[1])
 
 
+def _keys_homed_in(rng, homes, count, shift):
+    """``count`` distinct keys (tag 0) whose home slot lies in ``homes``."""
+    candidates = rng.integers(INT64_MIN, INT64_MAX, 3_000_000, dtype=np.int64)
+    home = kernels.home_slot_reference(candidates, np.zeros_like(candidates), shift)
+    return np.unique(candidates[np.isin(home, homes)])[:count]
+
+
 @pytest.mark.parametrize(
-    ("load", "factor", "clustered"),
-    [(0.5, 2, False), (0.75, 2, False), (0.95, 2, False), (0.6, 8, False), (0.3, 2, True)],
+    ("load", "factor", "cluster", "regions"),
+    [
+        (0.5, 2, None, 1),
+        (0.5, 2, None, 4),
+        (0.75, 2, None, 4),
+        (0.95, 2, None, 2),
+        (0.6, 8, None, 4),
+        (0.3, 2, "start", 1),  # homed in the first slots: most must wait to be placed last
+        (0.3, 2, "start", 4),
+        (0.05, 2, "spill", 2),  # clusters crossing a wave's chunks, and wrapping around the end
+        (0.05, 4, "spill", 4),
+    ],
 )
-def test_grow_in_place_kernel_matches_twin_and_keeps_probe_chains(load, factor, clustered):
-    capacity, shift = 1 << 10, 54
-    rng = np.random.default_rng(int(load * 100) + factor)
+def test_grow_in_place_kernel_matches_twin_and_keeps_probe_chains(load, factor, cluster, regions):
+    capacity = 1 << (10 if cluster is None else 13)
+    shift = 65 - capacity.bit_length()
+    rng = np.random.default_rng(int(load * 100) + factor + regions)
     keys, tags = _random_pairs(rng, int(capacity * load))
-    if clustered:  # 200 keys homed in the first 4 slots: most must wait to be placed last
-        candidates = rng.integers(INT64_MIN, INT64_MAX, 100_000, dtype=np.int64)
-        homes = kernels.home_slot_reference(candidates, np.zeros_like(candidates), shift)
-        keys, tags = candidates[homes < 4][:200], np.zeros(200, np.int64)
+    if cluster == "start":
+        keys = _keys_homed_in(rng, np.arange(4), 200, shift)
+    if cluster == "spill":  # homed at the end of the top wave's first chunk, and of the table
+        ends = capacity // 2 + capacity // (2 * regions) - 1, capacity - 1
+        homes = np.concatenate([np.arange(end - 3, end + 1) for end in ends])
+        keys = _keys_homed_in(rng, homes, 700, shift)
+        assert keys.size > 600  # more than a chunk can note: it is searched for them
+    if cluster is not None:
+        tags = rng.integers(0, 3, keys.size)
     rows = rng.permutation(keys.size)
     slots = np.zeros((capacity, 2), np.int64)
     kernels.insert_new(slots, shift, keys, tags, 1, rows, 2)
     before = _as_dict(slots)
     grown = [np.zeros((capacity * factor, 2), np.int64) for _ in range(2)]
     twins = (kernels.grow_in_place, kernels.grow_in_place_reference)
+    new_shift = shift - factor.bit_length() + 1
     for grow, bigger in zip(twins, grown, strict=True):
         bigger[:capacity] = slots
-        grow(bigger, capacity, shift - factor.bit_length() + 1)
+        grow(bigger, capacity, new_shift, regions)
     assert _as_dict(grown[0]) == _as_dict(grown[1]) == before
+    # linear probing leaves the same slots occupied whatever the order of the inserts
+    np.testing.assert_array_equal(grown[0][:, 1] != 0, grown[1][:, 1] != 0)
     probe_keys, probe_tags = np.concatenate([keys, [12345]]), np.concatenate([tags, [9]])
     found = np.empty(probe_keys.size, np.int64)
-    kernels.find(grown[0], shift - factor.bit_length() + 1, probe_keys, probe_tags, 1, found)
+    kernels.find(grown[0], new_shift, probe_keys, probe_tags, 1, found)
     np.testing.assert_array_equal(found, np.append(rows, -1))
 
 

@@ -138,27 +138,57 @@ def insert_new_reference(slots, shift, keys, tags, tag_stride, rows, regions):
         slots[s] = key, 1 + (int(tags[i * tag_stride]) << ROW_BITS) + int(rows[i])
 
 
-@numba.njit(cache=True)
-def grow_in_place(slots, old_capacity, new_shift):
+_MIN_WAVE_CHUNK = 64  # slots per thread below which the rest of a rehash runs serially
+_MAX_SPOTS = 256  # entries a chunk of a wave may leave in place before they are searched for
+
+
+@numba.njit(parallel=True, cache=True)
+def grow_in_place(slots, old_capacity, new_shift, regions):
     """Rehash the entries of ``slots[:old_capacity]`` for all of ``slots``, in place.
 
-    ``slots`` is a power of two times larger than ``old_capacity`` and empty past it. Entries
-    move from the last old slot backwards: an entry's new home is at least its old home times
-    the growth factor, so it lands in the part already rehashed, never on an entry still to
-    move. The rare entry whose new home lies below its old slot, or whose probe would wrap past
-    the end, waits in a side list and is placed last. No second slot array is allocated.
+    ``slots`` is a power of two (the growth factor) times larger than ``old_capacity`` and
+    empty past it. An entry's new home is at least its old home times the growth factor, so
+    the old slots ``[a, 2a)`` rehash into ``[2a, ...)``, where every old slot has already been
+    moved out. The old slots are therefore rehashed in waves, from the top half down: each
+    wave splits its slots into ``regions`` chunks, rehashed at once, each into its own part of
+    the new slots. An entry whose new home lies outside its chunk's part (a probe chain
+    crossing chunks, or wrapping around), or whose probe would run past that part, waits in a
+    side list; once the waves are too small to share, the rest moves serially from the top
+    down, and the waiting entries are placed last. No second slot array is allocated.
     """
-    capacity = slots.shape[0]
+    factor = slots.shape[0] // old_capacity
+    high = old_capacity
     waiting = np.empty((64, 2), np.int64)
     count = 0
-    for s in range(old_capacity - 1, -1, -1):
+    while high // 2 >= regions * _MIN_WAVE_CHUNK and regions > 1:
+        low = high // 2
+        chunk = (high - low) // regions
+        spots = np.empty((regions, _MAX_SPOTS), np.int64)
+        left = np.zeros(regions, np.int64)
+        for r in numba.prange(regions):
+            start = low + r * chunk
+            left[r] = _rehash_chunk(slots, start, start + chunk, factor, new_shift, spots[r])
+        for r in range(regions):  # the entries left in place move to the side list
+            start = low + r * chunk
+            if left[r] <= _MAX_SPOTS:
+                chunk_spots = spots[r, : left[r]]
+            else:  # too many to note: search the chunk
+                chunk_spots = start + np.flatnonzero(slots[start : start + chunk, 1])
+            for s in chunk_spots:
+                if count == waiting.shape[0]:
+                    waiting = _doubled(waiting)
+                waiting[count, 0], waiting[count, 1] = slots[s, 0], slots[s, 1]
+                slots[s, 0], slots[s, 1] = 0, 0
+                count += 1
+        high = low
+    for s in range(high - 1, -1, -1):
         key, packed = slots[s, 0], slots[s, 1]
         if packed == 0:
             continue
         slots[s, 0] = 0
         slots[s, 1] = 0
         home = home_slot(key, (packed - 1) >> ROW_BITS, new_shift)
-        if home >= s and _place_within(slots, home, capacity, key, packed):
+        if home >= s and _place_within(slots, home, slots.shape[0], key, packed):
             continue
         if count == waiting.shape[0]:
             waiting = _doubled(waiting)
@@ -168,6 +198,28 @@ def grow_in_place(slots, old_capacity, new_shift):
     for i in range(count):
         key, packed = waiting[i, 0], waiting[i, 1]
         _place(slots, home_slot(key, (packed - 1) >> ROW_BITS, new_shift), key, packed)
+
+
+@numba.njit(inline="always")
+def _rehash_chunk(slots, start, end, factor, new_shift, spots):
+    """Move the entries of old slots ``[start, end)`` into new slots ``[start, end) * factor``
+    (cleared or fresh); leave in place those that do not fit there, write where the first of
+    them are to ``spots``, and return their count."""
+    low, high = start * factor, end * factor
+    left = 0
+    for s in range(start, end):
+        key, packed = slots[s, 0], slots[s, 1]
+        if packed == 0:
+            continue
+        home = home_slot(key, (packed - 1) >> ROW_BITS, new_shift)
+        if low <= home < high and _place_within(slots, home, high, key, packed):
+            slots[s, 0] = 0
+            slots[s, 1] = 0
+        else:
+            if left < spots.shape[0]:
+                spots[left] = s
+            left += 1
+    return left
 
 
 @numba.njit(parallel=True, cache=True)
@@ -191,7 +243,7 @@ def _doubled(array):
     return bigger
 
 
-def grow_in_place_reference(slots, old_capacity, new_shift):
+def grow_in_place_reference(slots, old_capacity, new_shift, regions):
     """Twin of :func:`grow_in_place`: take the entries out, clear, insert them again."""
     old = slots[:old_capacity]
     live = old[old[:, 1] != 0].copy()
