@@ -33,11 +33,28 @@ _CLOSE_TIMEOUT = 5.0
 _END = object()
 
 
-class _Failure:
+class InputFailure:
     """An exception of the input, on its way to the consumer."""
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+class ClosedWhenCollected:
+    """Mixin of prefetch iterators: ``close()`` when collected, and a ``_close_quietly()`` for
+    paths that must not raise; failures are logged."""
+
+    def _close_quietly(self) -> None:
+        try:
+            self.close()
+        except Exception as error:
+            logger.error(f"prefetch cleanup failed: {error!r}")
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception as error:
+            logger.warning(f"prefetch iterator cleanup was incomplete: {error!r}")
 
 
 class _Runner(threading.Thread):
@@ -60,7 +77,7 @@ class _Runner(threading.Thread):
         last = self._close_input(last)
         if not self._stopping.is_set():
             self._put(last)
-        elif isinstance(last, _Failure):
+        elif isinstance(last, InputFailure):
             logger.error(f"prefetch input failed while closing: {last.error!r}")
 
     def _read(self):
@@ -73,21 +90,21 @@ class _Runner(threading.Thread):
                 self._put(item)
                 del item
         except BaseException as error:  # handed to the consumer
-            return _Failure(error)
+            return InputFailure(error)
         return _END
 
     def _close_input(self, last):
         try:
-            _close(self._iterator)
+            close_iterator(self._iterator)
             self._iterator = None
         except BaseException as error:
             if last is _END:
-                return _Failure(error)
+                return InputFailure(error)
             logger.error(f"prefetch input failed to close: {error!r}")
         return last
 
 
-class _PrefetchIterator:
+class _PrefetchIterator(ClosedWhenCollected):
     """One pass of a :class:`PrefetchDataset` (see the module docstring)."""
 
     def __init__(self, dataset, input_iterator: Iterator, buffer_size: int = 1) -> None:
@@ -112,7 +129,7 @@ class _PrefetchIterator:
         if item is _END:
             self.close()
             raise StopIteration
-        if isinstance(item, _Failure):
+        if isinstance(item, InputFailure):
             self._close_quietly()
             raise RuntimeError("prefetch worker failed") from item.error
         return item
@@ -142,24 +159,12 @@ class _PrefetchIterator:
             self._runner.join(timeout=_CLOSE_TIMEOUT)
             if self._runner.is_alive():
                 raise TimeoutError("prefetch worker is still running; retry close()")
-        _close(self._runner._iterator)  # not started, or the thread's close failed
+        close_iterator(self._runner._iterator)  # not started, or the thread's close failed
         self._runner._iterator = None
         _drain(self._queue)
         self._input_iterator = None
         self._dataset = None
         self._closed = True
-
-    def _close_quietly(self) -> None:
-        try:
-            self.close()
-        except Exception as error:
-            logger.error(f"prefetch cleanup failed: {error!r}")
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception as error:
-            logger.warning(f"prefetch iterator cleanup was incomplete: {error!r}")
 
 
 class PrefetchDataset:
@@ -176,7 +181,8 @@ class PrefetchDataset:
         return _PrefetchIterator(self, iter(self._input_dataset), self._buffer_size)
 
 
-def _close(iterator) -> None:
+def close_iterator(iterator) -> None:
+    """Call ``iterator.close()`` if it has one."""
     close = getattr(iterator, "close", None)
     if callable(close):
         close()

@@ -35,9 +35,8 @@ from dataclasses import fields, is_dataclass
 import torch
 
 from recis.backends.torch.ragged import RaggedTensor
-from recis.utils.logger import Logger
+from recis.io.prefetch_dataset import ClosedWhenCollected, InputFailure, close_iterator
 
-logger = Logger(__name__)
 _QUEUE_TIMEOUT = 0.1
 _CLOSE_TIMEOUT = 5.0
 _GATE_FALLBACK_TIMEOUT = 1.0
@@ -51,11 +50,6 @@ class StreamPriority(enum.IntEnum):
     HIGH = -2
     DEFAULT = -1
     LOW = 0
-
-
-class _Failure:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
 
 
 def _holdables_of(batch) -> list[torch.Tensor]:
@@ -114,7 +108,7 @@ class _Streams:
             return out, self.side.record_event()
 
 
-class _Base:
+class _Base(ClosedWhenCollected):
     """The consumer side shared by both modes."""
 
     def __init__(self, iterator: Iterator, transform: Callable, stream_priority: int) -> None:
@@ -157,22 +151,8 @@ class _Base:
         self._prev_stream = None
 
     def _close_input(self) -> None:
-        close = getattr(self._input_iterator, "close", None)
-        if callable(close):
-            close()
+        close_iterator(self._input_iterator)
         self._input_iterator = None
-
-    def _close_quietly(self) -> None:
-        try:
-            self.close()
-        except Exception as error:
-            logger.error(f"prefetch cleanup failed: {error!r}")
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception as error:
-            logger.warning(f"prefetch iterator cleanup was incomplete: {error!r}")
 
 
 class _InlinePrefetchIterator(_Base):
@@ -260,7 +240,7 @@ class _CudaPrefetchIterator(_Base):
         if item is _END:
             self.close()
             raise StopIteration
-        if isinstance(item, _Failure):
+        if isinstance(item, InputFailure):
             self._close_quietly()
             raise RuntimeError("cuda prefetch worker failed") from item.error
         return self._hand_out(*item)
@@ -278,7 +258,7 @@ class _CudaPrefetchIterator(_Base):
         except StopIteration:
             raw, self._input_done = _END, True
         except BaseException as error:  # reaches the consumer after the batches before it
-            raw, self._input_done = _Failure(error), True
+            raw, self._input_done = InputFailure(error), True
         self._put(self._raw_queue, raw)
 
     def _next_output(self):
@@ -303,13 +283,13 @@ class _CudaPrefetchIterator(_Base):
                     self._released.clear()
                 first = False
                 raw = _END if self._stop.is_set() else self._fetch()
-                if raw is _END or isinstance(raw, _Failure):
+                if raw is _END or isinstance(raw, InputFailure):
                     self._put_output(raw)
                     return
                 if not self._put_output(self._streams.run(self._transform, raw)):
                     return
         except BaseException as error:  # handed to the consumer
-            self._put_output(_Failure(error))
+            self._put_output(InputFailure(error))
 
     def _fetch(self):
         if self._fetch_in_thread:
