@@ -72,30 +72,31 @@ def measure(system: str, variant: str, steps: int, warmup: int, batch_size: int)
     """Per-step stage times of one backend (``recis``: torch, ``jax``), in this process."""
     import importlib
 
-    import train_cpu as bench
+    from deepfm_data import VARIANTS, make_numpy_batches
 
     clock = StageClock()
     for stage, (module, owner, method) in STAGES.items():
         cls = getattr(importlib.import_module(module), owner)
         setattr(cls, method, clock.wrap(stage, getattr(cls, method)))
-    hidden, with_bias = bench.VARIANTS[variant]
-    batches = bench.make_batches(warmup + steps, batch_size)
-    run = clock.wrap("step", _jax_step(bench, hidden, with_bias) if system == "jax" else
-                     _torch_step(bench, hidden, with_bias))  # fmt: skip
+    hidden, with_bias = VARIANTS[variant]
+    batches = make_numpy_batches(warmup + steps, batch_size)
+    run = clock.wrap("step", (_jax_step if system == "jax" else _torch_step)(hidden, with_bias))
     for index, batch in enumerate(batches):
         clock.on = index >= warmup
         run(batch)
     return clock.report(steps)
 
 
-def _torch_step(bench, hidden, with_bias):
+def _torch_step(hidden, with_bias):
     import torch
+    import train_cpu
 
     torch.manual_seed(0)
-    model = bench.SYSTEMS["recis"](hidden, with_bias)
+    model = train_cpu.RecisModel(hidden, with_bias)
     optimizers, loss_fn = model.optimizers(), torch.nn.BCEWithLogitsLoss()
 
-    def step(batch):
+    def step(numpy_batch):
+        batch = {name: torch.from_numpy(array) for name, array in numpy_batch.items()}
         for optimizer in optimizers:
             optimizer.zero_grad()
         loss_fn(model(batch), batch["label"]).backward()
@@ -105,16 +106,14 @@ def _torch_step(bench, hidden, with_bias):
     return step
 
 
-def _jax_step(bench, hidden, with_bias):
-    train_step = bench.jax_train_step(hidden, with_bias)
+def _jax_step(hidden, with_bias):
+    """The JAX step, in a process that imports no torch (``train_cpu_jax.py``)."""
+    import train_cpu_jax
+
+    train_step = train_cpu_jax.jax_train_step(hidden, with_bias)
 
     def step(batch):
-        ids = batch["ids"].numpy()
-        inputs = {f"c{i}": ids[:, i : i + 1] for i in range(bench.NUM_SPARSE)}
-        if with_bias:
-            inputs |= {f"b{i}": ids[:, i : i + 1] for i in range(bench.NUM_SPARSE)}
-        inputs |= {"dense": batch["dense"].numpy(), "label": batch["label"].numpy()}
-        train_step(inputs).loss.block_until_ready()
+        train_step(train_cpu_jax.step_inputs(batch, with_bias)).loss.block_until_ready()
 
     return step
 

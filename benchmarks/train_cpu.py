@@ -38,47 +38,32 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-import numpy as np
 import torch
+from deepfm_data import (
+    BIAS_DIM,
+    CAPACITY,
+    DIM,
+    NUM_DENSE,
+    NUM_SPARSE,
+    VARIANTS,
+    VOCAB,
+    make_numpy_batches,
+)
 from torch import nn
 
 from recis.backends.torch.initializers import UniformInitializer
 from recis.nn import EmbeddingEngine, EmbeddingOption, filter_out_sparse_param
 from recis.optim import SparseAdagrad
 
-NUM_DENSE, NUM_SPARSE, VOCAB, DIM, BIAS_DIM = 13, 26, 1_000_000, 16, 4
-# Initial id-map slots of each merged table, as a user who expects a few million ids sets it
-# (the static peers allocate all 26M rows up front); rows still grow only with the ids seen.
-CAPACITY = 1 << 22
-VARIANTS = {"deepfm": ((400, 400, 400), False), "sparse_heavy": ((64, 16), True)}
-
-
-def zipf_sampler(rng: np.random.Generator, vocab: int, exponent: float = 1.05):
-    """Draw ranks in [0, vocab) with P(k) ∝ 1 / (k + 1)^exponent."""
-    cdf = np.cumsum(1.0 / np.arange(1, vocab + 1) ** exponent)
-    cdf /= cdf[-1]
-    return lambda size: np.minimum(np.searchsorted(cdf, rng.random(size)), vocab - 1)
-
 
 def make_batches(steps: int, batch_size: int, seed: int = 0) -> list[dict]:
-    rng = np.random.default_rng(seed)
-    sample = zipf_sampler(rng, VOCAB)
-    batches = []
-    for _ in range(steps):
-        ranks = np.stack([sample(batch_size) for _ in range(NUM_SPARSE)], axis=1)
-        batches.append(
-            {
-                "dense": torch.from_numpy(rng.standard_normal((batch_size, NUM_DENSE), np.float32)),
-                "ranks": torch.from_numpy(ranks),  # [B, 26] vocabulary positions
-                # raw ids as a production system sees them: scattered over the int64 range
-                "ids": torch.from_numpy(
-                    ranks * np.int64(-7046029254386353131) + np.arange(NUM_SPARSE)
-                ),
-                "label": torch.from_numpy(rng.integers(0, 2, batch_size).astype(np.float32)),
-            }
-        )
-    return batches
+    """:func:`deepfm_data.make_numpy_batches` as torch tensors (sharing the arrays' memory)."""
+    return [
+        {name: torch.from_numpy(array) for name, array in batch.items()}
+        for batch in make_numpy_batches(steps, batch_size, seed)
+    ]
 
 
 class DenseTower(nn.Module):
@@ -265,82 +250,11 @@ def samples_per_second(model: nn.Module, batches: list[dict], warmup: int) -> fl
     return measured * batches[0]["label"].shape[0] / (time.perf_counter() - start)
 
 
-def jax_train_step(hidden: tuple[int, ...], with_bias: bool):
-    """The JAX backend's train step of the DeepFM: Flax NNX tower, RecIS sparse layer."""
-    import itertools
-
-    import jax
-    import jax.numpy as jnp
-    import optax
-    from flax import nnx
-
-    from recis.backends.jax import EmbeddingOption as JaxEmbeddingOption
-    from recis.backends.jax import SparseOptimizer, rules
-    from recis.backends.jax.flax import SparseEmbedding, nnx_train_step
-
-    def option(name, dim):
-        init = UniformInitializer(-0.01, 0.01)
-        return JaxEmbeddingOption(
-            embedding_dim=dim, shared_name=name, initializer=init, capacity=CAPACITY
-        )
-
-    class FlaxDeepFM(nnx.Module):
-        def __init__(self):
-            options = {f"c{i}": option(f"c{i}", DIM) for i in range(NUM_SPARSE)}
-            if with_bias:
-                options |= {f"b{i}": option(f"b{i}", BIAS_DIM) for i in range(NUM_SPARSE)}
-            self.embedding = SparseEmbedding(options)
-            rngs = nnx.Rngs(0)
-            widths = [NUM_SPARSE * DIM + NUM_DENSE, *hidden]
-            self.layers = nnx.List(
-                [nnx.Linear(a, b, rngs=rngs) for a, b in itertools.pairwise(widths)]
-            )
-            self.head = nnx.Linear(widths[-1], 1, rngs=rngs)
-
-        def __call__(self, batch):
-            out = self.embedding(batch)
-            stacked = jnp.stack([out[f"c{i}"] for i in range(NUM_SPARSE)], axis=1)
-            fm = 0.5 * (stacked.sum(1) ** 2 - (stacked**2).sum(1)).sum(1)
-            x = jnp.concatenate([stacked.reshape(stacked.shape[0], -1), batch["dense"]], axis=1)
-            for layer in self.layers:
-                x = jax.nn.relu(layer(x))
-            logit = self.head(x)[:, 0] + fm
-            if with_bias:
-                logit += sum(out[f"b{i}"].sum(1) for i in range(NUM_SPARSE))
-            return logit
-
-    def loss_fn(model, batch):
-        return optax.sigmoid_binary_cross_entropy(model(batch), batch["label"])
-
-    model = FlaxDeepFM()
-    sparse = SparseOptimizer(model.embedding, rules.Adagrad(), learning_rate=0.01)
-    return nnx_train_step(model, loss_fn, optax.adam(1e-3), sparse)
-
-
-def jax_samples_per_second(step, batches: list[dict], warmup: int, with_bias: bool) -> float:
-    start = 0.0
-    for index, batch in enumerate(batches):
-        if index == warmup:
-            start = time.perf_counter()
-        ids = batch["ids"].numpy()
-        inputs = {f"c{i}": ids[:, i : i + 1] for i in range(NUM_SPARSE)}
-        if with_bias:
-            inputs |= {f"b{i}": ids[:, i : i + 1] for i in range(NUM_SPARSE)}
-        inputs |= {"dense": batch["dense"].numpy(), "label": batch["label"].numpy()}
-        loss = step(inputs).loss
-    loss.block_until_ready()
-    measured = len(batches) - warmup
-    return measured * batches[0]["label"].shape[0] / (time.perf_counter() - start)
-
-
 def measure(system: str, variant: str, args) -> float:
     """samples/s of one system on one variant, in this process."""
     hidden, with_bias = VARIANTS[variant]
     torch.manual_seed(0)
     batches = make_batches(args.warmup + args.steps, args.batch_size)
-    if system == "jax":
-        step = jax_train_step(hidden, with_bias)
-        return jax_samples_per_second(step, batches, args.warmup, with_bias)
     model = SYSTEMS[system](hidden, with_bias)
     return samples_per_second(model, batches, args.warmup)
 
@@ -348,7 +262,10 @@ def measure(system: str, variant: str, args) -> float:
 def measure_in_subprocess(system: str, variant: str, args) -> float:
     """Run :func:`measure` in a fresh process, so thread pools and memory of one system do not
     affect the next."""
-    command = [sys.executable, __file__, "--measure", system, variant]
+    if system == "jax":  # a process without torch, as a JAX user's
+        command = [sys.executable, str(Path(__file__).with_name("train_cpu_jax.py")), variant]
+    else:
+        command = [sys.executable, __file__, "--measure", system, variant]
     command += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
     command += ["--batch_size", str(args.batch_size)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -416,7 +333,7 @@ SYSTEMS = {
     "recis": RecisModel,
     "embedding_bag": EmbeddingBagModel,
     "torchrec": TorchRecModel,
-    "jax": jax_train_step,  # measured by jax_samples_per_second
+    "jax": None,  # train_cpu_jax.py, in a process of its own
     "dense_only": DenseOnlyModel,
 }
 
