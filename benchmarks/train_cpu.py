@@ -20,9 +20,11 @@ All use Adagrad for the embeddings because fbgemm's CPU kernels offer no Adam. T
 (MLP 400-400-400, embedding tables) and ``sparse_heavy`` (MLP 64-16, an embedding and a bias
 table per feature; bias rows are 4 wide in every system, as fbgemm needs dims divisible by 4, and
 their sum is the bias). Each system runs once per round in a fresh process, ``--rounds``
-times with the order rotated; the JSON object reports each system's median samples/s, their
-``spread`` (slowest and fastest round) and the ratios of medians (``jax_vs_recis``: the JAX
-backend against the torch backend).
+times with the order rotated; the JSON object reports each system's median samples/s over the
+rounds, their ``spread`` (slowest and fastest round) and the ratios of medians (``jax_vs_recis``:
+the JAX backend against the torch backend). ``median_step`` gives the same from the median time
+of one step (all rounds' steps pooled; each step timed to its end), which slow phases of a shared
+machine, lasting seconds, move less than whole runs.
 
     python benchmarks/train_cpu.py [--steps 20] [--warmup 3] [--rounds 3] [--variants deepfm]
 
@@ -233,33 +235,33 @@ class DenseOnlyModel(nn.Module):
         return [torch.optim.Adam(self.tower.parameters(), lr=1e-3)]
 
 
-def samples_per_second(model: nn.Module, batches: list[dict], warmup: int) -> float:
+def step_seconds(model: nn.Module, batches: list[dict], warmup: int) -> list[float]:
+    """Wall seconds of each training step after the first ``warmup`` ones."""
     optimizers = model.optimizers()
     loss_fn = nn.BCEWithLogitsLoss()
-    start = 0.0
-    for step, batch in enumerate(batches):
-        if step == warmup:
-            start = time.perf_counter()
+    seconds = []
+    for batch in batches:
+        start = time.perf_counter()
         for optimizer in optimizers:
             optimizer.zero_grad()
         loss = loss_fn(model(batch), batch["label"])
         loss.backward()
         for optimizer in optimizers:
             optimizer.step()
-    measured = len(batches) - warmup
-    return measured * batches[0]["label"].shape[0] / (time.perf_counter() - start)
+        seconds.append(time.perf_counter() - start)
+    return seconds[warmup:]
 
 
-def measure(system: str, variant: str, args) -> float:
-    """samples/s of one system on one variant, in this process."""
+def measure(system: str, variant: str, args) -> list[float]:
+    """Seconds of each measured step of one system on one variant, in this process."""
     hidden, with_bias = VARIANTS[variant]
     torch.manual_seed(0)
     batches = make_batches(args.warmup + args.steps, args.batch_size)
     model = SYSTEMS[system](hidden, with_bias)
-    return samples_per_second(model, batches, args.warmup)
+    return step_seconds(model, batches, args.warmup)
 
 
-def measure_in_subprocess(system: str, variant: str, args) -> float:
+def measure_in_subprocess(system: str, variant: str, args) -> list[float]:
     """Run :func:`measure` in a fresh process, so thread pools and memory of one system do not
     affect the next."""
     if system == "jax":  # a process without torch, as a JAX user's
@@ -269,13 +271,13 @@ def measure_in_subprocess(system: str, variant: str, args) -> float:
     command += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
     command += ["--batch_size", str(args.batch_size)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return float(output.strip().splitlines()[-1])
+    return json.loads(output.strip().splitlines()[-1])
 
 
-def measure_rounds(variant: str, args) -> dict[str, list[float]]:
-    """samples/s of every system in ``args.rounds`` rounds, each system once per round and the
-    order rotated between rounds, so that slow phases of a shared machine hit all alike."""
-    runs: dict[str, list[float]] = {name: [] for name in args.systems}
+def measure_rounds(variant: str, args) -> dict[str, list[list[float]]]:
+    """Step seconds of every system in ``args.rounds`` rounds, each system once per round and
+    the order rotated between rounds, so that slow phases of a shared machine hit all alike."""
+    runs: dict[str, list[list[float]]] = {name: [] for name in args.systems}
     for round_index in range(args.rounds):
         shift = round_index % len(args.systems)
         for name in args.systems[shift:] + args.systems[:shift]:
@@ -294,7 +296,7 @@ def main() -> None:
     parser.add_argument("--measure", nargs=2, metavar=("SYSTEM", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(measure(*args.measure, args))
+        print(json.dumps(measure(*args.measure, args)))
         return
     report = {
         "benchmark": "cpu_training_deepfm",
@@ -311,12 +313,17 @@ def main() -> None:
     }
     for variant in args.variants:
         runs = measure_rounds(variant, args)
-        result = {name: statistics.median(values) for name, values in runs.items()}
-        for peer in ("embedding_bag", "torchrec"):
-            if "recis" in result and peer in result:
-                result[f"recis_vs_{peer}"] = result["recis"] / result[peer]
-        if "jax" in result and "recis" in result:
-            result["jax_vs_recis"] = result["jax"] / result["recis"]
+        per_round = {
+            name: [args.batch_size * len(steps) / sum(steps) for steps in rounds]
+            for name, rounds in runs.items()
+        }
+        result = {name: statistics.median(values) for name, values in per_round.items()}
+        result |= ratios(result)
+        median_step = {
+            name: args.batch_size / statistics.median([s for steps in rounds for s in steps])
+            for name, rounds in runs.items()
+        }
+        result["median_step"] = median_step | ratios(median_step)
         if "dense_only" in result:
             ceiling = result["dense_only"]
             result["sparse_ms_per_step"] = {
@@ -324,9 +331,19 @@ def main() -> None:
                 for name in ("recis", "embedding_bag", "torchrec", "jax")
                 if name in result
             }
-        result["spread"] = {name: [min(v), max(v)] for name, v in runs.items()}
+        result["spread"] = {name: [min(v), max(v)] for name, v in per_round.items()}
         report["results"][variant] = result
     print(json.dumps(report, indent=2))
+
+
+def ratios(throughput: dict[str, float]) -> dict[str, float]:
+    """RecIS's torch backend against each peer, and the JAX backend against the torch one."""
+    pairs = [("recis", "embedding_bag"), ("recis", "torchrec"), ("jax", "recis")]
+    return {
+        f"{ours}_vs_{peer}": throughput[ours] / throughput[peer]
+        for ours, peer in pairs
+        if ours in throughput and peer in throughput
+    }
 
 
 SYSTEMS = {

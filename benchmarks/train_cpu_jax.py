@@ -6,13 +6,14 @@ user's does (the engine's kernel threads then sleep as soon as they are idle; in
 torch was imported first they share torch's OpenMP runtime, whose idle threads spin, unless
 ``OMP_WAIT_POLICY=PASSIVE`` is set).
 
-    python benchmarks/train_cpu_jax.py sparse_heavy [--steps 20] [--warmup 3]  # prints samples/s
+    python benchmarks/train_cpu_jax.py sparse_heavy [--steps 20] [--warmup 3]  # prints step seconds
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import time
 
 import jax
@@ -85,22 +86,21 @@ def step_inputs(batch: dict, with_bias: bool) -> dict:
     return inputs | {"dense": batch["dense"], "label": batch["label"]}
 
 
-def samples_per_second(step, batches: list[dict], warmup: int, with_bias: bool) -> float:
-    start = 0.0
-    for index, batch in enumerate(batches):
-        if index == warmup:
-            start = time.perf_counter()
-        loss = step(step_inputs(batch, with_bias)).loss
-    loss.block_until_ready()
-    measured = len(batches) - warmup
-    return measured * batches[0]["label"].shape[0] / (time.perf_counter() - start)
+def step_seconds(step, batches: list[dict], warmup: int, with_bias: bool) -> list[float]:
+    """Wall seconds of each training step (to its loss being ready) after ``warmup`` ones."""
+    seconds = []
+    for batch in batches:
+        start = time.perf_counter()
+        step(step_inputs(batch, with_bias)).loss.block_until_ready()
+        seconds.append(time.perf_counter() - start)
+    return seconds[warmup:]
 
 
-def measure(variant: str, steps: int, warmup: int, batch_size: int) -> float:
-    """samples/s of the JAX backend on one variant, in this process."""
+def measure(variant: str, steps: int, warmup: int, batch_size: int) -> list[float]:
+    """Seconds of each measured step of the JAX backend on one variant, in this process."""
     hidden, with_bias = VARIANTS[variant]
     batches = make_numpy_batches(warmup + steps, batch_size)
-    return samples_per_second(jax_train_step(hidden, with_bias), batches, warmup, with_bias)
+    return step_seconds(jax_train_step(hidden, with_bias), batches, warmup, with_bias)
 
 
 def main() -> None:
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=4096)
     args = parser.parse_args()
-    print(measure(args.variant, args.steps, args.warmup, args.batch_size))
+    print(json.dumps(measure(args.variant, args.steps, args.warmup, args.batch_size)))
 
 
 if __name__ == "__main__":
