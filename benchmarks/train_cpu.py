@@ -24,7 +24,9 @@ times with the order rotated; the JSON object reports each system's median sampl
 rounds, their ``spread`` (slowest and fastest round) and the ratios of medians (``jax_vs_recis``:
 the JAX backend against the torch backend). ``median_step`` gives the same from the median time
 of one step (all rounds' steps pooled; each step timed to its end), which slow phases of a shared
-machine, lasting seconds, move less than whole runs.
+machine, lasting seconds, move less than whole runs. With ``--lockstep`` the systems also run
+side by side, each in its process, taking turns step by step (:mod:`lockstep`), so that they meet
+the same slow phases: ``lockstep`` gives their median-step samples/s and its ratios.
 
     python benchmarks/train_cpu.py [--steps 20] [--warmup 3] [--rounds 3] [--variants deepfm]
 
@@ -53,6 +55,7 @@ from deepfm_data import (
     VOCAB,
     make_numpy_batches,
 )
+from lockstep import serve, take_turns
 from torch import nn
 
 from recis.backends.torch.initializers import UniformInitializer
@@ -235,43 +238,95 @@ class DenseOnlyModel(nn.Module):
         return [torch.optim.Adam(self.tower.parameters(), lr=1e-3)]
 
 
-def step_seconds(model: nn.Module, batches: list[dict], warmup: int) -> list[float]:
-    """Wall seconds of each training step after the first ``warmup`` ones."""
+def training_step(model: nn.Module):
+    """One training step of ``model`` on a batch: forward, backward, optimizer steps."""
     optimizers = model.optimizers()
     loss_fn = nn.BCEWithLogitsLoss()
-    seconds = []
-    for batch in batches:
-        start = time.perf_counter()
+
+    def step(batch: dict) -> None:
         for optimizer in optimizers:
             optimizer.zero_grad()
-        loss = loss_fn(model(batch), batch["label"])
-        loss.backward()
+        loss_fn(model(batch), batch["label"]).backward()
         for optimizer in optimizers:
             optimizer.step()
-        seconds.append(time.perf_counter() - start)
-    return seconds[warmup:]
+
+    return step
+
+
+def prepared(system: str, variant: str, args) -> tuple:
+    """The training step of one system on one variant, and its batches, in this process."""
+    hidden, with_bias = VARIANTS[variant]
+    torch.manual_seed(0)
+    batches = make_batches(args.warmup + args.steps, args.batch_size)
+    return training_step(SYSTEMS[system](hidden, with_bias)), batches
 
 
 def measure(system: str, variant: str, args) -> list[float]:
     """Seconds of each measured step of one system on one variant, in this process."""
-    hidden, with_bias = VARIANTS[variant]
-    torch.manual_seed(0)
-    batches = make_batches(args.warmup + args.steps, args.batch_size)
-    model = SYSTEMS[system](hidden, with_bias)
-    return step_seconds(model, batches, args.warmup)
+    step, batches = prepared(system, variant, args)
+    seconds = []
+    for batch in batches:
+        start = time.perf_counter()
+        step(batch)
+        seconds.append(time.perf_counter() - start)
+    return seconds[args.warmup :]
+
+
+def worker_command(system: str, variant: str, args, mode: str) -> list[str]:
+    """The command that measures (``--measure``) or serves steps of (``--serve``) one system in
+    a fresh process, so that thread pools and memory of one system do not affect the next."""
+    if system == "jax":  # a process without torch, as a JAX user's
+        command = [sys.executable, str(Path(__file__).with_name("train_cpu_jax.py")), variant]
+        command += ["--serve"] if mode == "--serve" else []
+    else:
+        command = [sys.executable, __file__, mode, system, variant]
+    command += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+    return [*command, "--batch_size", str(args.batch_size)]
 
 
 def measure_in_subprocess(system: str, variant: str, args) -> list[float]:
-    """Run :func:`measure` in a fresh process, so thread pools and memory of one system do not
-    affect the next."""
-    if system == "jax":  # a process without torch, as a JAX user's
-        command = [sys.executable, str(Path(__file__).with_name("train_cpu_jax.py")), variant]
-    else:
-        command = [sys.executable, __file__, "--measure", system, variant]
-    command += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
-    command += ["--batch_size", str(args.batch_size)]
+    """:func:`measure` in a fresh process."""
+    command = worker_command(system, variant, args, "--measure")
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
+
+
+def measure_in_rounds(variant: str, args) -> dict:
+    """Each system's median samples/s over the rounds, at the median step, the ratios, the
+    dense-only ceiling's share and the spread (module docstring)."""
+    runs = measure_rounds(variant, args)
+    per_round = {
+        name: [args.batch_size * len(steps) / sum(steps) for steps in rounds]
+        for name, rounds in runs.items()
+    }
+    result = {name: statistics.median(values) for name, values in per_round.items()}
+    result |= ratios(result)
+    median_step = {
+        name: args.batch_size / statistics.median([s for steps in rounds for s in steps])
+        for name, rounds in runs.items()
+    }
+    result["median_step"] = median_step | ratios(median_step)
+    if "dense_only" in result:
+        ceiling = result["dense_only"]
+        result["sparse_ms_per_step"] = {
+            name: round(1e3 * args.batch_size * (1 / result[name] - 1 / ceiling), 2)
+            for name in ("recis", "embedding_bag", "torchrec", "jax")
+            if name in result
+        }
+    result["spread"] = {name: [min(v), max(v)] for name, v in per_round.items()}
+    return result
+
+
+def measure_lockstep(variant: str, args) -> dict:
+    """Median-step samples/s of every system, the systems taking turns step by step
+    (:mod:`lockstep`), and the ratios."""
+    commands = {name: worker_command(name, variant, args, "--serve") for name in args.systems}
+    seconds = take_turns(commands, args.warmup + args.steps)
+    throughput = {
+        name: args.batch_size / statistics.median(values[args.warmup :])
+        for name, values in seconds.items()
+    }
+    return throughput | ratios(throughput)
 
 
 def measure_rounds(variant: str, args) -> dict[str, list[list[float]]]:
@@ -290,13 +345,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=4096)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="0: lockstep only")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    parser.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="also run the systems side by side, taking turns step by step (result 'lockstep')",
+    )
     parser.add_argument("--measure", nargs=2, metavar=("SYSTEM", "VARIANT"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=2, metavar=("SYSTEM", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(*args.measure, args)))
+        return
+    if args.serve:
+        step, batches = prepared(*args.serve, args)
+        serve(lambda index: step(batches[index]))
         return
     report = {
         "benchmark": "cpu_training_deepfm",
@@ -312,26 +377,9 @@ def main() -> None:
         "results": {},
     }
     for variant in args.variants:
-        runs = measure_rounds(variant, args)
-        per_round = {
-            name: [args.batch_size * len(steps) / sum(steps) for steps in rounds]
-            for name, rounds in runs.items()
-        }
-        result = {name: statistics.median(values) for name, values in per_round.items()}
-        result |= ratios(result)
-        median_step = {
-            name: args.batch_size / statistics.median([s for steps in rounds for s in steps])
-            for name, rounds in runs.items()
-        }
-        result["median_step"] = median_step | ratios(median_step)
-        if "dense_only" in result:
-            ceiling = result["dense_only"]
-            result["sparse_ms_per_step"] = {
-                name: round(1e3 * args.batch_size * (1 / result[name] - 1 / ceiling), 2)
-                for name in ("recis", "embedding_bag", "torchrec", "jax")
-                if name in result
-            }
-        result["spread"] = {name: [min(v), max(v)] for name, v in per_round.items()}
+        result = measure_in_rounds(variant, args) if args.rounds else {}
+        if args.lockstep:
+            result["lockstep"] = measure_lockstep(variant, args)
         report["results"][variant] = result
     print(json.dumps(report, indent=2))
 

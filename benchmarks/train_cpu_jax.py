@@ -29,6 +29,7 @@ from deepfm_data import (
     make_numpy_batches,
 )
 from flax import nnx
+from lockstep import serve
 
 from recis.backends.jax import EmbeddingOption, SparseOptimizer, rules
 from recis.backends.jax.flax import SparseEmbedding, nnx_train_step
@@ -96,6 +97,14 @@ def step_seconds(step, batches: list[dict], warmup: int, with_bias: bool) -> lis
     return seconds[warmup:]
 
 
+def serve_steps(variant: str, steps: int, warmup: int, batch_size: int) -> None:
+    """Serve steps one at a time (:func:`lockstep.serve`)."""
+    hidden, with_bias = VARIANTS[variant]
+    batches = make_numpy_batches(warmup + steps, batch_size)
+    step = jax_train_step(hidden, with_bias)
+    serve(lambda index: step(step_inputs(batches[index], with_bias)).loss.block_until_ready())
+
+
 def measure(variant: str, steps: int, warmup: int, batch_size: int) -> list[float]:
     """Seconds of each measured step of the JAX backend on one variant, in this process."""
     hidden, with_bias = VARIANTS[variant]
@@ -109,7 +118,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=4096)
+    parser.add_argument("--serve", action="store_true", help="serve steps (lockstep.serve)")
     args = parser.parse_args()
+    if args.serve:
+        serve_steps(args.variant, args.steps, args.warmup, args.batch_size)
+        return
     print(json.dumps(measure(args.variant, args.steps, args.warmup, args.batch_size)))
 
 

@@ -1,0 +1,55 @@
+"""Compare training systems step by step: each runs in a process of its own, and they take turns.
+
+On a shared machine slow phases last seconds; systems measured one after the other meet different
+phases, while systems that take turns one step at a time meet the same ones. :func:`serve` runs in
+each worker (one step per request on stdin, its wall seconds on stdout); :func:`take_turns` starts
+the workers and asks each for a step in turn.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+
+
+def serve(step: Callable[[int], None]) -> None:
+    """Worker loop: print ``ready``, then for each line ``i`` on stdin run ``step(i)`` and print
+    its wall seconds; stop at end of input."""
+    import time
+
+    print("ready", flush=True)
+    for line in sys.stdin:
+        start = time.perf_counter()
+        step(int(line))
+        print(time.perf_counter() - start, flush=True)
+
+
+def take_turns(commands: dict[str, list[str]], steps: int) -> dict[str, list[float]]:
+    """Start one worker per command, then run steps ``0..steps-1``, each worker one step per
+    turn (the order rotated every turn); returns each worker's step seconds."""
+    workers = {
+        name: subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for name, command in commands.items()
+    }
+    try:
+        for name, worker in workers.items():
+            if worker.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"worker {name!r} failed to start: {' '.join(commands[name])}")
+        seconds: dict[str, list[float]] = {name: [] for name in workers}
+        names = list(workers)
+        for index in range(steps):
+            shift = index % len(names)
+            for name in names[shift:] + names[:shift]:
+                worker = workers[name]
+                worker.stdin.write(f"{index}\n")
+                worker.stdin.flush()
+                reply = worker.stdout.readline()
+                if not reply:
+                    raise RuntimeError(f"worker {name!r} stopped at step {index}")
+                seconds[name].append(float(reply))
+        return seconds
+    finally:
+        for worker in workers.values():
+            worker.stdin.close()
+            worker.wait()
