@@ -166,3 +166,18 @@ def test_the_jax_loss_scale_follows_the_torch_trainers_policy_step_for_step():
         device = device.adjust(jnp.asarray(finite))
         assert (float(device.scale), int(device.good_steps)) == (host.scale, host.good_steps)
     assert DynamicLossScale.create().policy == LossScalePolicy()  # one set of defaults
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan, None])
+def test_all_finite_finds_any_nan_or_infinity_in_any_leaf(dtype, bad):
+    from recis.backends.jax.precision import all_finite
+
+    rng = np.random.default_rng(0)
+    leaves = [rng.standard_normal((64, 4)) * 1e3, rng.standard_normal(7)]
+    if bad is not None:
+        leaves[1][3] = bad
+    tree = {"a": jnp.asarray(leaves[0], dtype), "b": [jnp.asarray(leaves[1], dtype)]}
+    expected = all(np.isfinite(leaf).all() for leaf in leaves)
+    assert bool(all_finite(tree)) is expected
+    assert bool(jax.jit(all_finite)(tree)) is expected

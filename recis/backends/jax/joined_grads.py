@@ -6,8 +6,8 @@ the same way. Handed over one array per feature, the activations would cross int
 import at a time, and their gradients would be copied into a fresh buffer at every step.
 Instead :func:`jax_activations` imports each such call's output once (over DLPack, no copy),
 the traced step splits it into the features (:func:`split`), so that the gradient w.r.t. it is
-the joined gradient (zero in the layout's alignment gaps), and :func:`with_joined_views` hands
-the engine NumPy views of that one output, which
+the joined gradient, one concatenation (zero in the layout's alignment gaps), and
+:func:`with_joined_views` hands the engine NumPy views of that one output, which
 :meth:`~recis.embedding.layout.RunLayout.join` takes as they are.
 
 >>> import jax.numpy as jnp
@@ -80,12 +80,26 @@ def _combined_output(values: dict, segment: tuple, features) -> np.ndarray | Non
 
 def split(embedded: dict, joined: tuple) -> dict:
     """``embedded`` with each joined run's one array (under its first feature) split into the
-    run's features (traced)."""
+    run's features (traced). One ``lax.split`` per run, whose gradient is one concatenation
+    (slices would each pad their gradient to the run's length, to be summed)."""
     embedded = dict(embedded)
     for _, features in joined:
         combined = embedded.pop(features[0][0])
+        sizes, pieces_of = [], []  # the pieces in order: gaps (None) and features
+        end = 0
         for feature, start, stop, shape in features:
-            embedded[feature] = combined[start:stop].reshape(shape)
+            if start > end:
+                sizes.append(start - end)
+                pieces_of.append(None)
+            sizes.append(stop - start)
+            pieces_of.append((feature, shape))
+            end = stop
+        if combined.shape[0] > end:
+            sizes.append(combined.shape[0] - end)
+            pieces_of.append(None)
+        for piece, owner in zip(jax.lax.split(combined, sizes), pieces_of, strict=True):
+            if owner is not None:
+                embedded[owner[0]] = piece.reshape(owner[1])
     return embedded
 
 

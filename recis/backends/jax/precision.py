@@ -114,6 +114,8 @@ class DynamicLossScale:
 
 
 def all_finite(tree) -> jax.Array:
-    """Whether every element of every leaf of ``tree`` is finite (a boolean scalar)."""
-    leaves = [jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)]
-    return jnp.stack(leaves).all() if leaves else jnp.asarray(True)
+    """Whether every element of every leaf of ``tree`` is finite (a boolean scalar): a sum of
+    the elements times zero, NaN where one is NaN or infinite (one fused reduction, where
+    ``isfinite(leaf).all()`` builds a boolean array first)."""
+    sums = [jnp.sum(leaf * jnp.zeros((), leaf.dtype)) for leaf in jax.tree.leaves(tree)]
+    return jnp.isfinite(sum(sums)) if sums else jnp.asarray(True)
