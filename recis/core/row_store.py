@@ -22,7 +22,7 @@ CuPy arrays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numba.typed import List
@@ -138,6 +138,13 @@ class RowStore:
         if name in self._fields:
             raise ValueError(f"RowStore {self.name!r}: slot {name!r} already exists")
         self._add_field(name, Field(tuple(shape), np.dtype(dtype), fill))
+
+    def set_fill(self, name: str, fill: float) -> None:
+        """Give the rows ``name`` starts from here on (new blocks, reset rows) ``fill``; rows
+        already there keep their values."""
+        if name == EMBEDDING or name not in self._fields:
+            raise ValueError(f"RowStore {self.name!r}: no slot {name!r} to set the fill of")
+        self._fields[name] = replace(self._fields[name], fill=fill)
 
     def _add_field(self, name: str, field: Field) -> None:
         self._fields[name] = field

@@ -5,7 +5,8 @@ Hook names are those of :mod:`recis.embedding.policy_hooks` (``ReadOnly``, ``Fre
 :meth:`~HashtableHookFactory.regist_filter` add a name: ``AdmitHook(name, params)`` and
 ``FilterHook(name, params)`` then build ``cls(**params)``, which must be an engine
 :class:`~recis.core.policies.Admission` or :class:`~recis.core.policies.Eviction`. The factory
-remembers the hooks it creates, per hook name and table.
+remembers the hooks it creates, per hook name and table; ``_registed_admit`` and
+``_registed_filter`` are the names it knows with what each builds (read-only views).
 
 >>> from recis.embedding.policy_hooks import FilterHook
 >>> factory = HashtableHookFactory()
@@ -18,28 +19,37 @@ True
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
+from recis.core.singleton import SingletonMeta
 from recis.embedding.policy_hooks import (
     AdmitHook,
     FilterHook,
     admission_names,
+    admission_registry,
     filter_names,
+    filter_registry,
     register_admission,
     register_filter,
 )
 
 
-class HashtableHookFactory:
+class HashtableHookFactory(metaclass=SingletonMeta):
     """The process's hook registry (a singleton: every call returns the same instance)."""
 
-    _instance: HashtableHookFactory | None = None
+    def __init__(self) -> None:
+        self._filters: defaultdict[str, dict] = defaultdict(dict)
+        self._admits: defaultdict[str, dict] = defaultdict(dict)
 
-    def __new__(cls) -> HashtableHookFactory:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-            cls._instance._filters = defaultdict(dict)
-            cls._instance._admits = defaultdict(dict)
-        return cls._instance
+    @property
+    def _registed_filter(self) -> Mapping:
+        """``{name: factory}`` of the filter hooks ``FilterHook`` can build."""
+        return filter_registry()
+
+    @property
+    def _registed_admit(self) -> Mapping:
+        """``{name: factory}`` of the admission hooks ``AdmitHook`` can build."""
+        return admission_registry()
 
     def get_filters(self) -> dict:
         """Created filter hooks: ``{hook name: {table: hook}}``."""

@@ -1,9 +1,12 @@
 """How a feature is embedded, independent of the framework.
 
-:class:`EmbeddingOptionBase` holds RecIS's ``EmbeddingOption`` fields (plus ``seed`` and
-``capacity``); front ends subclass it, each reading ``dtype`` in its own way
-(:meth:`~EmbeddingOptionBase.storage_dtype`). Options that agree on ``coalesced_info()`` share a
-physical table; options that agree on ``runtime_info()`` are combined in one call.
+:class:`EmbeddingOptionBase` holds RecIS's ``EmbeddingOption`` fields, and takes ``seed``,
+``capacity``, ``padding_id`` and ``storage`` as keyword arguments kept as attributes (not
+dataclass fields, so ``dataclasses.asdict`` gives RecIS's fields only); front ends subclass
+it, each reading ``dtype`` in its own way (:meth:`~EmbeddingOptionBase.storage_dtype`).
+Options that agree on ``coalesced_info()`` share a physical table; options that agree on
+``runtime_info()`` are combined in one call. ``hdmp_group_size`` and ``hdmp_group_reduce_by``
+(RecIS's HDMP gradient groups, not provided here) must stay None.
 :class:`EmbeddingOption` is the framework-free one (``dtype`` a NumPy or JAX dtype, tables on
 ``device`` ``"cpu"`` or ``"cuda"``), used by the JAX front end.
 
@@ -19,7 +22,7 @@ physical table; options that agree on ``runtime_info()`` are combined in one cal
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from typing import Any
 
 import ml_dtypes
@@ -65,12 +68,27 @@ class EmbeddingOptionBase:
     filter_hook: object = None
     admit_hook: object = None
     fp16_enabled: bool = False
-    seed: int = 0
-    capacity: int = 1024
-    padding_id: int | None = None
-    storage: StorageTiers | DeviceTiers | None = None
+    hdmp_group_size: int | None = None
+    hdmp_group_reduce_by: str | None = None
+    seed: InitVar[int] = 0
+    capacity: InitVar[int] = 1024
+    padding_id: InitVar[int | None] = None
+    storage: InitVar[StorageTiers | DeviceTiers | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, seed, capacity, padding_id, storage) -> None:
+        self.seed, self.capacity, self.padding_id, self.storage = (
+            seed,
+            capacity,
+            padding_id,
+            storage,
+        )
+        for name in ("hdmp_group_size", "hdmp_group_reduce_by"):
+            if getattr(self, name) is not None:
+                raise ValueError(
+                    f"{self.shared_name}: {name} configures RecIS's HDMP group reduction of "
+                    "gradients (grad_reduce_by='hdmp_group_sum'), which this package does not "
+                    "provide; leave it None"
+                )
         if self.combiner not in COMBINERS:
             raise ValueError(f"{self.shared_name}: combiner must be one of {COMBINERS}")
         if self.combiner == "tile" and "tile_len" not in (self.combiner_kwargs or {}):

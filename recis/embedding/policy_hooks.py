@@ -23,8 +23,9 @@ GlobalStepEviction(filter_step=3)
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from recis.core.policies import (
     Admission,
@@ -96,3 +97,13 @@ def admission_names() -> list[str]:
 def filter_names() -> list[str]:
     """The names ``FilterHook`` knows."""
     return sorted(_FILTERS)
+
+
+def admission_registry() -> Mapping[str, Callable[..., Admission]]:
+    """A read-only view of ``{name: factory}`` of the admission hooks."""
+    return MappingProxyType(_ADMISSIONS)
+
+
+def filter_registry() -> Mapping[str, Callable[..., Eviction]]:
+    """A read-only view of ``{name: factory}`` of the filter hooks."""
+    return MappingProxyType(_FILTERS)

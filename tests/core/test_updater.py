@@ -153,3 +153,17 @@ def test_a_table_holding_the_rules_slots_keeps_them_and_unlike_slots_are_refused
     other.store.add_slot("sum", (2,), np.float64)
     with pytest.raises(ValueError, match="table 'u' holds a slot 'sum' unlike Adagrad's"):
         SparseUpdater(Adagrad(), [other])
+
+
+def test_a_second_rule_with_another_initial_value_starts_only_later_rows_from_it():
+    table = EmbeddingTable("refill", dim=2, block_rows=1)
+    first = table.find_or_insert(np.array([1])).rows
+    SparseUpdater(Adagrad(initial_accumulator_value=0.25), [table])
+    SparseUpdater(Adagrad(initial_accumulator_value=0.75), [table])
+    later = table.find_or_insert(np.array([2])).rows  # in a new block
+    assert table.gather(first, "sum").tolist() == [[0.25, 0.25]]
+    assert table.gather(later, "sum").tolist() == [[0.75, 0.75]]
+    table.erase(np.array([1]))
+    reused = table.find_or_insert(np.array([3])).rows  # the freed row, reset
+    assert reused.tolist() == first.tolist()
+    assert table.gather(reused, "sum").tolist() == [[0.75, 0.75]]

@@ -19,6 +19,7 @@ torch.Size([3, 4])
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,10 +51,12 @@ def live_hashtables() -> list[HashTable]:
 
 
 class HashTable(TableAccess, nn.Module):
-    """A growable embedding table of rows ``embedding_shape[-1]`` wide (see module docstring).
+    """A growable embedding table of rows shaped ``embedding_shape`` (see module docstring).
 
     Args:
-        embedding_shape: ``[-1, dim]`` (the first entry is ignored: the table grows).
+        embedding_shape: a row's shape, ``[dim]`` or several dimensions such as ``[2, 3]``
+            (stored as one row of their product); a leading ``-1`` (``[-1, dim]``, the table
+            grows) is ignored.
         block_size: rows per storage block (rounded up to a power of two).
         dtype: storage dtype (``torch.float32``, ``torch.bfloat16`` or ``torch.float16``); the
             optimizer's math is float32 whatever the storage.
@@ -106,12 +109,14 @@ class HashTable(TableAccess, nn.Module):
             raise ValueError(f"HashTable {name!r}: grad_reduce_by must be 'worker' or 'id'")
         self.device = table_device(device, name)
         initializer = initializer if initializer is not None else ConstantInitializer()
-        _build_for_table(initializer, [int(block_size), int(embedding_shape[-1])], dtype, name)
+        self.row_shape = row_shape(embedding_shape, name)
+        width = math.prod(self.row_shape)
+        _build_for_table(initializer, [int(block_size), width], dtype, name)
         seed = getattr(initializer, "seed", None) or seed
         with engine_device(self.device), _gpu_engine_needed(name, self.device):
             self.table = EmbeddingTable(
                 name,
-                int(embedding_shape[-1]),
+                width,
                 initializer,
                 seed=seed,
                 dtype=storage_dtype(dtype),
@@ -158,6 +163,7 @@ class HashTable(TableAccess, nn.Module):
 
     @property
     def dim(self) -> int:
+        """Values per row (the product of :attr:`row_shape`)."""
         return self.table.dim
 
     @property
@@ -179,7 +185,7 @@ class HashTable(TableAccess, nn.Module):
         self, ids: torch.Tensor, admit_hook: AdmitHook | None = None, tags=None
     ) -> torch.Tensor:
         """Rows of ``ids`` (any shape; moved to the table's device) as a float32 tensor
-        ``ids.shape + (dim,)``; ``tags`` (one per id, or one for all) name logical tables.
+        ``ids.shape + row_shape``; ``tags`` (one per id, or one for all) name logical tables.
         ``admit_hook`` decides, for this lookup, which new ids get rows (e.g.
         ``AdmitHook("ReadOnly")``: none; they read zeros and get no update); anything else in
         its place is taken as ``tags``.
@@ -218,7 +224,7 @@ class HashTable(TableAccess, nn.Module):
         by_id = [self.grad_reduce_by == "id"]
         (found,) = find_rows([self.table], [keys], train, by_id, default_communicator())
         values = rows_tensor(found, train=train, trigger=self._trigger)
-        return values[as_tensor(keys.index)].reshape(*ids.shape, self.dim)
+        return values[as_tensor(keys.index)].reshape(*ids.shape, *self.row_shape)
 
 
 def filter_out_trainable_sparse_param(model: nn.Module) -> dict[str, HashTable]:
@@ -236,6 +242,22 @@ def filter_out_sparse_param(model: nn.Module) -> dict[str, HashTable]:
                 raise ValueError(f"two hash tables are named {module.name!r}")
             tables[module.name] = module
     return tables
+
+
+def row_shape(embedding_shape, name: str) -> tuple[int, ...]:
+    """The shape of one row: ``embedding_shape`` without a leading -1.
+
+    >>> row_shape([-1, 8], "t"), row_shape([2, 3], "t")
+    ((8,), (2, 3))
+    """
+    shape = tuple(int(n) for n in embedding_shape)
+    shape = shape[1:] if len(shape) > 1 and shape[0] == -1 else shape
+    if not shape or any(n < 1 for n in shape):
+        raise ValueError(
+            f"HashTable {name!r}: embedding_shape must be [dim] or [d0, d1, ...] with positive "
+            f"sizes (a leading -1 allowed), got {list(embedding_shape)}"
+        )
+    return shape
 
 
 def _build_for_table(initializer, shape: list[int], dtype, name: str) -> None:

@@ -36,15 +36,16 @@ class TableAccess:
 
     @beside_torch
     def insert(self, ids: torch.Tensor, embeddings: torch.Tensor) -> None:
-        """Set the rows of ``ids`` to ``embeddings`` ``[len(ids), dim]``, creating rows for new
-        ids (their optimizer slots start fresh); for a repeated id the last row wins."""
+        """Set the rows of ``ids`` to ``embeddings`` ``[len(ids), *row_shape]``, creating rows
+        for new ids (their optimizer slots start fresh); for a repeated id the last row wins."""
         ids = self._engine_ids(ids)
         values = torch.as_tensor(embeddings).to(self.device, torch.float32)
-        if tuple(values.shape) != (ids.size, self.dim):
+        if tuple(values.shape) != (ids.size, *self.row_shape):
             raise ValueError(
-                f"HashTable {self.name!r}: insert needs embeddings [{ids.size}, {self.dim}], "
+                f"HashTable {self.name!r}: insert needs embeddings {[ids.size, *self.row_shape]}, "
                 f"got {list(values.shape)}"
             )
+        values = values.reshape(ids.size, self.dim)
         rows = self.table.find_or_insert(ids).rows
         self.table.store.scatter(rows, as_engine(values, "embeddings"))
         self.table.written(rows)
@@ -54,7 +55,7 @@ class TableAccess:
         return as_tensor(self._entries(child).keys)
 
     def embeddings(self, child: str | None = None) -> torch.Tensor:
-        """The rows (float32 ``[n, dim]``) of :meth:`ids`, in the same order."""
+        """The rows (float32 ``[n, *row_shape]``) of :meth:`ids`, in the same order."""
         return self._rows_of(self._entries(child))
 
     def ids_map(self, child: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,8 +79,10 @@ class TableAccess:
         return as_tensor(entries.keys), as_tensor(entries.rows), self._rows_of(entries)
 
     def raw_embeddings(self) -> torch.Tensor:
-        """Every row's embedding (float32 ``[rows, dim]``), indexed by row, free rows too."""
-        return self.slot_group().slot_by_name(EMBEDDING).value()
+        """Every row's embedding (float32 ``[rows, *row_shape]``), indexed by row, free rows
+        too."""
+        values = self.slot_group().slot_by_name(EMBEDDING).value()
+        return values.reshape(-1, *self.row_shape)
 
     def slot_group(self) -> SlotGroup:
         """The table's per-row slots by RecIS's names (:mod:`~recis.backends.torch.slot_group`)."""
@@ -95,15 +98,16 @@ class TableAccess:
 
     def grad(self, acc_step: int = 1) -> torch.Tensor:
         """The gradients received since the last step, summed per row and divided by
-        ``acc_step``: a sparse COO tensor ``[rows, dim]`` indexed by row."""
+        ``acc_step``: a sparse COO tensor ``[rows, *row_shape]`` indexed by row."""
         rows, summed = self.table.grads.summed(divisor=acc_step)
         kept = rows >= 0  # on the GPU, entries of dropped rows stay as row -1
         rows, summed = as_tensor(rows[kept]), as_tensor(summed[kept])
         num_rows = self.table.store.capacity
         if rows.numel():
             num_rows = max(num_rows, int(rows.max()) + 1)
+        summed = summed.reshape(-1, *self.row_shape)
         return torch.sparse_coo_tensor(
-            rows[None], summed, (num_rows, self.dim), check_invariants=True
+            rows[None], summed, (num_rows, *self.row_shape), check_invariants=True
         )
 
     def clear_grad(self) -> None:
@@ -154,7 +158,7 @@ class TableAccess:
 
     @beside_torch
     def _rows_of(self, entries: Entries) -> torch.Tensor:
-        return as_tensor(self.table.gather(entries.rows)).reshape(-1, self.dim)
+        return as_tensor(self.table.gather(entries.rows)).reshape(-1, *self.row_shape)
 
 
 class HashtableImpl:
@@ -172,7 +176,7 @@ class HashtableImpl:
         row is -1 and they read zeros)."""
         table, keys = self._table.table, self._table._engine_ids(ids)
         rows = table.find(keys) if readonly else table.find_or_insert(keys).rows
-        values = table.gather(rows).reshape(-1, table.dim)
+        values = table.gather(rows).reshape(-1, *self._table.row_shape)
         return as_tensor(rows), as_tensor(values)
 
     def accept_grad(self, grad_index, grad) -> None:

@@ -78,17 +78,21 @@ class SparseUpdater:
             self.add_table(table)
 
     def add_table(self, table: EmbeddingTable) -> None:
-        """Start updating ``table``, adding the rule's slots to its rows; slots it already
-        holds with the same shape, dtype and fill (a copied table's) are kept as they are."""
+        """Start updating ``table``, adding the rule's slots to its rows. Slots it already
+        holds with the same shape and dtype (a copied table's, or another optimizer's) keep
+        their rows' values; rows that start later take this rule's initial value (as RecIS,
+        e.g. another ``initial_accumulator_value``)."""
         if table.name in self.tables:
             raise ValueError(f"table {table.name!r} is already updated by this optimizer")
         for name, spec in self.rule.slots(table.dim).items():
             held = table.store.fields.get(name)
             if held is None:
                 table.store.add_slot(name, spec.shape, spec.dtype, spec.init)
-            elif (held.shape, held.dtype, held.fill) != (tuple(spec.shape), spec.dtype, spec.init):
+            elif (held.shape, held.dtype) != (tuple(spec.shape), spec.dtype):
                 rule = type(self.rule).__name__
                 raise ValueError(f"table {table.name!r} holds a slot {name!r} unlike {rule}'s")
+            elif held.fill != spec.init:
+                table.store.set_fill(name, spec.init)
         self.tables[table.name] = table
         self.steps[table.name] = 0
         self._skipped_rows[table.name] = 0

@@ -1,0 +1,1 @@
+"""RecIS's ``recis.common``: helpers shared across the package (``singleton``)."""
