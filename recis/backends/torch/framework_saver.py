@@ -36,6 +36,8 @@ from pathlib import Path
 import torch
 
 from recis.backends.torch.checkpoint import CheckpointManager
+from recis.backends.torch.recis_bank import load_steps, recis_names
+from recis.backends.torch.recis_files import RecisFiles
 from recis.backends.torch.saver_options import SaverOptions
 from recis.checkpoint import Checkpoint, CheckpointDirectory
 from recis.framework.model_bank import PARTS
@@ -90,7 +92,7 @@ class Saver:
         self.concurrency = concurrency
         self.allow_pickle = allow_pickle
         self._extra: dict[str, object] = {}
-        self.manager = CheckpointManager(
+        self.manager = _RecisFilesManager(
             output_dir,
             model,
             sparse_optimizer=sparse_optim,
@@ -180,8 +182,8 @@ class Saver:
         parts among ``sparse``, ``sparse_opt``, ``dense``, ``extra``, ``io_state``; an
         ``exclude`` entry that is a part drops it, any other is a pattern of names to skip.
         """
-        parts, patterns = parts_and_patterns(load_conf or {})
-        strict = bool((load_conf or {}).get("strict", True))
+        conf = load_conf or {}
+        strict = bool(conf.get("strict", not conf.get("ignore_error", False)))
         if direct_path:
             if not ckpt_path:
                 return None
@@ -192,11 +194,24 @@ class Saver:
                 return None
         else:
             path = Path(ckpt_path or self.output_dir) / ckpt_id
-        self.manager.load(Checkpoint(path), parts, patterns, strict)
+        checkpoint = Checkpoint(path)
+        for parts, patterns in self._load_steps(checkpoint, conf):
+            self.manager.load(checkpoint, parts, patterns, strict)
         return path
 
+    def _load_steps(self, checkpoint: Checkpoint, conf: Mapping) -> list:
+        """Our loads for a load configuration: by parts, or by RecIS's name patterns."""
+        load, exclude = list(conf.get("load", ["*"])), list(conf.get("exclude", ()))
+        if set(load) <= PARTS | {"*"} and not any("@" in name for name in exclude):
+            return [parts_and_patterns(conf)]
+        return load_steps(recis_names(checkpoint, self.manager), load, exclude)
 
-class SaverCheckpointManager(CheckpointManager):
+
+class _RecisFilesManager(RecisFiles, CheckpointManager):
+    """Our manager, each checkpoint also holding RecIS's pickled files."""
+
+
+class SaverCheckpointManager(RecisFiles, CheckpointManager):
     """``CheckpointManager(saver, save_interval, save_every_n_windows=None)``: our manager over
     the saver's settings and registrations; :meth:`step` saves every ``save_interval`` steps
     (or, with ``save_every_n_windows``, :meth:`window_step` every that many windows)."""
@@ -301,6 +316,10 @@ class _Value:
 
     def state_dict(self) -> dict:
         return {"value": self.values[self.name]}
+
+    def recis_value(self):
+        """The value as RecIS saves it (not wrapped)."""
+        return self.values[self.name]
 
     def load_state_dict(self, state: dict) -> None:
         held, saved = self.values[self.name], state["value"]
