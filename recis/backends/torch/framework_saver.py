@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from recis.backends.torch.checkpoint import CheckpointManager
-from recis.backends.torch.recis_bank import load_steps, recis_names
+from recis.backends.torch.recis_bank import Renames, load_steps, parse_oname, recis_names
 from recis.backends.torch.recis_files import RecisFiles
 from recis.backends.torch.saver_options import SaverOptions
 from recis.checkpoint import Checkpoint, CheckpointDirectory
@@ -160,11 +160,6 @@ class Saver:
             self.load()
             return
         for entry in self._model_bank:
-            if entry.get("oname"):
-                raise ValueError(
-                    f"Saver: model bank entry {entry.get('path')!r}: 'oname' (loading under "
-                    "other names) is not supported"
-                )
             self.load(entry["path"], load_conf=entry, direct_path=True)
 
     def load(
@@ -183,7 +178,7 @@ class Saver:
         ``exclude`` entry that is a part drops it, any other is a pattern of names to skip.
         """
         conf = load_conf or {}
-        strict = bool(conf.get("strict", not conf.get("ignore_error", False)))
+        strict = bool(conf.get("strict", not conf))
         if direct_path:
             if not ckpt_path:
                 return None
@@ -195,16 +190,26 @@ class Saver:
         else:
             path = Path(ckpt_path or self.output_dir) / ckpt_id
         checkpoint = Checkpoint(path)
-        for parts, patterns in self._load_steps(checkpoint, conf):
-            self.manager.load(checkpoint, parts, patterns, strict)
+        load, exclude = list(conf.get("load", ["*"])), list(conf.get("exclude", ()))
+        by_parts = set(load) <= PARTS | {"*"} and not any("@" in name for name in exclude)
+        if by_parts and not conf.get("oname"):
+            self.manager.load(checkpoint, *parts_and_patterns(conf), strict)
+            return path
+        renames = self._renames(checkpoint, conf.get("oname") or [])
+        self.manager.renames = renames
+        try:
+            names = recis_names(checkpoint, self.manager, renames)
+            check = not conf.get("ignore_error", False)
+            for parts, patterns in load_steps(names, load, exclude, check):
+                self.manager.load(checkpoint, parts, patterns, strict)
+        finally:
+            self.manager.renames = None
         return path
 
-    def _load_steps(self, checkpoint: Checkpoint, conf: Mapping) -> list:
-        """Our loads for a load configuration: by parts, or by RecIS's name patterns."""
-        load, exclude = list(conf.get("load", ["*"])), list(conf.get("exclude", ()))
-        if set(load) <= PARTS | {"*"} and not any("@" in name for name in exclude):
-            return [parts_and_patterns(conf)]
-        return load_steps(recis_names(checkpoint, self.manager), load, exclude)
+    def _renames(self, checkpoint: Checkpoint, oname: list) -> Renames:
+        tables = [c for table in self.manager.engine_tables().values() for c in table.children]
+        dense = list(self.manager._dense_state())
+        return parse_oname(oname, tables, checkpoint.logical, dense)
 
 
 class _RecisFilesManager(RecisFiles, CheckpointManager):

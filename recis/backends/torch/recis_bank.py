@@ -22,7 +22,8 @@ loads: (parts, names to skip) pairs, one per kind of state, each touching only w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -72,14 +73,17 @@ class RecisNames:
         return [] if prefix is None else [prefix + entry for entry in OPTIMIZER_ENTRIES]
 
 
-def recis_names(checkpoint: Checkpoint, manager) -> RecisNames:
-    """The names of ``checkpoint``'s tables and of ``manager``'s run (a torch
-    ``CheckpointManager``)."""
-    tables: dict[str, list[str]] = {}
+def recis_names(checkpoint: Checkpoint, manager, renames: Renames | None = None) -> RecisNames:
+    """The names of ``manager``'s run (a torch ``CheckpointManager``): its logical tables with
+    the fields ``checkpoint`` holds for them (under ``renames``), dense keys and run state."""
+    saved: dict[str, list[str]] = {}
     for name in checkpoint.index["tensors"]:
         table, _, kept = name.partition("/")
         if kept and not kept.startswith("@"):
-            tables.setdefault(table, []).append(kept)
+            saved.setdefault(table, []).append(kept)
+    moved = renames.tables if renames is not None else {}
+    children = [c for table in manager.engine_tables().values() for c in table.children]
+    tables = {child: saved.get(moved.get(child, child), []) for child in children}
     rule = (checkpoint.metadata.get("sparse_optimizer") or {}).get("rule")
     step = RECIS_STEP_ENTRIES.get(rule)
     return RecisNames(
@@ -92,10 +96,13 @@ def recis_names(checkpoint: Checkpoint, manager) -> RecisNames:
 
 
 def load_steps(
-    names: RecisNames, load: Iterable[str], exclude: Iterable[str]
+    names: RecisNames, load: Iterable[str], exclude: Iterable[str], check_names: bool = True
 ) -> list[tuple[frozenset[str], list[str]]]:
-    """Our loads — (parts, names to skip) — for RecIS's ``load`` and ``exclude`` patterns."""
+    """Our loads — (parts, names to skip) — for RecIS's ``load`` and ``exclude`` patterns;
+    ``check_names``: a name without wildcards that names nothing is an error."""
     load, exclude = list(load), list(exclude)
+    if check_names:
+        _check_exact_names(names, load)
 
     def chosen(name: str) -> bool:
         return _matches(name, load) and not _matches(name, exclude)
@@ -124,6 +131,15 @@ def load_steps(
     return steps
 
 
+def _check_exact_names(names: RecisNames, load: list[str]) -> None:
+    """A name without wildcards must name something (as RecIS: a pattern may match nothing)."""
+    every = [n for t in names.tables for n in names.table_names(t)]
+    every += [*names.optimizer_names(), *names.dense, *names.extra, "io_state"]
+    for name in load:
+        if not any(c in name for c in "*?[") and name not in every:
+            raise ValueError(f"model bank: {name!r} names nothing in the checkpoint or the model")
+
+
 def _table_parts(names: RecisNames, table: str, chosen) -> frozenset[str]:
     """The parts of ``table`` chosen: ``sparse`` (ids and embedding), ``sparse_opt`` (slots)."""
     table_names = names.table_names(table)
@@ -139,3 +155,63 @@ def _matches(name: str, patterns: list[str]) -> bool:
 def _exact(names: Iterable[str]) -> list[str]:
     """``fnmatch`` patterns matching exactly these names."""
     return [name.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]") for name in names]
+
+
+@dataclass
+class Renames:
+    """Where a model-bank entry's ``oname`` rules load things from: {our table: checkpoint
+    table}, {our dense key: checkpoint key}."""
+
+    tables: dict[str, str] = field(default_factory=dict)
+    dense: dict[str, str] = field(default_factory=dict)
+
+
+def parse_oname(
+    rules: Iterable[Mapping],
+    tables: Iterable[str],
+    saved_tables: Iterable[str],
+    dense: Iterable[str],
+) -> Renames:
+    """RecIS's ``oname`` rules — ``{pattern of our names: pattern of the checkpoint's}``, each
+    ``*`` of the first standing for the text the same ``*`` of the second gets — as renames.
+    A rule naming any of a table's tensors (``"t@id"``, ``"t*"``) moves the whole table.
+
+    >>> renames = parse_oname([{"new_*": "old_*"}], ["new_a"], ["old_a"], ["new_b.weight"])
+    >>> renames.tables, renames.dense
+    ({'new_a': 'old_a'}, {'new_b.weight': 'old_b.weight'})
+    """
+    rules, saved_tables = [dict(rule) for rule in rules], set(saved_tables)
+    renames = Renames()
+    for table in tables:
+        for rule in rules:
+            ((ours, theirs),) = rule.items()
+            names = [f"{table}@{name}" for name in ROW_FIELDS]
+            if any(fnmatchcase(name, ours) for name in names):
+                source = table.replace(_table_stem(ours), _table_stem(theirs), 1)
+                if source in saved_tables:
+                    renames.tables[table] = source
+                    break
+    for key in dense:
+        for rule in rules:
+            ((ours, theirs),) = rule.items()
+            if "@" not in ours and fnmatchcase(key, ours):
+                renames.dense[key] = _substitute(key, ours, theirs)
+                break
+    return renames
+
+
+def _table_stem(pattern: str) -> str:
+    return pattern.split("@")[0].rsplit("*", 1)[0]
+
+
+def _substitute(name: str, pattern: str, replacement: str) -> str:
+    """``replacement`` with each ``*`` replaced by what the same ``*`` of ``pattern`` matched
+    in ``name``."""
+    regex = "".join(
+        "(.*)" if part == "*" else re.escape(part) for part in re.split(r"(\*)", pattern)
+    )
+    match = re.fullmatch(regex, name)
+    result = replacement
+    for group in match.groups() if match else ():
+        result = result.replace("*", group, 1)
+    return result

@@ -20,9 +20,25 @@ checkpoint from its own files and never unpickles these.
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
+
 import torch
 
-from recis.checkpoint import CheckpointWriter
+from recis.checkpoint import (
+    EMBEDDING,
+    OPTIMIZER,
+    CheckpointWriter,
+    Source,
+    field_kind,
+    load_tables,
+    plan_load,
+)
+
+if TYPE_CHECKING:
+    from recis.backends.torch.recis_bank import Renames
+
+MODEL = "model"  # our state tree of the dense model
 
 MODEL_PT, EXTRA_PT, IO_STATE_COUNT = "model.pt", "extra.pt", "io_state_count"
 RECIS_OPTIMIZER_ENTRIES = "recis_optimizer_entries"  # index metadata key
@@ -34,7 +50,11 @@ def io_state_file(rank: int) -> str:
 
 
 class RecisFiles:
-    """Mixed into a torch ``CheckpointManager``: each checkpoint also holds RecIS's files."""
+    """Mixed into a torch ``CheckpointManager``: each checkpoint also holds RecIS's files, and
+    loads follow :attr:`renames` (RecIS's ``oname``: tables and dense entries loaded from others
+    of the checkpoint)."""
+
+    renames: Renames | None = None
 
     def write(self, tables, writer: CheckpointWriter) -> None:
         super().write(tables, writer)
@@ -65,9 +85,50 @@ class RecisFiles:
             if isinstance(value, torch.Tensor)
         }
 
+    def _load_sparse(self, checkpoint, parts, exclude, strict, cast) -> dict[str, list[str]]:
+        renames = self.renames.tables if self.renames is not None else {}
+        if not renames:
+            return super()._load_sparse(checkpoint, parts, exclude, strict, cast)
+        kinds = [EMBEDDING, "policy"] if "sparse" in parts else []
+        kinds += [OPTIMIZER] if "sparse_opt" in parts else []
+        tables = self.engine_tables()
+        if not kinds or not tables:
+            return {}
+        moved = [*renames, *renames.values()]
+        plan = plan_load(checkpoint, tables, kinds, [*exclude, *moved], strict, cast)
+        for table in tables.values():
+            for child in table.children:
+                if child in renames and not any(fnmatchcase(child, p) for p in exclude):
+                    source = renames[child]
+                    saved = checkpoint.tables[checkpoint.logical[source]["table"]]["fields"]
+                    fields = [f for f in table.store.fields if field_kind(table, f) in kinds]
+                    plan[child] = Source(source, tuple(f for f in fields if f in saved))
+        return load_tables(checkpoint, tables, plan, strict, self.communicator())
+
+    def _load_dense(self, states, exclude, strict: bool) -> None:
+        renames = self.renames.dense if self.renames is not None else {}
+        super()._load_dense(_RenamedStates(states, renames) if renames else states, exclude, strict)
+
     def recis_extra(self) -> dict:
         """The registered objects as RecIS saves them: a state dict, or the value itself."""
         return {name: _recis_state(obj) for name, obj in self.objects.items()}
+
+
+class _RenamedStates:
+    """A checkpoint's states with the dense model's entries taken from other names."""
+
+    def __init__(self, states, renames: dict[str, str]) -> None:
+        self.states, self.renames, self.checkpoint = states, renames, states.checkpoint
+
+    def has(self, name: str) -> bool:
+        return self.states.has(name)
+
+    def read(self, name: str, rank: int | None = None):
+        state = self.states.read(name, rank)
+        if name != MODEL:
+            return state
+        moved = {ours: state[theirs] for ours, theirs in self.renames.items() if theirs in state}
+        return {**state, **moved}
 
 
 def _recis_state(obj):
