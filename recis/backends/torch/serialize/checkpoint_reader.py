@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from recis.backends.torch.recis_files import RECIS_OPTIMIZER_ENTRIES
+from recis.backends.torch.serialize.recis_layout import RecisCheckpoint, is_recis_checkpoint
 from recis.backends.torch.serialize.tensors import TENSORS, to_torch, torch_dtype
 from recis.backends.torch.slot_group import RECIS_STATE_NAMES
 from recis.checkpoint import Checkpoint
@@ -44,7 +45,13 @@ MODEL_FILE = "model.pt"  # the same, pickled, in checkpoints of older versions
 class CheckpointReader:
     """Reads the checkpoint at ``path`` (a checkpoint directory, or a run directory: its newest
     checkpoint). Every file is checked against its sha256 before it is read; ``allow_pickle``
-    also reads the pickled ``model.pt`` of older versions (only for trusted checkpoints)."""
+    also reads the pickled ``model.pt`` of older versions (only for trusted checkpoints). A
+    directory written by RecIS itself gives a :class:`RecisCheckpointReader`."""
+
+    def __new__(cls, path, allow_pickle: bool = False):
+        if cls is CheckpointReader and is_recis_checkpoint(path):
+            return super().__new__(RecisCheckpointReader)
+        return super().__new__(cls)
 
     def __init__(self, path, allow_pickle: bool = False) -> None:
         self.checkpoint = Checkpoint(path)
@@ -123,3 +130,24 @@ class CheckpointReader:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             self._model = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
         return self._model
+
+
+class RecisCheckpointReader(CheckpointReader):
+    """:class:`CheckpointReader` of a checkpoint directory written by RecIS itself
+    (:mod:`~recis.backends.torch.serialize.recis_layout`): ``CheckpointReader(path)`` of such a
+    directory is one. Its tensors are named as RecIS names them (``<table>@id``...)."""
+
+    def __init__(self, path, allow_pickle: bool = False) -> None:
+        self.recis = RecisCheckpoint(path)
+
+    def tensor_names(self) -> list[str]:
+        return self.recis.tensor_names()
+
+    def read_tensor(self, name: str) -> torch.Tensor:
+        return to_torch(self.recis.read(name))
+
+    def tensor_shape(self, name: str) -> list[int]:
+        return self.recis.shape(name)
+
+    def tensor_dtype(self, name: str) -> torch.dtype:
+        return torch_dtype(self.recis.dtype(name).name)
