@@ -3,9 +3,10 @@
 RecIS's scripts and tools read a checkpoint's dense model, run state and data positions with
 ``torch.load``: ``model.pt`` (the model's state dict, hash tables excluded), ``extra.pt``
 (the registered objects: state dicts, or values such as the global step tensor),
-``io_state_<rank>.pt`` (the registered datasets' positions) and ``io_state_count`` (the number
-of ranks). :class:`RecisFiles` adds them to a checkpoint being written; this package loads a
-checkpoint from its own files and never unpickles these.
+``io_state_0.pt`` (the registered datasets' positions) and ``io_state_count`` (the number of
+ranks), the last two in checkpoints of one process (with several ranks each rank's positions
+are in our rank files only). :class:`RecisFiles` adds them to a checkpoint being written; this
+package loads a checkpoint from its own files and never unpickles these.
 
 >>> import tempfile, torch
 >>> from recis.framework.checkpoint_manager import Saver
@@ -61,13 +62,9 @@ class RecisFiles:
         writer.write_file(MODEL_PT, _saved(self._dense_state()))
         writer.write_file(EXTRA_PT, _saved(self.recis_extra()))
         io_states = self.io_states()
-        if io_states:
-            if writer.world_size == 1:
-                writer.write_file(io_state_file(0), _saved(io_states))
-            else:
-                writer.write_rank_file(io_state_file(0), _saved(io_states))
-            count = str(writer.world_size).encode()
-            writer.write_file(IO_STATE_COUNT, lambda out: out.write(count))
+        if io_states and writer.world_size == 1:  # with several ranks: our rank files only
+            writer.write_file(io_state_file(0), _saved(io_states))
+            writer.write_file(IO_STATE_COUNT, lambda out: out.write(b"1"))
 
     def metadata(self) -> dict:
         """Ours, with the sparse optimizer's RecIS entries (``sparse_adamw_tf_step``,
