@@ -7,12 +7,21 @@ checkpoints of older versions (only for checkpoints from trusted places).
 
 >>> [entry.parts == PARTS for entry in bank_entries([{"path": "run/ckpt_10"}])]
 [True]
+
+RecIS's reader of its checkpoints' pickled files, ``load_pt_file``, and the ``torch`` it reads
+them with resolve here from the torch backend on first use (this module imports no framework).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+_TORCH_NAMES = {
+    "load_pt_file": "recis.backends.torch.model_bank_files",
+    "torch": "recis.backends.torch.model_bank_files",
+}
 
 PARTS = frozenset({"sparse", "sparse_opt", "dense", "extra", "io_state"})
 BANK_KEYS = frozenset({"path", "load", "exclude", "strict", "cast", "allow_pickle"})
@@ -55,3 +64,9 @@ def _parts(load: Iterable[str]) -> frozenset[str]:
     if unknown:
         raise ValueError(f"model bank: unknown parts {sorted(unknown)}; use {sorted(PARTS)} or '*'")
     return frozenset(parts)
+
+
+def __getattr__(name: str):
+    if name not in _TORCH_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_TORCH_NAMES[name]), name)

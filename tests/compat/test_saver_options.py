@@ -46,7 +46,5 @@ def test_output_dir_can_be_set_after_construction(tmp_path):
 def test_options_this_format_cannot_honour_are_refused():
     with pytest.raises(ValueError, match="params_not_save"):
         Saver(SaverOptions(_model(), None, "", params_not_save=["x"]))
-    saver = Saver(SaverOptions(_model(), None, ""))
-    saver._init_model_bank([{"path": "elsewhere", "oname": [{"a*": "b*"}]}])
-    with pytest.raises(ValueError, match="'oname'"):
-        saver.restore()
+    with pytest.raises(ValueError, match="save_filter_fn"):
+        Saver(SaverOptions(_model(), None, "", save_filter_fn=lambda names: names))

@@ -321,8 +321,10 @@ class _States:
             self._pickled_file(name, place[0])
 
     def _pickled_file(self, name: str, rank: int | None = None) -> str | None:
-        """The ``.pt`` file holding state ``name`` (None when it is JSON and safetensors);
-        raises unless pickles are allowed."""
+        """The ``.pt`` file holding state ``name`` (None when it is JSON and safetensors, even
+        beside RecIS's ``model.pt``/``extra.pt`` copies); raises unless pickles are allowed."""
+        if name != RANK_STATE and state_file_names(name)[0] in self.checkpoint.index["files"]:
+            return None
         file = self.PICKLED[name] if name != RANK_STATE else rank_name(RANK_FILE, rank or 0)
         if file not in self.checkpoint.index["files"] or self.allow_pickle:
             return file if file in self.checkpoint.index["files"] else None

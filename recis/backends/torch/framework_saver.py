@@ -36,6 +36,8 @@ from pathlib import Path
 import torch
 
 from recis.backends.torch.checkpoint import CheckpointManager
+from recis.backends.torch.recis_bank import Renames, load_steps, parse_oname, recis_names
+from recis.backends.torch.recis_files import RecisFiles
 from recis.backends.torch.saver_options import SaverOptions
 from recis.checkpoint import Checkpoint, CheckpointDirectory
 from recis.framework.model_bank import PARTS
@@ -90,7 +92,7 @@ class Saver:
         self.concurrency = concurrency
         self.allow_pickle = allow_pickle
         self._extra: dict[str, object] = {}
-        self.manager = CheckpointManager(
+        self.manager = _RecisFilesManager(
             output_dir,
             model,
             sparse_optimizer=sparse_optim,
@@ -158,11 +160,6 @@ class Saver:
             self.load()
             return
         for entry in self._model_bank:
-            if entry.get("oname"):
-                raise ValueError(
-                    f"Saver: model bank entry {entry.get('path')!r}: 'oname' (loading under "
-                    "other names) is not supported"
-                )
             self.load(entry["path"], load_conf=entry, direct_path=True)
 
     def load(
@@ -180,8 +177,8 @@ class Saver:
         parts among ``sparse``, ``sparse_opt``, ``dense``, ``extra``, ``io_state``; an
         ``exclude`` entry that is a part drops it, any other is a pattern of names to skip.
         """
-        parts, patterns = parts_and_patterns(load_conf or {})
-        strict = bool((load_conf or {}).get("strict", True))
+        conf = load_conf or {}
+        strict = bool(conf.get("strict", not conf))
         if direct_path:
             if not ckpt_path:
                 return None
@@ -192,11 +189,34 @@ class Saver:
                 return None
         else:
             path = Path(ckpt_path or self.output_dir) / ckpt_id
-        self.manager.load(Checkpoint(path), parts, patterns, strict)
+        checkpoint = Checkpoint(path)
+        load, exclude = list(conf.get("load", ["*"])), list(conf.get("exclude", ()))
+        by_parts = set(load) <= PARTS | {"*"} and not any("@" in name for name in exclude)
+        if by_parts and not conf.get("oname"):
+            self.manager.load(checkpoint, *parts_and_patterns(conf), strict)
+            return path
+        renames = self._renames(checkpoint, conf.get("oname") or [])
+        self.manager.renames = renames
+        try:
+            names = recis_names(checkpoint, self.manager, renames)
+            check = not conf.get("ignore_error", False)
+            for parts, patterns in load_steps(names, load, exclude, check):
+                self.manager.load(checkpoint, parts, patterns, strict)
+        finally:
+            self.manager.renames = None
         return path
 
+    def _renames(self, checkpoint: Checkpoint, oname: list) -> Renames:
+        tables = [c for table in self.manager.engine_tables().values() for c in table.children]
+        dense = list(self.manager._dense_state())
+        return parse_oname(oname, tables, checkpoint.logical, dense)
 
-class SaverCheckpointManager(CheckpointManager):
+
+class _RecisFilesManager(RecisFiles, CheckpointManager):
+    """Our manager, each checkpoint also holding RecIS's pickled files."""
+
+
+class SaverCheckpointManager(RecisFiles, CheckpointManager):
     """``CheckpointManager(saver, save_interval, save_every_n_windows=None)``: our manager over
     the saver's settings and registrations; :meth:`step` saves every ``save_interval`` steps
     (or, with ``save_every_n_windows``, :meth:`window_step` every that many windows)."""
@@ -301,6 +321,10 @@ class _Value:
 
     def state_dict(self) -> dict:
         return {"value": self.values[self.name]}
+
+    def recis_value(self):
+        """The value as RecIS saves it (not wrapped)."""
+        return self.values[self.name]
 
     def load_state_dict(self, state: dict) -> None:
         held, saved = self.values[self.name], state["value"]

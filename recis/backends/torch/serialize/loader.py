@@ -30,6 +30,7 @@ import torch
 from recis.backends.torch.communicator import default_communicator
 from recis.backends.torch.hashtable import HashTable
 from recis.backends.torch.hashtable_access import as_hashtable
+from recis.backends.torch.serialize.recis_layout import RecisCheckpoint, is_recis_checkpoint
 from recis.backends.torch.serialize.tensors import to_torch
 from recis.checkpoint import Checkpoint, CheckpointError, Source, load_tables, plan_load
 from recis.distributed.communicator import Communicator
@@ -51,6 +52,11 @@ class Loader:
         communicator: the ranks the tables are sharded over (default: that of
             ``torch.distributed``'s world when it has several ranks).
     """
+
+    def __new__(cls, checkpoint_path, *args, **kwargs):
+        if cls is Loader and is_recis_checkpoint(checkpoint_path):
+            return super().__new__(RecisLoader)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -95,6 +101,57 @@ class Loader:
                     tensor.copy_(to_torch(self.checkpoint.read_tensor(name)))
             elif self.strict:
                 raise CheckpointError(f"{self.checkpoint!r} has no dense tensor {name!r}")
+
+
+class RecisLoader(Loader):
+    """:class:`Loader` of a checkpoint directory written by RecIS itself
+    (:mod:`~recis.backends.torch.serialize.recis_layout`); ``Loader(path, ...)`` of such a
+    directory is one. Each table ``name`` gets the ids and embeddings of RecIS's
+    ``<name>@id``/``<name>@embedding`` (its optimizer slots are not read: new rows start with
+    fresh optimizer state), each dense tensor the saved tensor of its name."""
+
+    def __init__(
+        self,
+        checkpoint_path,
+        hashtables: Mapping[str, HashTable] | None = None,
+        tensors: Mapping[str, torch.Tensor] | None = None,
+        parallel: int = 16,
+        filter_func: Callable[[LoadInfo], LoadInfo] | None = None,
+        strict: bool = True,
+        communicator: Communicator | None = None,
+    ) -> None:
+        if filter_func is not None or communicator is not None:
+            raise ValueError(
+                f"Loader {str(checkpoint_path)!r}: a checkpoint written by RecIS loads without "
+                "filter_func and communicator (one process)"
+            )
+        self.recis = RecisCheckpoint(checkpoint_path)
+        self.hashtables = {name: as_hashtable(table) for name, table in (hashtables or {}).items()}
+        self.tensors = dict(tensors or {})
+        self.strict = strict
+
+    def default_load_info(self) -> LoadInfo:
+        """{table: {table: ["embedding"]}} for the tables the checkpoint holds."""
+        held = [name for name in self.hashtables if self.recis.has(f"{name}@id")]
+        return {name: {name: ["embedding"]} for name in held}
+
+    def load(self) -> None:
+        for name, table in self.hashtables.items():
+            if not self.recis.has(f"{name}@id"):
+                self._missing(f"table {name!r}")
+                continue
+            ids = to_torch(self.recis.read(f"{name}@id"))
+            table.insert(ids, to_torch(self.recis.read(f"{name}@embedding")))
+        for name, tensor in self.tensors.items():
+            if not self.recis.has(name):
+                self._missing(f"dense tensor {name!r}")
+                continue
+            with torch.no_grad():
+                tensor.copy_(to_torch(self.recis.read(name)).reshape(tensor.shape))
+
+    def _missing(self, what: str) -> None:
+        if self.strict:
+            raise CheckpointError(f"{self.recis!r} has no {what}")
 
 
 def _plan(info: LoadInfo) -> dict[str, Source]:
