@@ -28,7 +28,7 @@ if _torch_is_only_our_test_folder():
     install()
 
 # not test modules: the torch blocker (importing it would block torch in this process) and a
-# script run with its own PYTHONPATH; and RecIS's hook paths that import as their backend module
+# script run with its own PYTHONPATH; and RecIS's paths that import as their backend module
 # (recis.backends.torch.recis_path), which doctest collection would take for another file
 collect_ignore = [
     "tests/no_torch",
@@ -37,4 +37,5 @@ collect_ignore = [
     "recis/hooks/initial_profiler_hook.py",
     "recis/hooks/monitor_report_hook.py",
     "recis/hooks/profiler_hook.py",
+    "recis/io/cuda_prefetch_dataset.py",
 ]

