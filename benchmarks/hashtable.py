@@ -9,11 +9,13 @@ For each table size N (default 1M and 16M random int64 keys) it measures, in one
   ``growth_ratio_user`` give presized over growing time (median of the runs' ratios, by wall
   time, by the process's CPU time and by its user-mode CPU time), with each run's
   ``[wall, user, system]`` seconds in ``insert_seconds``. Each insert starts after a pause
-  (``--pause``, default 3 s): in a virtual machine that hands freed memory back to its host
-  (free page reporting, within about 2 s), memory freed just before is far cheaper to touch
-  again than memory the host must supply afresh, so without the pause an insert that allocates
-  right after the other one freed its table would be favoured; with it, both start from fresh
-  memory, as a new process does. The system time is mostly the kernel zeroing fresh pages;
+  (``--pause``, default 8 s): in a virtual machine that hands freed memory back to its host
+  (free page reporting, over a few seconds), memory freed just before is far cheaper to touch
+  again than memory the host must supply afresh, which favoured the insert that allocates all
+  of its slots at once, right after the other one freed its table; after the pause both start
+  from fresh memory, as a new process does. The system time is mostly the kernel zeroing (and
+  the host supplying) those fresh pages, the same 16 bytes per slot in both inserts, and varies
+  a lot from run to run where the host is busy; the user time is the inserts' own work;
 - ``find``: lookups of existing keys, batches of 1M;
 - ``find_or_insert_hits``: find_or_insert of existing keys (the steady state of training);
 - ``find_or_insert_10pct_new``: batches where 10% of the keys are new;
@@ -25,7 +27,7 @@ Throughput is keys per second (median of repeats; ``--repeats`` for the inserts,
 ``dict`` (default: all). Prints one JSON object.
 
     python benchmarks/hashtable.py [--sizes 1000000 16000000] [--queries 4000000]
-    python benchmarks/hashtable.py --sizes 16000000 --cases insert --repeats 3 [--pause 3]
+    python benchmarks/hashtable.py --sizes 16000000 --cases insert --repeats 3 [--pause 8]
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--repeats", type=int, default=1, help="runs of each insert (median)")
-    parser.add_argument("--pause", type=float, default=3.0, help="seconds before each insert")
+    parser.add_argument("--pause", type=float, default=8.0, help="seconds before each insert")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     build(rng.integers(0, 1 << 40, 5000), 16).find(np.arange(10))  # compile the kernels first
