@@ -5,9 +5,11 @@ cores (torch's, for the dense model). An idle OpenMP thread keeps spinning for a
 sleeps, so two pools burn each other's time and a step gets several times slower (worst on a busy
 machine). The engine therefore starts numba's pool with idle threads that sleep at once
 (:func:`start_kernel_pool`, run when the kernels are imported) unless ``OMP_WAIT_POLICY`` is set,
-leaving the environment, and so the framework's pool, as it was. The framework front ends run the
-engine's kernels inside :func:`kernel_threads` with :func:`framework_kernel_threads` threads:
-every core by default, or ``RECIS_ENGINE_THREADS``.
+leaving the environment, and so the framework's pool, as it was. Where torch was imported first,
+numba's parallel regions bind to the OpenMP runtime torch loaded, which has read its settings
+already: there only ``OMP_WAIT_POLICY=PASSIVE`` set before Python starts makes idle threads
+sleep. The framework front ends run the engine's kernels inside :func:`kernel_threads` with
+:func:`framework_kernel_threads` threads: every core by default, or ``RECIS_ENGINE_THREADS``.
 
 >>> with kernel_threads(1):
 ...     numba.get_num_threads()
