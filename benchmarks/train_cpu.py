@@ -26,7 +26,8 @@ the JAX backend against the torch backend). ``median_step`` gives the same from 
 of one step (all rounds' steps pooled; each step timed to its end), which slow phases of a shared
 machine, lasting seconds, move less than whole runs. With ``--lockstep`` the systems also run
 side by side, each in its process, taking turns step by step (:mod:`lockstep`), so that they meet
-the same slow phases: ``lockstep`` gives their median-step samples/s and its ratios.
+the same slow phases: ``lockstep`` gives their samples/s at the median step and at the mean step
+(which counts slow steps, such as a table's growth, in full), and the ratios of each.
 
     python benchmarks/train_cpu.py [--steps 20] [--warmup 3] [--rounds 3] [--variants deepfm]
 
@@ -318,15 +319,19 @@ def measure_in_rounds(variant: str, args) -> dict:
 
 
 def measure_lockstep(variant: str, args) -> dict:
-    """Median-step samples/s of every system, the systems taking turns step by step
-    (:mod:`lockstep`), and the ratios."""
+    """Every system's samples/s at its median step and at its mean step (which counts slow
+    steps, such as a table's growth, in full), the systems taking turns step by step
+    (:mod:`lockstep`), with the ratios of each."""
     commands = {name: worker_command(name, variant, args, "--serve") for name in args.systems}
-    seconds = take_turns(commands, args.warmup + args.steps)
-    throughput = {
-        name: args.batch_size / statistics.median(values[args.warmup :])
-        for name, values in seconds.items()
+    seconds = {
+        name: values[args.warmup :]
+        for name, values in take_turns(commands, args.warmup + args.steps).items()
     }
-    return throughput | ratios(throughput)
+    result = {}
+    for statistic in (statistics.median, statistics.mean):
+        throughput = {name: args.batch_size / statistic(s) for name, s in seconds.items()}
+        result[f"{statistic.__name__}_step"] = throughput | ratios(throughput)
+    return result
 
 
 def measure_rounds(variant: str, args) -> dict[str, list[list[float]]]:
