@@ -2,9 +2,8 @@
 
 RecIS's layout, as its public saver and reader define it:
 
-* data files ``model-<i>-of-<n>.safetensors``: an unsigned 64-bit little-endian header length,
-  a JSON header ``{block: {"dtype": "F32"..., "shape": [...], "data_offsets": [begin, end],
-  "dense": bool}}`` (offsets from the end of the header), then the data;
+* data files ``model-<i>-of-<n>.safetensors``, read with the ``safetensors`` library (their
+  header entries also say whether a block is ``"dense"``);
 * ``index``: JSON whose ``file_index`` lists the data files (and ``block_index`` the file of each
   block);
 * ``tensorkey.json``: {block name in a data file: ``<tensor>^<slice>``} for the hash tables'
@@ -38,31 +37,16 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-import ml_dtypes
+import ml_dtypes  # noqa: F401  (registers bfloat16 for safetensors' NumPy reader)
 import numpy as np
+from safetensors import SafetensorError, safe_open
 
 INDEX, TENSOR_KEYS = "index", "tensorkey.json"
 SLICE_SEPARATOR = "^"
 PART = re.compile(r"/part_(\d+)_(\d+)$")
-DTYPES = {
-    "F64": np.float64,
-    "F32": np.float32,
-    "F16": np.float16,
-    "BF16": ml_dtypes.bfloat16,
-    "I64": np.int64,
-    "U64": np.uint64,
-    "I32": np.int32,
-    "U32": np.uint32,
-    "I16": np.int16,
-    "U16": np.uint16,
-    "I8": np.int8,
-    "U8": np.uint8,
-    "BOOL": np.bool_,
-}
 
 
 def is_recis_checkpoint(path) -> bool:
@@ -74,10 +58,9 @@ def is_recis_checkpoint(path) -> bool:
 @dataclass(frozen=True)
 class _Block:
     file: Path
-    begin: int
-    end: int
-    dtype: str
+    key: str
     shape: tuple[int, ...]
+    dtype: np.dtype
     shard: int
 
 
@@ -90,8 +73,8 @@ class RecisCheckpoint:
         keys = json.loads((self.path / TENSOR_KEYS).read_text())
         self._blocks: dict[str, list[_Block]] = {}
         for file in index["file_index"]:
-            for key, block in _read_header(self.path / file):
-                name = keys.get(key, key).split(SLICE_SEPARATOR)[0]
+            for block in _blocks_of(self.path / file):
+                name = keys.get(block.key, block.key).split(SLICE_SEPARATOR)[0]
                 self._blocks.setdefault(name, []).append(block)
 
     def __repr__(self) -> str:
@@ -108,11 +91,12 @@ class RecisCheckpoint:
         return [sum(b.shape[0] for b in blocks), *blocks[0].shape[1:]]
 
     def dtype(self, name: str) -> np.dtype:
-        return np.dtype(DTYPES[self._of(name)[0].dtype])
+        return self._of(name)[0].dtype
 
     def read(self, name: str) -> np.ndarray:
         """Tensor ``name``: its blocks, in shard order, joined along the first axis."""
-        parts = [_read_block(block) for block in sorted(self._of(name), key=lambda b: b.shard)]
+        blocks = sorted(self._of(name), key=lambda b: b.shard)
+        parts = [_open(b.file, lambda f, b=b: f.get_tensor(b.key)) for b in blocks]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _of(self, name: str) -> list[_Block]:
@@ -121,35 +105,29 @@ class RecisCheckpoint:
         return self._blocks[name]
 
 
-def _read_header(file: Path) -> list[tuple[str, _Block]]:
-    with open(file, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
-    start, blocks = 8 + length, []
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
-        if info["dtype"] not in DTYPES:
-            raise ValueError(f"{str(file)!r}: block {key!r} has unknown dtype {info['dtype']!r}")
-        begin, end = info["data_offsets"]
-        part = PART.search(key)
-        shard = int(part.group(1)) if part else 0
-        blocks.append(
-            (
-                key,
-                _Block(
-                    file, start + begin, start + end, info["dtype"], tuple(info["shape"]), shard
-                ),
-            )
-        )
-    return blocks
+def _blocks_of(file: Path) -> list[_Block]:
+    """The blocks a data file holds, with their shapes and saving shards."""
+
+    def blocks(f) -> list[_Block]:
+        found = []
+        for key in f.keys():  # noqa: SIM118  (a safetensors file is not iterable)
+            part = PART.search(key)
+            view = f.get_slice(key)
+            shape = tuple(view.get_shape())
+            empty = view[0:0] if shape else f.get_tensor(key)  # the dtype without the data
+            found.append(_Block(file, key, shape, empty.dtype, int(part.group(1)) if part else 0))
+        return found
+
+    return _open(file, blocks)
 
 
-def _read_block(block: _Block) -> np.ndarray:
-    with open(block.file, "rb") as f:
-        f.seek(block.begin)
-        data = f.read(block.end - block.begin)
-    dtype = np.dtype(DTYPES[block.dtype])
-    if len(data) != int(np.prod(block.shape, dtype=np.int64)) * dtype.itemsize:
-        raise ValueError(f"{str(block.file)!r}: a block of {block.shape} is truncated")
-    return np.frombuffer(data, dtype).reshape(block.shape).copy()
+def _open(file: Path, read):
+    """``read(f)`` of data file ``file`` opened with safetensors; a malformed or truncated file
+    is a ``ValueError`` naming it."""
+    try:
+        with safe_open(file, framework="np") as f:
+            return read(f)
+    except SafetensorError as error:
+        raise ValueError(
+            f"RecIS checkpoint file {str(file)!r} is malformed or truncated: {error}"
+        ) from None
