@@ -3,26 +3,35 @@
 On a shared machine slow phases last seconds; systems measured one after the other meet different
 phases, while systems that take turns one step at a time meet the same ones. :func:`serve` runs in
 each worker (one step per request on stdin, its wall seconds on stdout); :func:`take_turns` starts
-the workers and asks each for a step in turn.
+the workers and asks each for a step in turn. :func:`step_seconds` times steps in one process.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+
+
+def timed(step: Callable[[int], None], index: int) -> float:
+    """Wall seconds of ``step(index)``."""
+    start = time.perf_counter()
+    step(index)
+    return time.perf_counter() - start
+
+
+def step_seconds(step: Callable[[int], None], count: int) -> list[float]:
+    """Wall seconds of ``step(i)`` for ``i`` in ``range(count)``, one after the other."""
+    return [timed(step, index) for index in range(count)]
 
 
 def serve(step: Callable[[int], None]) -> None:
     """Worker loop: print ``ready``, then for each line ``i`` on stdin run ``step(i)`` and print
     its wall seconds; stop at end of input."""
-    import time
-
     print("ready", flush=True)
     for line in sys.stdin:
-        start = time.perf_counter()
-        step(int(line))
-        print(time.perf_counter() - start, flush=True)
+        print(timed(step, int(line)), flush=True)
 
 
 def take_turns(commands: dict[str, list[str]], steps: int) -> dict[str, list[float]]:

@@ -88,20 +88,15 @@ def measure(system: str, variant: str, steps: int, warmup: int, batch_size: int)
 
 
 def _torch_step(hidden, with_bias):
+    """``train_cpu.py``'s training step of its ``recis`` system."""
     import torch
     import train_cpu
 
     torch.manual_seed(0)
-    model = train_cpu.RecisModel(hidden, with_bias)
-    optimizers, loss_fn = model.optimizers(), torch.nn.BCEWithLogitsLoss()
+    train = train_cpu.training_step(train_cpu.RecisModel(hidden, with_bias))
 
     def step(numpy_batch):
-        batch = {name: torch.from_numpy(array) for name, array in numpy_batch.items()}
-        for optimizer in optimizers:
-            optimizer.zero_grad()
-        loss_fn(model(batch), batch["label"]).backward()
-        for optimizer in optimizers:
-            optimizer.step()
+        train({name: torch.from_numpy(array) for name, array in numpy_batch.items()})
 
     return step
 

@@ -42,7 +42,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -56,7 +55,7 @@ from deepfm_data import (
     VOCAB,
     make_numpy_batches,
 )
-from lockstep import serve, take_turns
+from lockstep import serve, step_seconds, take_turns
 from torch import nn
 
 from recis.backends.torch.initializers import UniformInitializer
@@ -254,23 +253,19 @@ def training_step(model: nn.Module):
     return step
 
 
-def prepared(system: str, variant: str, args) -> tuple:
-    """The training step of one system on one variant, and its batches, in this process."""
+def prepared(system: str, variant: str, args):
+    """The training step of one system on one variant, in this process, as a function of the
+    batch's number (``args.warmup + args.steps`` batches)."""
     hidden, with_bias = VARIANTS[variant]
     torch.manual_seed(0)
     batches = make_batches(args.warmup + args.steps, args.batch_size)
-    return training_step(SYSTEMS[system](hidden, with_bias)), batches
+    step = training_step(SYSTEMS[system](hidden, with_bias))
+    return lambda index: step(batches[index])
 
 
 def measure(system: str, variant: str, args) -> list[float]:
     """Seconds of each measured step of one system on one variant, in this process."""
-    step, batches = prepared(system, variant, args)
-    seconds = []
-    for batch in batches:
-        start = time.perf_counter()
-        step(batch)
-        seconds.append(time.perf_counter() - start)
-    return seconds[args.warmup :]
+    return step_seconds(prepared(system, variant, args), args.warmup + args.steps)[args.warmup :]
 
 
 def worker_command(system: str, variant: str, args, mode: str) -> list[str]:
@@ -365,8 +360,7 @@ def main() -> None:
         print(json.dumps(measure(*args.measure, args)))
         return
     if args.serve:
-        step, batches = prepared(*args.serve, args)
-        serve(lambda index: step(batches[index]))
+        serve(prepared(*args.serve, args))
         return
     report = {
         "benchmark": "cpu_training_deepfm",

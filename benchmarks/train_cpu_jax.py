@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import time
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +28,7 @@ from deepfm_data import (
     make_numpy_batches,
 )
 from flax import nnx
-from lockstep import serve
+from lockstep import serve, step_seconds
 
 from recis.backends.jax import EmbeddingOption, SparseOptimizer, rules
 from recis.backends.jax.flax import SparseEmbedding, nnx_train_step
@@ -87,29 +86,18 @@ def step_inputs(batch: dict, with_bias: bool) -> dict:
     return inputs | {"dense": batch["dense"], "label": batch["label"]}
 
 
-def step_seconds(step, batches: list[dict], warmup: int, with_bias: bool) -> list[float]:
-    """Wall seconds of each training step (to its loss being ready) after ``warmup`` ones."""
-    seconds = []
-    for batch in batches:
-        start = time.perf_counter()
-        step(step_inputs(batch, with_bias)).loss.block_until_ready()
-        seconds.append(time.perf_counter() - start)
-    return seconds[warmup:]
-
-
-def serve_steps(variant: str, steps: int, warmup: int, batch_size: int) -> None:
-    """Serve steps one at a time (:func:`lockstep.serve`)."""
+def prepared(variant: str, steps: int, warmup: int, batch_size: int):
+    """The JAX backend's training step on one variant, to its loss being ready, as a function
+    of the batch's number (``warmup + steps`` batches)."""
     hidden, with_bias = VARIANTS[variant]
     batches = make_numpy_batches(warmup + steps, batch_size)
     step = jax_train_step(hidden, with_bias)
-    serve(lambda index: step(step_inputs(batches[index], with_bias)).loss.block_until_ready())
+    return lambda index: step(step_inputs(batches[index], with_bias)).loss.block_until_ready()
 
 
 def measure(variant: str, steps: int, warmup: int, batch_size: int) -> list[float]:
     """Seconds of each measured step of the JAX backend on one variant, in this process."""
-    hidden, with_bias = VARIANTS[variant]
-    batches = make_numpy_batches(warmup + steps, batch_size)
-    return step_seconds(jax_train_step(hidden, with_bias), batches, warmup, with_bias)
+    return step_seconds(prepared(variant, steps, warmup, batch_size), warmup + steps)[warmup:]
 
 
 def main() -> None:
@@ -121,7 +109,7 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help="serve steps (lockstep.serve)")
     args = parser.parse_args()
     if args.serve:
-        serve_steps(args.variant, args.steps, args.warmup, args.batch_size)
+        serve(prepared(args.variant, args.steps, args.warmup, args.batch_size))
         return
     print(json.dumps(measure(args.variant, args.steps, args.warmup, args.batch_size)))
 
